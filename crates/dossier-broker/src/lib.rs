@@ -1,0 +1,91 @@
+//! The JetStream topology every Dossier service shares, created idempotently
+//! by whichever service starts first: streams, consumers, key-value buckets
+//! and the object store, plus the subjects that connect them.
+//!
+//! | name | kind | what |
+//! |---|---|---|
+//! | `DOSSIER_JOBS` | stream, work queue | one message per accepted operation on `dossier.jobs.<kind>` |
+//! | `jobs-<kind-slug>` | durable pull consumer | the workers of one kind share it |
+//! | `DOSSIER_EVENTS` | stream, limits | worker status events on `dossier.events.<kind>` |
+//! | `projector` | durable pull consumer | operations replicas share it |
+//! | `DOSSIER_ADVISORIES` | stream | JetStream max-deliveries advisories for jobs |
+//! | `dossier_operations` | KV | operation records (the read model) |
+//! | `dossier_idempotency` | KV, 24 h | idempotency keys |
+//! | `dossier_cancellations` | KV | cancellation requests, watched by workers |
+//! | `dossier_checkpoints` | KV | worker checkpoints of long jobs |
+//! | `dossier_results` | object store | results too large for a message |
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod topology;
+
+pub use config::{BrokerConfig, ConsumerConfig};
+pub use topology::{Topology, TopologyError};
+
+use std::time::Duration;
+
+use dossier_contracts::Kind;
+
+/// The jobs stream.
+pub const JOBS_STREAM: &str = "DOSSIER_JOBS";
+/// The events stream.
+pub const EVENTS_STREAM: &str = "DOSSIER_EVENTS";
+/// The stream that keeps max-deliveries advisories for the jobs stream.
+pub const ADVISORIES_STREAM: &str = "DOSSIER_ADVISORIES";
+/// The operations service's shared consumer on the events stream.
+pub const PROJECTOR_CONSUMER: &str = "projector";
+/// The operations service's shared consumer on the advisories stream.
+pub const DEAD_LETTER_CONSUMER: &str = "dead-letters";
+/// Operation records.
+pub const OPERATIONS_BUCKET: &str = "dossier_operations";
+/// Idempotency keys.
+pub const IDEMPOTENCY_BUCKET: &str = "dossier_idempotency";
+/// Cancellation requests.
+pub const CANCELLATIONS_BUCKET: &str = "dossier_cancellations";
+/// Worker checkpoints.
+pub const CHECKPOINTS_BUCKET: &str = "dossier_checkpoints";
+/// Large results.
+pub const RESULTS_OBJECT_STORE: &str = "dossier_results";
+
+/// Subject of a kind's jobs, e.g. `dossier.jobs.search.people`.
+pub fn job_subject(kind: Kind) -> String {
+    format!("dossier.jobs.{}", kind.as_str())
+}
+
+/// Subject of a kind's events, e.g. `dossier.events.search.people`.
+pub fn event_subject(kind: Kind) -> String {
+    format!("dossier.events.{}", kind.as_str())
+}
+
+/// Durable consumer name of a kind's workers, e.g. `jobs-search-people`.
+pub fn job_consumer(kind: Kind) -> String {
+    format!("jobs-{}", kind.slug())
+}
+
+/// The advisory subject JetStream publishes when a job consumer gives up on a
+/// message after its last delivery.
+pub fn max_deliveries_advisory_subject() -> String {
+    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*")
+}
+
+/// Connects to NATS, naming the connection after the service. The client
+/// keeps reconnecting forever in the background; callers check
+/// [`is_connected`] before work that must fail fast when the broker is gone.
+pub async fn connect(
+    config: &BrokerConfig,
+    service: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(service)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(config.request_timeout))
+        .max_reconnects(None)
+        .connect(config.url.as_str())
+        .await
+}
+
+/// Whether the client is connected right now.
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}

@@ -1,0 +1,218 @@
+//! Test kit: a real `nats-server` with JetStream for every test, on a free
+//! port with a temporary file store, that can be stopped and restarted on the
+//! same store for fault tests; plus condition waiting and opt-in test logs.
+//!
+//! The binary is the pinned release (`nats-server.version` at the repository
+//! root): `NATS_SERVER_BIN` when set, else the copy `cargo xtask` installs
+//! under `target/nats-server/<version>/`.
+#![forbid(unsafe_code)]
+#![allow(clippy::expect_used, clippy::unwrap_used)] // A test kit fails loudly.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use dossier_broker::BrokerConfig;
+
+/// The pinned nats-server release.
+pub const NATS_SERVER_VERSION: &str = include_str!("../../../nats-server.version").trim_ascii();
+
+/// Env var naming the nats-server binary to use.
+pub const ENV_NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
+
+/// Path of the nats-server binary for tests.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os(ENV_NATS_SERVER_BIN) {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target
+        .join("nats-server")
+        .join(NATS_SERVER_VERSION)
+        .join("nats-server");
+    assert!(
+        bin.exists(),
+        "nats-server {NATS_SERVER_VERSION} not found at {}: run the tests with `cargo xtask test` \
+         (it installs the pinned release) or set {ENV_NATS_SERVER_BIN}",
+        bin.display()
+    );
+    bin
+}
+
+/// A nats-server process with JetStream on a free loopback port and a
+/// temporary store. Killed, and its store removed, on drop.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server and waits until JetStream answers.
+    pub async fn start() -> NatsServer {
+        let store = tempfile::Builder::new()
+            .prefix("dossier-nats-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let mut server = NatsServer {
+            child: None,
+            port,
+            store,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Broker settings pointing at this server, with timeouts short enough for
+    /// tests (a test that waits for a redelivery waits one `ack_wait`).
+    pub fn broker_config(&self) -> BrokerConfig {
+        let mut cfg = BrokerConfig {
+            url: self.url(),
+            ..BrokerConfig::default()
+        };
+        cfg.request_timeout = Duration::from_secs(2);
+        cfg.consumer.ack_wait = Duration::from_secs(2);
+        cfg.consumer.max_deliver = 3;
+        cfg
+    }
+
+    /// A client connected to this server.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url())
+            .await
+            .expect("connect to test nats-server")
+    }
+
+    /// Kills the server (as a crash would: no clean shutdown). The store stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Starts the server again after [`NatsServer::kill`].
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server is running");
+        self.spawn().await;
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = Command::new(nats_server_bin());
+        cmd.args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(self.store.path())
+            .stdin(Stdio::null());
+        if std::env::var_os("TEST_LOG").is_none() {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        self.child = Some(cmd.spawn().expect("spawn nats-server"));
+        let url = self.url();
+        wait_until(
+            "nats-server to serve JetStream",
+            Duration::from_secs(20),
+            || {
+                let url = url.clone();
+                async move {
+                    let Ok(client) = async_nats::connect(&url).await else {
+                        return false;
+                    };
+                    async_nats::jetstream::new(client)
+                        .query_account()
+                        .await
+                        .is_ok()
+                }
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Polls `check` every 20 ms until it returns true; panics naming `what`
+/// after `deadline`. Use it instead of sleeping.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, and returns the value; panics naming
+/// `what` after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Shows the services' logs when `TEST_LOG` is set (`TEST_LOG=1 cargo xtask test`).
+pub fn init_test_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
