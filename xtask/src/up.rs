@@ -1,0 +1,243 @@
+//! `cargo xtask up`: nats-server and every service as separate processes on
+//! this machine, with their output prefixed by name, until Ctrl-C.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::{cargo, keygen, nats, root, run_checked, target_dir};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Port of the HTTP gateway.
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    /// Client port of nats-server.
+    #[arg(long, default_value_t = 4222)]
+    nats_port: u16,
+    /// gRPC port of the operations service.
+    #[arg(long, default_value_t = 50051)]
+    grpc_port: u16,
+    /// Build and run release binaries.
+    #[arg(long)]
+    release: bool,
+}
+
+/// A service binary and the extra environment it gets.
+struct Service {
+    package: &'static str,
+    /// The port it must be listening on before the next one starts, if any.
+    waits_for_port: Option<fn(&Args) -> u16>,
+}
+
+/// Start order: the operations service first (it owns the read model the
+/// gateway reads), then the gateway, then the workers.
+const SERVICES: &[Service] = &[
+    Service {
+        package: "operations",
+        waits_for_port: Some(|a| a.grpc_port),
+    },
+    Service {
+        package: "gateway",
+        waits_for_port: Some(|a| a.http_port),
+    },
+];
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let nats_bin = nats::ensure()?;
+    let mut build = cargo();
+    build.args(["build", "--bins"]);
+    if args.release {
+        build.arg("--release");
+    }
+    for s in SERVICES {
+        build.args(["-p", s.package]);
+    }
+    run_checked(&mut build)?;
+    let bin_dir = target_dir().join(if args.release { "release" } else { "debug" });
+
+    let state = root().join(".dossier");
+    std::fs::create_dir_all(&state)?;
+    let (keys_file, dev_key) = api_keys(&state)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+
+    let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
+    let mut children: Vec<(String, Child)> = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        let mut cmd = Command::new(&nats_bin);
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &args.nats_port.to_string(),
+            "-m",
+            "8222",
+            "-sd",
+        ])
+        .arg(state.join("nats"));
+        children.push(("nats-server".into(), spawn("nats-server", cmd)?));
+        wait_for_port("nats-server", args.nats_port, &stop)?;
+
+        for service in SERVICES {
+            let mut cmd = Command::new(bin_dir.join(service.package));
+            cmd.env("DOSSIER_NATS_URL", &nats_url)
+                .env(
+                    "DOSSIER_OPERATIONS_GRPC_ADDR",
+                    format!("127.0.0.1:{}", args.grpc_port),
+                )
+                .env(
+                    "DOSSIER_OPERATIONS_URL",
+                    format!("http://127.0.0.1:{}", args.grpc_port),
+                )
+                .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{}", args.http_port))
+                .env("DOSSIER_API_KEYS_FILE", &keys_file)
+                .env(
+                    "DOSSIER_LOG_FORMAT",
+                    std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
+                );
+            children.push((service.package.into(), spawn(service.package, cmd)?));
+            if let Some(port) = service.waits_for_port {
+                wait_for_port(service.package, port(&args), &stop)?;
+            }
+        }
+
+        println!();
+        println!("Dossier is running:");
+        println!(
+            "  gateway     http://127.0.0.1:{}   (HTTP API)",
+            args.http_port
+        );
+        println!("  operations  127.0.0.1:{}          (gRPC)", args.grpc_port);
+        println!(
+            "  nats-server {nats_url}   (monitoring http://127.0.0.1:8222, store {})",
+            state.join("nats").display()
+        );
+        println!("  API keys    {}", keys_file.display());
+        if let Some(key) = &dev_key {
+            println!("  dev key     {key}   (tenant `dev`)");
+            println!();
+            println!(
+                "  curl -s -H 'Authorization: Bearer {key}' http://127.0.0.1:{}/api/me",
+                args.http_port
+            );
+        }
+        println!();
+        println!("Press Ctrl-C to stop.");
+
+        while !stop.load(Ordering::SeqCst) {
+            for (name, child) in &mut children {
+                if let Some(status) = child.try_wait()? {
+                    anyhow::bail!("{name} exited unexpectedly: {status}");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    })();
+    shut_down(children);
+    result
+}
+
+/// The keys file and, when we made it, the dev key to print.
+fn api_keys(state: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
+    if let Some(file) = std::env::var_os("DOSSIER_API_KEYS_FILE") {
+        return Ok((PathBuf::from(file), None));
+    }
+    // A stable dev key across runs, so scripts and shell history keep working.
+    let key_path = state.join("dev-api-key");
+    let key = match std::fs::read_to_string(&key_path) {
+        Ok(key) => key.trim().to_owned(),
+        Err(_) => {
+            let key = keygen::new_key();
+            std::fs::write(&key_path, &key)?;
+            key
+        }
+    };
+    let keys_file = state.join("api-keys.toml");
+    std::fs::write(&keys_file, keygen::entry("dev", "dev-key", &key))?;
+    Ok((keys_file, Some(key)))
+}
+
+fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<Child> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {name} ({cmd:?})"))?;
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let prefix = format!("[{name:>11}] ");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                println!("{prefix}{line}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+fn wait_for_port(name: &str, port: u16, stop: &AtomicBool) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        anyhow::ensure!(
+            !stop.load(Ordering::SeqCst),
+            "stopped while waiting for {name}"
+        );
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{name} did not listen on {addr} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Stops services in reverse start order: SIGTERM, a grace period, then kill.
+fn shut_down(mut children: Vec<(String, Child)>) {
+    println!("Stopping...");
+    while let Some((name, mut child)) = children.pop() {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    eprintln!("{name} did not stop within 10 s; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
