@@ -1,0 +1,199 @@
+//! What a handler can see and do while it runs a job.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use dossier_contracts::Kind;
+use dossier_contracts::v1::{Progressed, operation_event};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Events, JobMeta};
+
+/// The runtime's side of one job delivery, handed to [`crate::Handler::handle`].
+/// Cheap to clone; clones share progress throttling and cancellation.
+#[derive(Clone)]
+pub struct JobContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: Arc<JobMeta>,
+    events: Events,
+    cancel: CancellationToken,
+    checkpoints: kv::Store,
+    max_deliver: u32,
+    progress_interval: Duration,
+    progress: Mutex<ProgressState>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("operation_id", &self.inner.meta.operation_id)
+            .field("kind", &self.inner.meta.kind)
+            .field("attempt", &self.inner.meta.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    pub(crate) fn new(
+        meta: Arc<JobMeta>,
+        events: Events,
+        cancel: CancellationToken,
+        checkpoints: kv::Store,
+        max_deliver: u32,
+        progress_interval: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                meta,
+                events,
+                cancel,
+                checkpoints,
+                max_deliver,
+                progress_interval,
+                progress: Mutex::new(ProgressState::default()),
+            }),
+        }
+    }
+
+    /// The operation (and job) id.
+    pub fn operation_id(&self) -> &str {
+        &self.inner.meta.operation_id
+    }
+
+    /// The tenant that owns the operation.
+    pub fn tenant_id(&self) -> &str {
+        &self.inner.meta.tenant_id
+    }
+
+    /// The job's kind.
+    pub fn kind(&self) -> Kind {
+        self.inner.meta.kind
+    }
+
+    /// This delivery's number, from 1 (the JetStream delivery count).
+    pub fn attempt(&self) -> u32 {
+        self.inner.meta.attempt
+    }
+
+    /// Deliveries the consumer allows in all.
+    pub fn max_deliver(&self) -> u32 {
+        self.inner.max_deliver
+    }
+
+    /// Whether this is the last delivery: a retryable error now fails the
+    /// operation.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt() >= self.max_deliver()
+    }
+
+    /// The `X-Request-Id` of the request that created the operation (empty if
+    /// the job carried none).
+    pub fn request_id(&self) -> &str {
+        &self.inner.meta.trace.request_id
+    }
+
+    /// The job's span (`job <kind>`); the handler already runs inside it.
+    /// Useful to parent work the handler spawns.
+    pub fn span(&self) -> &tracing::Span {
+        &self.inner.meta.span
+    }
+
+    /// Reports progress, 0–100 (larger values count as 100). Publishes a
+    /// `Progressed` event only when the value rose above the last one
+    /// published and at least `progress_interval` has passed since it, so a
+    /// handler may call this as often as it likes. Best effort: a failed
+    /// publish is logged, not returned.
+    pub async fn progress(&self, percent: u32) {
+        let percent = percent.min(100);
+        let due = self
+            .inner
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(percent, Instant::now(), self.inner.progress_interval);
+        if !due {
+            return;
+        }
+        let event = operation_event::Event::Progressed(Progressed { progress: percent });
+        if let Err(error) = self.inner.events.publish(&self.inner.meta, event, 1).await {
+            tracing::warn!(
+                message = "Cannot publish progress.",
+                operation_id = %self.operation_id(),
+                percent,
+                %error
+            );
+        }
+    }
+
+    /// Whether the operation's cancellation was requested. Handlers check
+    /// this between steps and return [`crate::Outcome::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Completes when the operation's cancellation is requested (to `select!`
+    /// against a long step).
+    pub async fn cancelled(&self) {
+        self.inner.cancel.cancelled().await;
+    }
+
+    /// The `dossier_checkpoints` bucket, for resumable jobs. Keep keys under
+    /// [`JobContext::checkpoint_key`] so a redelivered job finds its own.
+    pub fn checkpoints(&self) -> &kv::Store {
+        &self.inner.checkpoints
+    }
+
+    /// `<operation id>.<name>`: a checkpoint key private to this operation.
+    pub fn checkpoint_key(&self, name: &str) -> String {
+        format!("{}.{name}", self.operation_id())
+    }
+}
+
+/// Which progress values have gone out.
+#[derive(Debug, Default)]
+struct ProgressState {
+    last: Option<u32>,
+    at: Option<Instant>,
+}
+
+impl ProgressState {
+    /// Whether `percent` should be published now; records it if so. Deciding
+    /// and recording under one lock keeps concurrent callers from publishing
+    /// the same or a lower value.
+    fn admit(&mut self, percent: u32, now: Instant, interval: Duration) -> bool {
+        if self.last.is_some_and(|last| percent <= last) {
+            return false;
+        }
+        if self
+            .at
+            .is_some_and(|at| now.saturating_duration_since(at) < interval)
+        {
+            return false;
+        }
+        self.last = Some(percent);
+        self.at = Some(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_rises_and_is_throttled() {
+        let mut state = ProgressState::default();
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        assert!(state.admit(10, t0, second));
+        assert!(!state.admit(20, t0 + Duration::from_millis(500), second));
+        assert!(state.admit(30, t0 + second, second));
+        assert!(!state.admit(30, t0 + 3 * second, second));
+        assert!(!state.admit(5, t0 + 4 * second, second));
+        assert!(state.admit(100, t0 + 5 * second, second));
+    }
+}

@@ -1,0 +1,188 @@
+//! Building and publishing `OperationEvent`s, and placing results inline or
+//! in the object store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishError, object_store::ObjectStore};
+use bytes::Bytes;
+use dossier_contracts::v1::{OperationEvent, ResultRef, TraceContext, operation_event, result_ref};
+use dossier_contracts::{Kind, time_ext};
+use dossier_telemetry::propagation;
+use prost::Message as _;
+use serde_json::Value;
+
+/// Publishing an event gives up after this many tries; the caller then hands
+/// the job back to the broker rather than acknowledge it.
+pub(crate) const PUBLISH_TRIES: u32 = 3;
+
+/// What every event of one job delivery repeats.
+#[derive(Debug)]
+pub(crate) struct JobMeta {
+    pub(crate) operation_id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) kind: Kind,
+    pub(crate) attempt: u32,
+    pub(crate) operation_created_at: Option<prost_types::Timestamp>,
+    /// The job span's context (or, with no OpenTelemetry layer installed, the
+    /// job's own), carried in every event so the projection joins the trace.
+    pub(crate) trace: TraceContext,
+    pub(crate) span: tracing::Span,
+}
+
+impl JobMeta {
+    pub(crate) fn new(
+        operation_id: String,
+        tenant_id: String,
+        kind: Kind,
+        attempt: u32,
+        operation_created_at: Option<prost_types::Timestamp>,
+        job_trace: Option<&TraceContext>,
+        span: tracing::Span,
+    ) -> Self {
+        let request_id = job_trace.map(|t| t.request_id.as_str()).unwrap_or_default();
+        let mut trace = propagation::trace_context(&span, request_id);
+        if trace.traceparent.is_empty()
+            && let Some(job_trace) = job_trace
+        {
+            trace = job_trace.clone();
+        }
+        Self {
+            operation_id,
+            tenant_id,
+            kind,
+            attempt,
+            operation_created_at,
+            trace,
+            span,
+        }
+    }
+}
+
+/// Publishes the events of one worker.
+#[derive(Clone)]
+pub(crate) struct Events {
+    jetstream: jetstream::Context,
+    results: ObjectStore,
+    worker_id: Arc<str>,
+    inline_limit: usize,
+}
+
+/// An event could not be stored, or its result could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EventError {
+    #[error("cannot publish the event: {0}")]
+    Publish(#[from] PublishError),
+    #[error("cannot store the result in the object store: {0}")]
+    Result(#[from] async_nats::jetstream::object_store::PutError),
+    #[error("cannot encode the result as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Events {
+    pub(crate) fn new(
+        jetstream: jetstream::Context,
+        results: ObjectStore,
+        worker_id: Arc<str>,
+        inline_limit: usize,
+    ) -> Self {
+        Self {
+            jetstream,
+            results,
+            worker_id,
+            inline_limit,
+        }
+    }
+
+    /// Publishes one event and waits for JetStream to store it, trying up to
+    /// `tries` times. The event id is fixed before the first try and sent as
+    /// `Nats-Msg-Id`, so a try whose ack was lost is not stored twice.
+    pub(crate) async fn publish(
+        &self,
+        meta: &JobMeta,
+        event: operation_event::Event,
+        tries: u32,
+    ) -> Result<(), EventError> {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let message = OperationEvent {
+            event_id: event_id.clone(),
+            operation_id: meta.operation_id.clone(),
+            tenant_id: meta.tenant_id.clone(),
+            kind: meta.kind.to_proto() as i32,
+            attempt: meta.attempt,
+            worker_id: self.worker_id.to_string(),
+            occurred_at: Some(time_ext::now()),
+            operation_created_at: meta.operation_created_at,
+            trace: Some(meta.trace.clone()),
+            event: Some(event),
+        };
+        let payload = Bytes::from(message.encode_to_vec());
+        let subject = dossier_broker::event_subject(meta.kind);
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.as_str());
+        if !meta.trace.request_id.is_empty() {
+            headers.insert(
+                propagation::REQUEST_ID_HEADER,
+                meta.trace.request_id.as_str(),
+            );
+        }
+        propagation::inject_nats(&meta.span, &mut headers);
+        if headers.get(propagation::TRACEPARENT).is_none() && !meta.trace.traceparent.is_empty() {
+            headers.insert(propagation::TRACEPARENT, meta.trace.traceparent.as_str());
+        }
+
+        let mut try_number = 1;
+        loop {
+            let result = async {
+                self.jetstream
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .await?
+                    .await
+            }
+            .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(error) if try_number < tries => {
+                    tracing::debug!(
+                        message = "Retrying an event publish.",
+                        operation_id = %meta.operation_id,
+                        try_number,
+                        %error
+                    );
+                    tokio::time::sleep(Duration::from_millis(100) * try_number).await;
+                    try_number += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The result as a `ResultRef`: inline when it fits the limit, else
+    /// written to the object store under the operation id (a redelivered job
+    /// overwrites its own earlier object, never another operation's).
+    pub(crate) async fn result_ref(
+        &self,
+        operation_id: &str,
+        value: &Value,
+    ) -> Result<ResultRef, EventError> {
+        let json = serde_json::to_vec(value)?;
+        let size_bytes = json.len() as u64;
+        if json.len() <= self.inline_limit {
+            return Ok(ResultRef {
+                location: Some(result_ref::Location::InlineJson(json)),
+                size_bytes,
+            });
+        }
+        self.results.put(operation_id, &mut json.as_slice()).await?;
+        tracing::debug!(
+            message = "Stored a large result in the object store.",
+            operation_id,
+            size_bytes
+        );
+        Ok(ResultRef {
+            location: Some(result_ref::Location::ObjectName(operation_id.to_owned())),
+            size_bytes,
+        })
+    }
+}

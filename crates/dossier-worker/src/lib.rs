@@ -1,0 +1,79 @@
+//! The worker runtime every Dossier worker service uses. A service implements
+//! a [`Handler`] for its kind of job; a [`Worker`] does the rest:
+//!
+//! - pulls the kind's jobs from its durable consumer (`jobs-<kind>`), at most
+//!   [`WorkerConfig::concurrency`] at once, never holding more unacknowledged
+//!   jobs than it has free slots, so other replicas take the rest;
+//! - skips jobs whose operation was cancelled while queued (`Cancelled`
+//!   event, the handler never runs), else publishes `Started` and runs the
+//!   handler in a span `job <kind>` that continues the request's trace;
+//! - heart-beats (`+WPI` every third of `ack_wait`) while a job runs, so only
+//!   a dead worker's jobs are redelivered;
+//! - retries retryable failures, panics and time-outs with jittered
+//!   exponential backoff (`Nak` with delay) and fails the operation on the
+//!   last delivery or on a permanent error;
+//! - stops a running job when its cancellation is requested, cooperatively
+//!   and, after [`WorkerConfig::cancel_grace`], by dropping the handler;
+//! - publishes every event with a fresh id as `Nats-Msg-Id` and waits for it
+//!   to be stored; a job is acknowledged only after its terminal event is
+//!   stored, else it is handed back (`Nak`);
+//! - puts results larger than [`WorkerConfig::inline_result_limit`] in the
+//!   `dossier_results` object store under the operation id;
+//! - on shutdown stops pulling, lets running jobs finish within
+//!   [`WorkerConfig::shutdown_grace`] and hands the rest back at once.
+//!
+//! # Delivery guarantees
+//!
+//! At least once. A job runs again (and publishes `Started` again, with a
+//! higher `attempt`) when its worker dies before acknowledging it. A worker
+//! that dies after storing the terminal event but before its ack was
+//! confirmed causes a second run and thus a **second terminal event**; the
+//! operations service keeps the first terminal status (a terminal status is
+//! final), so handlers must only keep side effects idempotent per operation
+//! id. Progress events are best effort.
+//!
+//! ```no_run
+//! use dossier_contracts::{Kind, v1::Job};
+//! use dossier_worker::{Handler, JobContext, JobError, Outcome, Worker, WorkerConfig};
+//!
+//! struct Search;
+//!
+//! impl Handler for Search {
+//!     fn kind(&self) -> Kind {
+//!         Kind::SearchPeople
+//!     }
+//!
+//!     async fn handle(&self, ctx: JobContext, job: Job) -> Result<Outcome, JobError> {
+//!         let request: serde_json::Value = dossier_worker::decode_payload(&job)?;
+//!         ctx.progress(50).await;
+//!         if ctx.is_cancelled() {
+//!             return Ok(Outcome::Cancelled { partial: None });
+//!         }
+//!         Ok(Outcome::Succeeded(serde_json::json!({ "data": [], "meta": request })))
+//!     }
+//! }
+//!
+//! # async fn run(broker: dossier_broker::BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let client = dossier_broker::connect(&broker, "search-worker").await?;
+//! let worker = Worker::new(client, &broker, WorkerConfig::default(), Search).await?;
+//! worker.run(dossier_service::shutdown_token()).await?;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod cancel;
+pub mod config;
+mod context;
+mod events;
+mod handler;
+mod worker;
+
+pub use config::{
+    ENV_CANCEL_GRACE, ENV_INLINE_RESULT_LIMIT, ENV_JOB_TIMEOUT, ENV_PROGRESS_INTERVAL,
+    ENV_RETRY_BACKOFF_BASE, ENV_RETRY_BACKOFF_MAX, ENV_SHUTDOWN_GRACE, ENV_WORKER_CONCURRENCY,
+    ENV_WORKER_ID, WorkerConfig,
+};
+pub use context::JobContext;
+pub use handler::{ErrorInfo, Handler, JobError, Outcome, decode_payload};
+pub use worker::{Worker, WorkerError};

@@ -1,0 +1,925 @@
+//! The job loop: pull, run, report, settle.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::Statistics;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, AckKind, kv};
+use dossier_broker::{BrokerConfig, Topology, job_consumer, job_subject};
+use dossier_contracts::Kind;
+use dossier_contracts::v1::{
+    Cancelled, Failed, Job, OperationError, PartiallySucceeded, Started, Succeeded,
+    operation_event::Event,
+};
+use dossier_service::{CancellationToken, Readiness};
+use dossier_telemetry::propagation;
+use futures::{FutureExt as _, StreamExt as _};
+use prost::Message as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::DropGuard;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument as _;
+
+use crate::cancel::{self, Running};
+use crate::events::{EventError, Events, JobMeta, PUBLISH_TRIES};
+use crate::{ErrorInfo, Handler, JobContext, JobError, Outcome, WorkerConfig};
+
+/// How long one pull request waits at the server for jobs. Short enough that
+/// slots freed while it waits are offered again soon; long enough that an
+/// idle worker sends only a request every few seconds.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// Pause after a failed pull before the next one.
+const PULL_RETRY: Duration = Duration::from_secs(1);
+
+/// Starting or running a worker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The [`WorkerConfig`] is not usable.
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+    /// The JetStream topology could not be created.
+    #[error(transparent)]
+    Topology(#[from] dossier_broker::TopologyError),
+    /// The kind's durable job consumer could not be bound.
+    #[error("cannot bind the job consumer `{consumer}`: {source}")]
+    Consumer {
+        /// The consumer's name.
+        consumer: String,
+        /// Why.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// The cancellations bucket could not be watched.
+    #[error("cannot watch the cancellations bucket: {0}")]
+    Watch(#[source] kv::WatchError),
+    /// A pull request for jobs failed.
+    #[error("cannot pull jobs: {0}")]
+    Pull(#[source] async_nats::Error),
+}
+
+/// A worker for one kind of job: binds the kind's durable pull consumer and
+/// runs [`Handler`] on each job. Run it with [`Worker::run`] (a service), or
+/// step it with [`Worker::try_process_one`] (a test).
+pub struct Worker<H> {
+    shared: Arc<Shared<H>>,
+    consumer: PullConsumer,
+    readiness: Readiness,
+    // Stops the cancellation watcher when the worker goes away, including when
+    // the task running it is aborted.
+    _watcher: DropGuard,
+}
+
+/// What the worker and every job task share.
+struct Shared<H> {
+    // An `Arc` of its own so the handler's task can own a reference.
+    handler: Arc<H>,
+    client: async_nats::Client,
+    kind: Kind,
+    config: WorkerConfig,
+    worker_id: Arc<str>,
+    heartbeat_every: Duration,
+    max_deliver: u32,
+    request_timeout: Duration,
+    events: Events,
+    cancellations: kv::Store,
+    checkpoints: kv::Store,
+    running: Running,
+}
+
+/// What to tell the broker about a delivery once we are done with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Settle {
+    /// Done; the terminal event is stored.
+    Ack,
+    /// Deliver it again after the delay (at once with `None`).
+    Nak(Option<Duration>),
+    /// Never deliver it again (it cannot be decoded).
+    Term,
+}
+
+/// How a handler run ended.
+enum Ran {
+    /// The handler returned (or panicked, or timed out: a retryable error).
+    Returned(Result<Outcome, JobError>),
+    /// Cancelled, and the handler did not return within the grace.
+    Stopped,
+    /// Shutdown took the job back before the handler returned.
+    Released,
+}
+
+impl<H: Handler> Worker<H> {
+    /// Ensures the topology, binds the kind's durable pull consumer
+    /// (`jobs-<kind>`) and starts watching cancellations. The worker is ready
+    /// when this returns.
+    #[tracing::instrument(name = "worker.start", skip_all, fields(kind = %handler.kind()))]
+    pub async fn new(
+        client: async_nats::Client,
+        broker: &BrokerConfig,
+        config: WorkerConfig,
+        handler: H,
+    ) -> Result<Self, WorkerError> {
+        config.validate().map_err(WorkerError::Config)?;
+        let kind = handler.kind();
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(broker.request_timeout)
+            .build(client.clone());
+        let topology = Topology::ensure(&jetstream, broker).await?;
+
+        let name = job_consumer(kind);
+        let consumer: PullConsumer =
+            topology
+                .jobs
+                .get_consumer(&name)
+                .await
+                .map_err(|source| WorkerError::Consumer {
+                    consumer: name.clone(),
+                    source,
+                })?;
+        // The consumer is the truth for deadlines and delivery limits (it may
+        // have been created by another service with other settings).
+        let info = consumer.cached_info();
+        let ack_wait = info.config.ack_wait;
+        let max_deliver = u32::try_from(info.config.max_deliver)
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or(u32::MAX);
+        if i64::from(max_deliver) != broker.consumer.max_deliver {
+            tracing::warn!(
+                message = "The job consumer's max_deliver differs from the configuration.",
+                consumer = %name,
+                max_deliver,
+                configured = broker.consumer.max_deliver
+            );
+        }
+
+        // Opened before the first job is pulled: see `cancel` for why.
+        let watch = topology
+            .cancellations
+            .watch_all()
+            .await
+            .map_err(WorkerError::Watch)?;
+        let running = Running::default();
+        let stop = CancellationToken::new();
+        tokio::spawn(cancel::watch(
+            topology.cancellations.clone(),
+            running.clone(),
+            watch,
+            client.statistics(),
+            stop.clone(),
+        ));
+
+        let worker_id: Arc<str> = config.resolve_worker_id().into();
+        // A result must also fit in a message, whatever the configuration says.
+        let max_payload = client.server_info().max_payload;
+        let inline_limit = if max_payload > 0 {
+            config.inline_result_limit.min(max_payload / 2)
+        } else {
+            config.inline_result_limit
+        };
+        let events = Events::new(
+            topology.jetstream.clone(),
+            topology.results.clone(),
+            worker_id.clone(),
+            inline_limit,
+        );
+        tracing::info!(
+            message = "Worker ready.",
+            %kind,
+            worker_id = %worker_id,
+            consumer = %name,
+            concurrency = config.concurrency,
+            ?ack_wait,
+            max_deliver
+        );
+        let readiness = Readiness::new();
+        readiness.set(true);
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                handler: Arc::new(handler),
+                client,
+                kind,
+                // Heartbeats at a third of the deadline leave room for two
+                // lost or late ones before the broker gives the job away.
+                heartbeat_every: (ack_wait / 3).max(Duration::from_millis(10)),
+                max_deliver,
+                request_timeout: broker.request_timeout,
+                events,
+                cancellations: topology.cancellations,
+                checkpoints: topology.checkpoints,
+                running,
+                worker_id,
+                config,
+            }),
+            consumer,
+            readiness,
+            _watcher: stop.drop_guard(),
+        })
+    }
+
+    /// The kind of job this worker runs.
+    pub fn kind(&self) -> Kind {
+        self.shared.kind
+    }
+
+    /// The worker's id, as it appears in events.
+    pub fn worker_id(&self) -> &str {
+        &self.shared.worker_id
+    }
+
+    /// Ready once the consumer is bound; false as soon as shutdown begins.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Pulls and runs jobs, at most `concurrency` at once, until `shutdown`
+    /// is cancelled. Then it stops pulling, lets running jobs finish within
+    /// `shutdown_grace`, and hands the rest back to the broker (an immediate
+    /// `Nak`, no event) so another replica picks them up at once.
+    ///
+    /// Broker trouble does not end it: failed pulls are logged and retried,
+    /// and a reconnect renews the pull at once. It returns `Ok` after a
+    /// shutdown; the `Result` leaves room for fatal errors.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let Worker {
+            shared,
+            consumer,
+            readiness,
+            _watcher,
+        } = self;
+        readiness.clear_on(&shutdown);
+
+        // One permit per job slot. A slot is taken *before* a job is pulled,
+        // and the pull asks for exactly as many jobs as there are free slots:
+        // a job pulled without a slot would wait here while its ack deadline
+        // ran, and another replica with free slots could have taken it.
+        let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+        // Tripped when the shutdown grace is over: running handlers are
+        // dropped and their jobs handed back.
+        let release = CancellationToken::new();
+        let mut jobs = JoinSet::new();
+        let connection = shared.client.statistics();
+
+        'pull: while !shutdown.is_cancelled() {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    // Never closed; if it were, there would be nothing to wait for.
+                    Err(_) => break,
+                },
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+
+            let connects = connection.connects.load(Ordering::Relaxed);
+            let batch = consumer
+                .batch()
+                .max_messages(permits.len())
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(message = "Cannot pull jobs; retrying.", %error);
+                    drop(permits);
+                    if pause(&shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+
+            // Jobs of this pull arrive one by one while the request is open;
+            // each starts as soon as it arrives, with one of the permits.
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => {
+                        hand_back_buffered(&mut batch).await;
+                        break 'pull;
+                    }
+                    next = batch.next() => next,
+                    // A reconnect means a new server session that does not
+                    // know this pull request; waiting for it to expire would
+                    // idle the worker for the whole expiry.
+                    () = reconnected(&connection, connects) => {
+                        tracing::info!(message = "Reconnected to NATS; renewing the pull request.");
+                        break;
+                    }
+                };
+                match next {
+                    Some(Ok(message)) => match permits.pop() {
+                        Some(permit) => {
+                            let shared = shared.clone();
+                            let release = release.clone();
+                            jobs.spawn(async move {
+                                process(shared, message, release).await;
+                                drop(permit);
+                            });
+                        }
+                        // The server never sends more than asked for.
+                        None => {
+                            let _ = message.ack_with(AckKind::Nak(None)).await;
+                        }
+                    },
+                    Some(Err(error)) => {
+                        tracing::warn!(message = "Pull request failed; retrying.", %error);
+                        if pause(&shutdown).await {
+                            break 'pull;
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+                reap(&mut jobs);
+            }
+            // Permits of jobs the pull did not bring go back to the pool here.
+            drop(permits);
+            reap(&mut jobs);
+        }
+
+        readiness.set(false);
+        tracing::info!(
+            message = "Worker stopping; letting running jobs finish.",
+            running = jobs.len(),
+            grace = ?shared.config.shutdown_grace
+        );
+        let finished = tokio::time::timeout(shared.config.shutdown_grace, join_all(&mut jobs))
+            .await
+            .is_ok();
+        if !finished {
+            tracing::warn!(
+                message = "Shutdown grace elapsed; handing unfinished jobs back.",
+                running = jobs.len()
+            );
+            release.cancel();
+            // Handing back is one nak per job, but a job may be in the middle
+            // of publishing its terminal event; give that its retries.
+            let bound = shared.request_timeout * (PUBLISH_TRIES + 1);
+            if tokio::time::timeout(bound, join_all(&mut jobs))
+                .await
+                .is_err()
+            {
+                // Unsettled jobs are redelivered after their ack deadline.
+                jobs.shutdown().await;
+            }
+        }
+        tracing::info!(message = "Worker stopped.", kind = %shared.kind);
+        Ok(())
+    }
+
+    /// Pulls at most one job, waiting up to `timeout` for it, and processes
+    /// it fully (events published, delivery settled) before returning. True
+    /// when a message was pulled. For tests that step the worker by hand.
+    pub async fn try_process_one(&self, timeout: Duration) -> Result<bool, WorkerError> {
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(1)
+            .expires(timeout)
+            .messages()
+            .await
+            .map_err(|e| WorkerError::Pull(e.into()))?;
+        match batch.next().await {
+            Some(Ok(message)) => {
+                drop(batch);
+                process(self.shared.clone(), message, CancellationToken::new()).await;
+                Ok(true)
+            }
+            Some(Err(error)) => Err(WorkerError::Pull(error)),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Processes one delivery from decoding to settling it.
+async fn process<H: Handler>(
+    shared: Arc<Shared<H>>,
+    message: jetstream::Message,
+    release: CancellationToken,
+) {
+    let (delivered, sequence) = match message.info() {
+        Ok(info) => (info.delivered, info.stream_sequence),
+        Err(error) => {
+            tracing::warn!(message = "Not a JetStream delivery; ignoring it.", %error);
+            return;
+        }
+    };
+    let attempt = u32::try_from(delivered).unwrap_or(u32::MAX).max(1);
+    let job = match Job::decode(message.payload.clone()) {
+        Ok(job) if !job.operation_id.is_empty() => job,
+        Ok(_) => {
+            tracing::error!(
+                message = "Job without an operation id; terminating it.",
+                stream_sequence = sequence
+            );
+            settle(&message, Settle::Term, "").await;
+            return;
+        }
+        Err(error) => {
+            tracing::error!(
+                message = "Undecodable job; terminating it.",
+                stream_sequence = sequence,
+                %error
+            );
+            settle(&message, Settle::Term, "").await;
+            return;
+        }
+    };
+    let operation_id = job.operation_id.clone();
+    let span = job_span(shared.kind, &job, attempt, &shared.worker_id);
+
+    // Heartbeats run beside the whole job — handler, result upload, event
+    // publishes — and stop with it. They live in this task on purpose: when a
+    // worker dies (or its task is aborted) they stop too, and the broker
+    // redelivers the job after its ack deadline.
+    let outcome = {
+        let work = shared
+            .run_job(job, attempt, &release, span.clone())
+            .instrument(span.clone());
+        let beat = heartbeat(&message, shared.heartbeat_every);
+        tokio::select! {
+            outcome = work => outcome,
+            never = beat => match never {},
+        }
+    };
+    settle(&message, outcome, &operation_id)
+        .instrument(span)
+        .await;
+}
+
+impl<H: Handler> Shared<H> {
+    /// Runs one decoded job and publishes what became of it; returns how to
+    /// settle the delivery.
+    async fn run_job(
+        &self,
+        job: Job,
+        attempt: u32,
+        release: &CancellationToken,
+        span: tracing::Span,
+    ) -> Settle {
+        let meta = Arc::new(JobMeta::new(
+            job.operation_id.clone(),
+            job.tenant_id.clone(),
+            self.kind,
+            attempt,
+            job.created_at,
+            job.trace.as_ref(),
+            span.clone(),
+        ));
+        let operation_id = meta.operation_id.as_str();
+
+        if Kind::from_proto(job.kind) != Some(self.kind) {
+            tracing::error!(
+                message = "Job of another kind on this kind's subject; failing it.",
+                operation_id,
+                job_kind = job.kind
+            );
+            let error = ErrorInfo::new("invalid_job", "The job was routed to the wrong worker.");
+            return self.finish(&meta, failed(error)).await;
+        }
+
+        // Register before reading the bucket: a cancellation written after
+        // the read then reaches this job through the watcher.
+        let registration = self.running.register(operation_id);
+        let cancel = registration.token().clone();
+        match self.cancellations.get(operation_id).await {
+            Ok(None) if !cancel.is_cancelled() => {}
+            Ok(_) => {
+                tracing::info!(
+                    message = "Job cancelled while queued; not running it.",
+                    operation_id
+                );
+                let event = Event::Cancelled(Cancelled {
+                    partial_result: None,
+                });
+                return self.finish(&meta, event).await;
+            }
+            Err(error) => {
+                // Running it anyway could run a cancelled job.
+                let delay = self.backoff(attempt);
+                tracing::warn!(
+                    message = "Cannot read the cancellations bucket; retrying the job later.",
+                    operation_id,
+                    ?delay,
+                    %error
+                );
+                return Settle::Nak(Some(delay));
+            }
+        }
+
+        if let Err(error) = self
+            .events
+            .publish(&meta, Event::Started(Started {}), PUBLISH_TRIES)
+            .await
+        {
+            let delay = self.backoff(attempt);
+            tracing::warn!(
+                message = "Cannot publish the start of a job; retrying it later.",
+                operation_id,
+                ?delay,
+                %error
+            );
+            return Settle::Nak(Some(delay));
+        }
+        tracing::info!(message = "Job started.", operation_id, attempt);
+
+        let ctx = JobContext::new(
+            meta.clone(),
+            self.events.clone(),
+            cancel.clone(),
+            self.checkpoints.clone(),
+            self.max_deliver,
+            self.config.progress_interval,
+        );
+        let event = match self.run_handler(ctx, job, &cancel, release, span).await {
+            Ran::Released => {
+                tracing::info!(
+                    message = "Shutting down; handing the job back to the broker.",
+                    operation_id
+                );
+                return Settle::Nak(None);
+            }
+            Ran::Stopped => {
+                tracing::warn!(
+                    message = "Cancelled job did not stop within the grace; dropped it.",
+                    operation_id,
+                    grace = ?self.config.cancel_grace
+                );
+                Event::Cancelled(Cancelled {
+                    partial_result: None,
+                })
+            }
+            // A handler that errs after cancellation was asked to stop: the
+            // error is a consequence of the stop, not worth a retry.
+            Ran::Returned(Err(error)) if cancel.is_cancelled() => {
+                tracing::info!(
+                    message = "Cancelled job ended with an error.",
+                    operation_id,
+                    %error
+                );
+                Event::Cancelled(Cancelled {
+                    partial_result: None,
+                })
+            }
+            Ran::Returned(Err(error @ JobError::Retryable { .. }))
+                if attempt < self.max_deliver =>
+            {
+                let delay = self.backoff(attempt);
+                tracing::warn!(
+                    message = "Job failed; it will be retried.",
+                    operation_id,
+                    attempt,
+                    ?delay,
+                    %error
+                );
+                return Settle::Nak(Some(delay));
+            }
+            Ran::Returned(Err(error)) => {
+                tracing::warn!(message = "Job failed.", operation_id, attempt, %error);
+                failed(match error {
+                    JobError::Retryable { code, message } => ErrorInfo {
+                        code,
+                        message,
+                        details: Some(serde_json::json!({ "attempts": attempt })),
+                    },
+                    JobError::Permanent {
+                        code,
+                        message,
+                        details,
+                    } => ErrorInfo {
+                        code,
+                        message,
+                        details,
+                    },
+                })
+            }
+            Ran::Returned(Ok(outcome)) => match self.outcome_event(operation_id, outcome).await {
+                Ok(event) => event,
+                Err(error) => {
+                    let delay = self.backoff(attempt);
+                    tracing::warn!(
+                        message = "Cannot store the job's result; retrying the job later.",
+                        operation_id,
+                        ?delay,
+                        %error
+                    );
+                    return Settle::Nak(Some(delay));
+                }
+            },
+        };
+        self.finish(&meta, event).await
+    }
+
+    /// Runs the handler in a task of its own, bounded by the job timeout,
+    /// cancellation (after its grace) and shutdown.
+    async fn run_handler(
+        &self,
+        ctx: JobContext,
+        job: Job,
+        cancel: &CancellationToken,
+        release: &CancellationToken,
+        span: tracing::Span,
+    ) -> Ran {
+        let handler = self.handler.clone();
+        // A task of its own: a panic surfaces as a `JoinError` instead of
+        // unwinding through the worker, and dropping the handle (on timeout,
+        // cancellation, shutdown, or when this task is itself aborted) aborts
+        // the handler wherever it is waiting.
+        let mut task = AbortOnDropHandle::new(tokio::spawn(
+            async move { handler.handle(ctx, job).await }.instrument(span),
+        ));
+        tokio::select! {
+            joined = &mut task => Ran::Returned(joined_result(joined)),
+            () = tokio::time::sleep(self.config.job_timeout) => {
+                task.abort();
+                tracing::warn!(
+                    message = "Job timed out; dropped its handler.",
+                    timeout = ?self.config.job_timeout
+                );
+                Ran::Returned(Err(JobError::retryable(
+                    "job_timeout",
+                    format!(
+                        "The job did not finish within {}.",
+                        humantime::format_duration(self.config.job_timeout)
+                    ),
+                )))
+            }
+            () = cancel.cancelled() => {
+                // Cooperative first: the handler sees `is_cancelled()` and
+                // may return `Outcome::Cancelled` with partial work.
+                match tokio::time::timeout(self.config.cancel_grace, &mut task).await {
+                    Ok(joined) => Ran::Returned(joined_result(joined)),
+                    Err(_) => {
+                        task.abort();
+                        Ran::Stopped
+                    }
+                }
+            }
+            () = release.cancelled() => {
+                task.abort();
+                Ran::Released
+            }
+        }
+    }
+
+    /// The terminal event for what the handler returned, with its result
+    /// placed inline or in the object store.
+    async fn outcome_event(
+        &self,
+        operation_id: &str,
+        outcome: Outcome,
+    ) -> Result<Event, EventError> {
+        Ok(match outcome {
+            Outcome::Succeeded(value) => Event::Succeeded(Succeeded {
+                result: Some(self.events.result_ref(operation_id, &value).await?),
+            }),
+            Outcome::PartialSuccess { result, error } => {
+                Event::PartiallySucceeded(PartiallySucceeded {
+                    result: Some(self.events.result_ref(operation_id, &result).await?),
+                    error: error.map(operation_error),
+                })
+            }
+            Outcome::Cancelled { partial } => Event::Cancelled(Cancelled {
+                partial_result: match partial {
+                    Some(value) => Some(self.events.result_ref(operation_id, &value).await?),
+                    None => None,
+                },
+            }),
+        })
+    }
+
+    /// Publishes a terminal event; the delivery may be acked only if it is
+    /// stored, else it is handed back to run again.
+    async fn finish(&self, meta: &JobMeta, event: Event) -> Settle {
+        let status = event_name(&event);
+        match self.events.publish(meta, event, PUBLISH_TRIES).await {
+            Ok(()) => {
+                tracing::info!(
+                    message = "Job finished.",
+                    operation_id = %meta.operation_id,
+                    attempt = meta.attempt,
+                    status
+                );
+                Settle::Ack
+            }
+            Err(error) => {
+                let delay = self.backoff(meta.attempt);
+                tracing::warn!(
+                    message = "Cannot publish the job's final event; retrying the job later.",
+                    operation_id = %meta.operation_id,
+                    status,
+                    ?delay,
+                    %error
+                );
+                Settle::Nak(Some(delay))
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        retry_backoff(
+            self.config.retry_backoff_base,
+            self.config.retry_backoff_max,
+            attempt,
+        )
+    }
+}
+
+/// `min(base * 2^(attempt-1), max)`, with equal jitter: a random point in
+/// its upper half, so replicas that failed together do not retry together
+/// and the delay still grows.
+pub(crate) fn retry_backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 2_u32
+        .checked_pow(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    let full = base.saturating_mul(factor).min(max);
+    full.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+/// Sends in-progress acks every `every` until dropped, so the broker does not
+/// redeliver a job that is still running.
+async fn heartbeat(message: &jetstream::Message, every: Duration) -> Infallible {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = message.ack_with(AckKind::Progress).await {
+            tracing::warn!(message = "Cannot send a job heartbeat.", %error);
+        }
+    }
+}
+
+/// Tells the broker what became of a delivery. An ack is confirmed by the
+/// server (`double_ack`): the terminal event is already stored, so a lost ack
+/// would only run the job again.
+async fn settle(message: &jetstream::Message, settle: Settle, operation_id: &str) {
+    let result = match settle {
+        Settle::Ack => match message.double_ack().await {
+            Ok(()) => Ok(()),
+            // One more try: the first may have been lost in a reconnect.
+            Err(_) => message.double_ack().await,
+        },
+        Settle::Nak(delay) => message.ack_with(AckKind::Nak(delay)).await,
+        Settle::Term => message.ack_with(AckKind::Term).await,
+    };
+    if let Err(error) = result {
+        tracing::warn!(
+            message = "Cannot settle the job with the broker; it may be delivered again.",
+            operation_id,
+            ?settle,
+            %error
+        );
+    }
+}
+
+/// On shutdown, hands back (immediate nak) jobs the open pull already
+/// brought into our buffer. Jobs the server sends after the pull request is
+/// dropped are redelivered after their ack deadline.
+async fn hand_back_buffered(batch: &mut jetstream::consumer::pull::Batch) {
+    while let Some(Some(Ok(message))) = batch.next().now_or_never() {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
+}
+
+/// Collects finished job tasks so the set does not grow; their results are
+/// already reported, a panic here would be a bug in the runtime.
+fn reap(jobs: &mut JoinSet<()>) {
+    while let Some(result) = jobs.try_join_next() {
+        if let Err(error) = result
+            && error.is_panic()
+        {
+            tracing::error!(message = "Job task panicked.", %error);
+        }
+    }
+}
+
+async fn join_all(jobs: &mut JoinSet<()>) {
+    while jobs.join_next().await.is_some() {}
+}
+
+/// Completes once the client has connected again since `connects` was read
+/// (polled: the client offers no reconnect notification to a library that
+/// did not build it).
+pub(crate) async fn reconnected(connection: &Statistics, connects: u64) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if connection.connects.load(Ordering::Relaxed) != connects {
+            return;
+        }
+    }
+}
+
+/// Waits `PULL_RETRY`; true when shutdown began meanwhile.
+async fn pause(shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(PULL_RETRY) => false,
+    }
+}
+
+fn joined_result(
+    joined: Result<Result<Outcome, JobError>, tokio::task::JoinError>,
+) -> Result<Outcome, JobError> {
+    match joined {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => {
+            let payload = error.into_panic();
+            let panic = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(message = "Job handler panicked.", %panic);
+            Err(JobError::retryable(
+                "handler_panicked",
+                "The worker failed unexpectedly.",
+            ))
+        }
+        Err(_) => Err(JobError::retryable(
+            "handler_aborted",
+            "The worker stopped the job.",
+        )),
+    }
+}
+
+fn job_span(kind: Kind, job: &Job, attempt: u32, worker_id: &str) -> tracing::Span {
+    let name = format!("job {kind}");
+    let subject = job_subject(kind);
+    let request_id = job
+        .trace
+        .as_ref()
+        .map(|t| t.request_id.as_str())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "job",
+        otel.name = name.as_str(),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.destination.name = subject.as_str(),
+        dossier.operation.id = job.operation_id.as_str(),
+        dossier.operation.kind = kind.as_str(),
+        dossier.tenant.id = job.tenant_id.as_str(),
+        request.id = request_id,
+        attempt,
+        worker.id = worker_id,
+    );
+    if let Some(trace) = &job.trace {
+        propagation::set_parent(&span, trace);
+    }
+    span
+}
+
+fn failed(error: ErrorInfo) -> Event {
+    Event::Failed(Failed {
+        error: Some(operation_error(error)),
+    })
+}
+
+fn operation_error(error: ErrorInfo) -> OperationError {
+    OperationError {
+        code: error.code,
+        message: error.message,
+        details_json: error.details.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Started(_) => "started",
+        Event::Progressed(_) => "progressed",
+        Event::Succeeded(_) => "succeeded",
+        Event::PartiallySucceeded(_) => "partial_success",
+        Event::Failed(_) => "failed",
+        Event::Cancelled(_) => "cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered_in_the_upper_half() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        for _ in 0..100 {
+            let first = retry_backoff(base, max, 1);
+            assert!(first >= base / 2 && first <= base, "{first:?}");
+            let third = retry_backoff(base, max, 3);
+            assert!(third >= base * 2 && third <= base * 4, "{third:?}");
+            let late = retry_backoff(base, max, 40);
+            assert!(late >= max / 2 && late <= max, "{late:?}");
+        }
+        assert_eq!(retry_backoff(Duration::ZERO, max, 5), Duration::ZERO);
+    }
+}
