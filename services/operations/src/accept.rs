@@ -1,0 +1,390 @@
+//! The accept path (`CreateOperation`): store the job, then create the
+//! record.
+//!
+//! ## Why the operations service stores jobs (and not the gateway)
+//!
+//! Accepting an operation is two writes: the job on the jobs stream and the
+//! operation record in KV. If two processes made them (the gateway publishing
+//! the job, this service creating the record), the order between them — and
+//! so read-your-writes and idempotency — would need a distributed
+//! transaction or a saga. Here one process does both, always in the order
+//! "job stored, then record created", so:
+//!
+//! - a success answer implies the job is durably stored (the publish ack
+//!   came back from file storage) *and* the record exists, so a following
+//!   `GetOperation` never misses (read your writes);
+//! - an idempotency key is claimed, checked and healed in one place;
+//! - only this service needs credentials to publish jobs; the gateway only
+//!   speaks gRPC.
+//!
+//! ## Failure between the two writes
+//!
+//! The process may die (or the broker may vanish) after the job is stored
+//! and before the record is written. The caller then got an error, never a
+//! success, and:
+//!
+//! - the job still runs, and the first event of its worker creates the record
+//!   (the projection builds a record from an event it has never seen);
+//! - a retry with the same idempotency key finds the claimed id without a
+//!   record, re-publishes the job with the same `Nats-Msg-Id` (JetStream drops
+//!   it inside the duplicate window) and creates the record: the retry heals
+//!   the operation instead of creating a second one.
+//!
+//! ## Concurrent creates with one idempotency key
+//!
+//! The key is claimed with `kv.create` on `dossier_idempotency`, which
+//! exactly one caller wins; every other caller reads the claim and reuses its
+//! operation id. A loser that finds no record yet (the winner is still
+//! publishing) publishes the same job under the same message id — deduplicated
+//! — and races to `kv.create` the record; whoever loses that race reads the
+//! winner's record. So all callers answer the same id, and the stream holds
+//! one job. Exactly one of them answers `created = true`.
+//!
+//! A publish whose ack times out is ambiguous (the job may have been stored
+//! late, e.g. flushed on reconnect): the caller gets UNAVAILABLE and the
+//! "failure between the two writes" rules above apply.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use dossier_contracts::v1::{CreateOperationRequest, Job, Operation, TraceContext};
+use dossier_contracts::{Kind, Status, time_ext};
+use prost::Message as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::error::Error;
+
+/// Longest idempotency key, in characters.
+pub(crate) const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The value stored under an idempotency key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Claim {
+    operation_id: String,
+    request_hash: String,
+}
+
+/// A validated `CreateOperationRequest`.
+struct Validated {
+    tenant: String,
+    kind: Kind,
+    payload: Bytes,
+    /// SHA-256 of the kind and the canonical JSON of the payload.
+    request_hash: String,
+    idempotency_key: Option<String>,
+    trace: TraceContext,
+}
+
+/// Checks a tenant id: `[A-Za-z0-9_-]{1,64}`. Tenant ids become parts of KV
+/// keys, so anything else is refused.
+pub(crate) fn validate_tenant(tenant: &str) -> Result<(), Error> {
+    let valid = (1..=64).contains(&tenant.len())
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(
+            "tenant_id must be 1-64 characters of A-Z, a-z, 0-9, `_` or `-`".to_owned(),
+        ))
+    }
+}
+
+fn validate(request: CreateOperationRequest) -> Result<Validated, Error> {
+    validate_tenant(&request.tenant_id)?;
+    let kind = Kind::from_proto(request.kind)
+        .ok_or_else(|| Error::InvalidArgument("kind must be specified".to_owned()))?;
+    let json: serde_json::Value = serde_json::from_slice(&request.payload_json)
+        .map_err(|e| Error::InvalidArgument(format!("payload_json is not JSON: {e}")))?;
+    let idempotency_key = match request.idempotency_key.chars().count() {
+        0 => None,
+        1..=MAX_IDEMPOTENCY_KEY_CHARS => Some(request.idempotency_key),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters"
+            )));
+        }
+    };
+    Ok(Validated {
+        tenant: request.tenant_id,
+        kind,
+        request_hash: request_hash(kind, &json),
+        payload: Bytes::from(request.payload_json),
+        idempotency_key,
+        trace: request.trace.unwrap_or_default(),
+    })
+}
+
+/// Hex SHA-256 of the kind and the canonical JSON of the payload, so that
+/// whitespace and key order do not make "the same body" different.
+pub(crate) fn request_hash(kind: Kind, payload: &serde_json::Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(payload, &mut canonical);
+    let mut hasher = Sha256::new();
+    hasher.update(kind.as_str().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(canonical.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Writes `value` as compact JSON with object keys sorted. Written out
+/// rather than relying on `serde_json::Map` being a `BTreeMap`: any crate in
+/// the build enabling serde_json's `preserve_order` would silently change
+/// that and every stored hash with it.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The idempotency bucket key of a tenant's key: `<tenant>.<hex sha256>`.
+/// Hashing keeps any caller-chosen key inside the KV key alphabet.
+fn idempotency_kv_key(tenant: &str, key: &str) -> String {
+    format!("{tenant}.{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+/// Accepts an operation; returns it and whether this call created it.
+pub(crate) async fn create(
+    shared: &Shared,
+    request: CreateOperationRequest,
+) -> Result<(Operation, bool), Error> {
+    let request = validate(request)?;
+    // Fail fast: a disconnected client would queue the publish and the
+    // caller would wait a whole ack timeout for a 503.
+    if !dossier_broker::is_connected(&shared.client) {
+        return Err(Error::Disconnected);
+    }
+
+    let (id, fresh) = match &request.idempotency_key {
+        None => (Uuid::now_v7(), true),
+        Some(key) => claim(shared, &request, key).await?,
+    };
+    let id_text = id.to_string();
+    tracing::Span::current().record("dossier.operation.id", id_text.as_str());
+
+    if !fresh && let Some(existing) = shared.records.load(&id_text).await? {
+        // An idempotent replay of a complete accept: never re-publish.
+        return Ok((existing.record, false));
+    }
+
+    let now = time_ext::now();
+    publish_job(shared, &request, &id_text, now).await?;
+
+    let record = Operation {
+        id: id_text.clone(),
+        tenant_id: request.tenant.clone(),
+        kind: request.kind.to_proto() as i32,
+        status: Status::Queued.to_proto() as i32,
+        created_at: Some(now),
+        updated_at: Some(now),
+        request_id: request.trace.request_id.clone(),
+        attempt: 0,
+        ..Operation::default()
+    };
+    match shared.records.create(&record).await? {
+        Some(revision) => {
+            shared
+                .index
+                .upsert(&request.tenant, id, Status::Queued, request.kind, revision);
+            tracing::info!(message = "Operation accepted.", operation_id = %id_text, kind = %request.kind);
+            Ok((record, fresh))
+        }
+        // A worker's event or a concurrent replay created it first.
+        None => match shared.records.load(&id_text).await? {
+            Some(existing) => Ok((existing.record, fresh)),
+            // Created and deleted in between: only an operator does that.
+            None => Err(Error::NotFound),
+        },
+    }
+}
+
+/// Claims `key` for a new operation id, or finds the id an earlier request
+/// claimed it for. Returns the id and whether this call claimed it.
+async fn claim(shared: &Shared, request: &Validated, key: &str) -> Result<(Uuid, bool), Error> {
+    let kv_key = idempotency_kv_key(&request.tenant, key);
+    let candidate = Uuid::now_v7();
+    let value = serde_json::to_vec(&Claim {
+        operation_id: candidate.to_string(),
+        request_hash: request.request_hash.clone(),
+    })
+    .map_err(|e| Error::Corrupt {
+        what: "idempotency claim",
+        key: kv_key.clone(),
+        reason: e.to_string(),
+    })?;
+    let idempotency = &shared.topology.idempotency;
+    // Normally one round: either the create wins or the claim is there to
+    // read. The loop only repeats if the claim expired between the two.
+    for _ in 0..3 {
+        match idempotency
+            .create(&kv_key, Bytes::from(value.clone()))
+            .await
+        {
+            Ok(_) => return Ok((candidate, true)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::broker("claiming the idempotency key")(e.into())),
+        }
+        let existing = idempotency
+            .get(&kv_key)
+            .await
+            .map_err(|e| Error::broker("reading the idempotency key")(e.into()))?;
+        let Some(existing) = existing else { continue };
+        let existing: Claim = serde_json::from_slice(&existing).map_err(|e| Error::Corrupt {
+            what: "idempotency claim",
+            key: kv_key.clone(),
+            reason: e.to_string(),
+        })?;
+        if existing.request_hash != request.request_hash {
+            return Err(Error::IdempotencyConflict);
+        }
+        let id = Uuid::parse_str(&existing.operation_id).map_err(|e| Error::Corrupt {
+            what: "idempotency claim",
+            key: kv_key.clone(),
+            reason: e.to_string(),
+        })?;
+        return Ok((id, false));
+    }
+    Err(Error::Contention(kv_key))
+}
+
+/// Publishes the job and waits for JetStream's ack: only then is it stored.
+async fn publish_job(
+    shared: &Shared,
+    request: &Validated,
+    id: &str,
+    created_at: prost_types::Timestamp,
+) -> Result<(), Error> {
+    let span = tracing::Span::current();
+    // Continue the request's trace; without an OpenTelemetry layer (tests)
+    // the span has no context, so pass the caller's through unchanged.
+    let mut trace = dossier_telemetry::propagation::trace_context(&span, &request.trace.request_id);
+    if trace.traceparent.is_empty() {
+        trace = request.trace.clone();
+    }
+    let job = Job {
+        operation_id: id.to_owned(),
+        tenant_id: request.tenant.clone(),
+        kind: request.kind.to_proto() as i32,
+        payload_json: request.payload.to_vec(),
+        created_at: Some(created_at),
+        trace: Some(trace.clone()),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    if !trace.request_id.is_empty() {
+        headers.insert(
+            dossier_telemetry::propagation::REQUEST_ID_HEADER,
+            trace.request_id.as_str(),
+        );
+    }
+    dossier_telemetry::propagation::inject_nats(&span, &mut headers);
+    if headers
+        .get(dossier_telemetry::propagation::TRACEPARENT)
+        .is_none()
+        && !trace.traceparent.is_empty()
+    {
+        headers.insert(
+            dossier_telemetry::propagation::TRACEPARENT,
+            trace.traceparent.as_str(),
+        );
+        if !trace.tracestate.is_empty() {
+            headers.insert(
+                dossier_telemetry::propagation::TRACESTATE,
+                trace.tracestate.as_str(),
+            );
+        }
+    }
+
+    let subject = dossier_broker::job_subject(request.kind);
+    let publish = async {
+        shared
+            .topology
+            .jetstream
+            .publish_with_headers(subject, headers, Bytes::from(job.encode_to_vec()))
+            .await
+            .map_err(|e| Error::broker("publishing the job")(e.into()))?
+            .await
+            .map_err(|e| Error::broker("storing the job")(e.into()))
+    };
+    // The context's own timeout bounds the ack; this also bounds a publish
+    // stuck behind a full outgoing buffer.
+    let timeout = shared.request_timeout + Duration::from_millis(500);
+    let ack = tokio::time::timeout(timeout, publish)
+        .await
+        .map_err(|_| Error::broker("storing the job")("publish ack timed out".into()))??;
+    if ack.duplicate {
+        tracing::debug!(message = "Job was already stored; the re-publish was dropped.", operation_id = %id);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_whitespace_and_key_order_but_not_kind_or_values() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": [1, {"y":1,"x":2}], "a": "z"}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":"z","b":[1,{"x":2,"y":1}]}"#).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"a":"z","b":[{"x":2,"y":1},1]}"#).unwrap();
+        assert_eq!(
+            request_hash(Kind::SearchPeople, &a),
+            request_hash(Kind::SearchPeople, &b)
+        );
+        assert_ne!(
+            request_hash(Kind::SearchPeople, &a),
+            request_hash(Kind::ResearchDeep, &a)
+        );
+        assert_ne!(
+            request_hash(Kind::SearchPeople, &a),
+            request_hash(Kind::SearchPeople, &c)
+        );
+    }
+
+    #[test]
+    fn tenants_and_keys() {
+        assert!(validate_tenant("acme_1-x").is_ok());
+        assert!(validate_tenant("").is_err());
+        assert!(validate_tenant("a.b").is_err());
+        assert!(validate_tenant(&"a".repeat(65)).is_err());
+        let key = idempotency_kv_key("acme", "any key / with . dots");
+        assert!(key.starts_with("acme."));
+        assert_eq!(key.len(), "acme.".len() + 64);
+    }
+}

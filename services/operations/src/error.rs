@@ -1,0 +1,112 @@
+//! The service's error type and its mapping to gRPC status codes.
+//!
+//! The gateway turns codes into HTTP statuses, so each variant maps to
+//! exactly one code with a fixed meaning: NOT_FOUND (404), ALREADY_EXISTS
+//! (409, idempotency key reused with another body), FAILED_PRECONDITION
+//! (409, cancel of a terminal operation), INVALID_ARGUMENT (400),
+//! UNAVAILABLE (503, retry later). Internal causes are logged here and never
+//! sent to the caller.
+
+use dossier_contracts::Status as OpStatus;
+
+/// Why a request or a projection step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; the message names the field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No such operation for this tenant (missing and foreign look the same).
+    #[error("operation not found")]
+    NotFound,
+    /// The idempotency key was used before with a different request.
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyConflict,
+    /// The operation is terminal, so it cannot be cancelled.
+    #[error("the operation is already {0}")]
+    Terminal(OpStatus),
+    /// The broker is not connected, or did not answer in time.
+    #[error("{what}: {source}")]
+    Broker {
+        /// What was being done.
+        what: &'static str,
+        /// The broker's error.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// The broker is not connected right now.
+    #[error("the broker is not connected")]
+    Disconnected,
+    /// The service is starting and cannot answer this yet.
+    #[error("{0}")]
+    NotReady(&'static str),
+    /// A compare-and-set kept losing against concurrent writers.
+    #[error("too many concurrent updates of operation {0}")]
+    Contention(String),
+    /// A stored value cannot be decoded.
+    #[error("stored {what} `{key}` cannot be decoded: {reason}")]
+    Corrupt {
+        /// What kind of value.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps a broker error with what was being done.
+    pub(crate) fn broker(what: &'static str) -> impl FnOnce(async_nats::Error) -> Error {
+        move |source| Error::Broker { what, source }
+    }
+
+    /// Whether retrying the same step later may succeed (nak rather than term).
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Broker { .. } | Error::Disconnected | Error::Contention(_) | Error::NotReady(_)
+        )
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(message) => tonic::Status::invalid_argument(message),
+            Error::NotFound => tonic::Status::not_found("operation not found"),
+            Error::IdempotencyConflict => tonic::Status::already_exists(
+                "the idempotency key was already used with a different request body",
+            ),
+            Error::Terminal(status) => tonic::Status::failed_precondition(format!(
+                "the operation is already {status} and cannot be cancelled"
+            )),
+            Error::Disconnected | Error::Broker { .. } | Error::Contention(_) => {
+                tracing::warn!(message = "Request failed on the broker.", error = %error_chain(&error));
+                tonic::Status::unavailable("the broker is unavailable; retry in a few seconds")
+            }
+            Error::NotReady(what) => {
+                tonic::Status::unavailable(format!("{what}; retry in a few seconds"))
+            }
+            Error::Corrupt { .. } => {
+                tracing::error!(message = "Stored data cannot be decoded.", error = %error_chain(&error));
+                tonic::Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// The error and its sources, `a: b: c`.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // async-nats errors often repeat their source in their own message.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}

@@ -1,0 +1,281 @@
+//! The operations service: the single owner of operation state.
+//!
+//! - **Accept** (`CreateOperation`, see `accept.rs`): validates, stores the
+//!   job on `DOSSIER_JOBS` (publish acked from file storage), then creates the
+//!   operation record. It is the only component that publishes jobs.
+//! - **Project** (`projector.rs`): consumes worker events from the shared
+//!   `projector` consumer and merges them into records with compare-and-set
+//!   ([`merge`] holds the rules), and turns max-deliveries advisories into
+//!   failed operations.
+//! - **Serve** (`service.rs`): Get, List (from an in-memory index, see
+//!   `index.rs`), Cancel and Watch over gRPC, plus gRPC health and
+//!   reflection.
+//!
+//! ## State and replicas
+//!
+//! The durable read model is the `dossier_operations` KV bucket: one record
+//! per operation. Nothing else is durable here, so the service is stateless
+//! and runs as N replicas: all of them share the projector consumer, write
+//! records only by compare-and-set, and each keeps its own list index, which
+//! it rebuilds from the bucket at start and keeps current by watching it.
+//! A replica reports NOT_SERVING until that rebuild is done and whenever the
+//! broker is disconnected, and from the moment shutdown begins.
+//!
+//! ## Shutdown
+//!
+//! On the shutdown token: health turns NOT_SERVING, the gRPC server stops
+//! accepting calls and finishes the ones running (open watches end with
+//! UNAVAILABLE so the caller re-watches another replica), the projector
+//! stops pulling and finishes the events in hand, and the NATS connection is
+//! drained — all within [`Config::shutdown_grace`].
+#![forbid(unsafe_code)]
+
+mod accept;
+mod error;
+mod index;
+pub mod merge;
+mod projector;
+mod records;
+mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use dossier_broker::{BrokerConfig, Topology};
+use dossier_contracts::v1::operations_server::OperationsServer;
+use dossier_telemetry::LogConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+pub use error::Error;
+
+/// `DOSSIER_OPERATIONS_GRPC_ADDR`: where the gRPC server listens.
+pub const ENV_GRPC_ADDR: &str = "DOSSIER_OPERATIONS_GRPC_ADDR";
+/// `DOSSIER_OPERATIONS_SHUTDOWN_GRACE`: how long shutdown may take.
+pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_OPERATIONS_SHUTDOWN_GRACE";
+
+/// How often readiness (broker connected, index caught up) is re-checked.
+const READINESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The service's configuration, from flags or environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "operations", version, about = "Dossier operations service")]
+pub struct Config {
+    /// Address of the gRPC server (port 0 picks a free port).
+    #[arg(long, env = ENV_GRPC_ADDR, default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// How long a graceful shutdown may take before tasks are abandoned.
+    #[arg(long, env = ENV_SHUTDOWN_GRACE, default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// NATS connection and JetStream topology.
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Defaults for everything but the broker, listening on a free loopback
+    /// port: what tests and embedders start from.
+    pub fn new(broker: BrokerConfig) -> Config {
+        Config {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            shutdown_grace: Duration::from_secs(10),
+            broker,
+            log: LogConfig {
+                log_format: dossier_telemetry::LogFormat::Auto,
+            },
+        }
+    }
+}
+
+/// What the handlers and background tasks share.
+pub(crate) struct Shared {
+    pub(crate) client: async_nats::Client,
+    pub(crate) topology: Topology,
+    pub(crate) records: records::Records,
+    pub(crate) index: Arc<index::Index>,
+    /// Bound on one broker round trip (publish ack, KV call).
+    pub(crate) request_timeout: Duration,
+    /// Cancelled when shutdown begins; long-lived streams end on it.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// A built, not yet running, operations service: the listener is bound and
+/// the broker topology exists.
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    client: async_nats::Client,
+    topology: Topology,
+}
+
+impl App {
+    /// Binds the gRPC listener, connects to NATS and ensures the JetStream
+    /// topology. Starts nothing yet.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.grpc_addr))?;
+        let client = dossier_broker::connect(&config.broker, "operations")
+            .await
+            .with_context(|| format!("cannot connect to NATS at {}", config.broker.url))?;
+        let jetstream = async_nats::jetstream::context::ContextBuilder::new()
+            .timeout(config.broker.request_timeout)
+            .build(client.clone());
+        let topology = Topology::ensure(&jetstream, &config.broker)
+            .await
+            .context("cannot set up the JetStream topology")?;
+        Ok(App {
+            config,
+            listener,
+            client,
+            topology,
+        })
+    }
+
+    /// The address the gRPC server listens on (the real port when the
+    /// configuration asked for port 0).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        // `local_addr` of a bound socket only fails on exotic platforms;
+        // the configured address is the best answer there.
+        self.listener.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// Serves gRPC and runs the projector, the dead-letter handler and the
+    /// list index until `shutdown` is cancelled, then shuts down gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let App {
+            config,
+            listener,
+            client,
+            topology,
+        } = self;
+        let addr = listener.local_addr().context("listener has no address")?;
+        // Background work stops on shutdown, or when the server fails.
+        let stop = shutdown.child_token();
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            records: records::Records::new(topology.operations.clone()),
+            index: Arc::new(index::Index::new()),
+            topology,
+            request_timeout: config.broker.request_timeout,
+            shutdown: stop.clone(),
+        });
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, false).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(dossier_contracts::v1::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("cannot build the reflection service")?;
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(index::run(
+            shared.index.clone(),
+            shared.topology.operations.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(projector::run_projector(shared.clone(), stop.clone()));
+        tasks.spawn(projector::run_dead_letters(shared.clone(), stop.clone()));
+        tasks.spawn(report_health(health, shared.clone(), stop.clone()));
+
+        tracing::info!(message = "Operations service listening.", %addr);
+        let served = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(OperationsServer::new(service::OperationsService::new(
+                shared.clone(),
+            )))
+            .serve_with_incoming_shutdown(
+                // Without TCP_NODELAY small responses wait for the peer's
+                // delayed ACK (~40 ms per call).
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stop.clone().cancelled_owned(),
+            )
+            .await;
+        stop.cancel();
+        drop(shared);
+
+        let drained = tokio::time::timeout(config.shutdown_grace, async {
+            while let Some(done) = tasks.join_next().await {
+                if let Err(error) = done {
+                    tracing::error!(message = "A background task failed.", %error);
+                }
+            }
+            // Acks and nakes of the last events go out before the
+            // connection closes; then drain the subscriptions.
+            if let Err(error) = client.flush().await {
+                tracing::warn!(message = "Cannot flush the NATS connection.", %error);
+            }
+            if let Err(error) = client.drain().await {
+                tracing::warn!(message = "Cannot drain the NATS connection.", %error);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(message = "Shutdown grace period over; abandoning background tasks.");
+            tasks.abort_all();
+        }
+        tracing::info!(message = "Operations service stopped.");
+        served.context("gRPC server failed")
+    }
+}
+
+/// Keeps the gRPC health status in step with readiness: SERVING only while
+/// the broker is connected and the list index caught up; NOT_SERVING at once
+/// when shutdown begins.
+async fn report_health(
+    health: tonic_health::server::HealthReporter,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(READINESS_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                set_health(&health, false).await;
+                return;
+            }
+            _ = ticker.tick() => {}
+        }
+        let ready = dossier_broker::is_connected(&shared.client) && shared.index.is_caught_up();
+        if ready != reported {
+            if ready {
+                tracing::info!(message = "Ready.");
+            } else {
+                tracing::warn!(
+                    message = "Not ready.",
+                    broker_connected = dossier_broker::is_connected(&shared.client),
+                    index_caught_up = shared.index.is_caught_up()
+                );
+            }
+            set_health(&health, ready).await;
+            reported = ready;
+        }
+    }
+}
+
+async fn set_health(health: &tonic_health::server::HealthReporter, ready: bool) {
+    let status = if ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    // "" is the whole server, as Kubernetes' gRPC probe asks by default.
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(
+            <OperationsServer<service::OperationsService> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}

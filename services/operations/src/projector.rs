@@ -1,0 +1,397 @@
+//! The projection: worker events → operation records, and dead letters →
+//! failed operations.
+//!
+//! ## Several replicas
+//!
+//! Every replica pulls from the same durable consumer (`projector` on
+//! `DOSSIER_EVENTS`), so JetStream hands each event to one replica at a time
+//! and redelivers it if that replica dies before acking. Two events of one
+//! operation may still be projected at the same moment by two replicas (or
+//! by two tasks of one replica, which processes up to [`CONCURRENCY`] events
+//! at once): both read the record, merge, and write with compare-and-set;
+//! the loser re-reads and merges again on top of the winner's write. Since
+//! the merge only moves records up (see `merge.rs`), the result is the same
+//! as any sequential order, and nothing needs a leader or a partition.
+//!
+//! An event is acked only after its write succeeded, so a crash between the
+//! two means a redelivery, which the merge absorbs as a duplicate. A failed
+//! write for a transient reason is naked with a delay; an event that can
+//! never be applied (undecodable) is terminated so it does not loop.
+//!
+//! ## Dead letters
+//!
+//! When a job's consumer has delivered it `max_deliver` times and the last
+//! delivery was never acked (the worker died each time), JetStream stops and
+//! publishes a max-deliveries advisory, which `DOSSIER_ADVISORIES` keeps. The
+//! `dead-letters` consumer turns each into a `Failed` event
+//! (`max_deliveries_exceeded`) through the same merge path, then deletes the
+//! job from the work-queue stream, where it would otherwise stay forever. A
+//! redelivered advisory finds the job already gone and is simply acked.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use dossier_contracts::v1::{Failed, Job, OperationError, OperationEvent, operation_event};
+use dossier_contracts::{Kind, time_ext};
+use futures::StreamExt as _;
+use prost::Message as _;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::accept::validate_tenant;
+use crate::error::{Error, error_chain};
+use crate::merge::{MAX_DELIVERIES_CODE, merge, status_of};
+use crate::records::{Change, Modified};
+
+/// Events one replica projects at once.
+pub(crate) const CONCURRENCY: usize = 64;
+/// Delay before a naked event is redelivered.
+const NAK_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs the projector until `shutdown`, then finishes the events in flight.
+pub(crate) async fn run_projector(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let events = shared.topology.events.clone();
+    consume(
+        &events,
+        dossier_broker::PROJECTOR_CONSUMER,
+        CONCURRENCY,
+        shutdown,
+        move |message| handle_event(shared.clone(), message),
+    )
+    .await;
+}
+
+/// Runs the dead-letter handler until `shutdown`.
+pub(crate) async fn run_dead_letters(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let advisories = shared.topology.advisories.clone();
+    consume(
+        &advisories,
+        dossier_broker::DEAD_LETTER_CONSUMER,
+        4,
+        shutdown,
+        move |message| handle_advisory(shared.clone(), message),
+    )
+    .await;
+}
+
+/// Pulls from a durable consumer and runs `handle` on each message, at most
+/// `concurrency` at once. Lost consumers and broker outages are retried with
+/// backoff; on shutdown it stops pulling and waits for the handlers running.
+///
+/// Messages already pulled into the client's buffer but not yet handled are
+/// not acked, so JetStream redelivers them (to any replica) after the
+/// consumer's ack wait.
+async fn consume<F, Fut>(
+    stream: &stream::Stream,
+    name: &'static str,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    handle: F,
+) where
+    F: Fn(jetstream::Message) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::from_millis(100);
+    'consumer: loop {
+        let messages = async {
+            let consumer: consumer::PullConsumer = stream.get_consumer(name).await?;
+            consumer
+                .stream()
+                .max_messages_per_batch(concurrency.max(8))
+                .messages()
+                .await
+                .map_err(async_nats::Error::from)
+        };
+        let mut messages = tokio::select! {
+            _ = shutdown.cancelled() => break 'consumer,
+            messages = messages => match messages {
+                Ok(messages) => messages,
+                Err(error) => {
+                    tracing::warn!(message = "Cannot consume; retrying.", consumer = name, error = %error_chain(&*error));
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'consumer,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue 'consumer;
+                }
+            },
+        };
+        backoff = Duration::from_millis(100);
+        tracing::debug!(message = "Consuming.", consumer = name);
+
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                if let Err(error) = done {
+                    tracing::error!(message = "A message handler panicked.", consumer = name, %error);
+                }
+            }
+            // Take a permit before pulling, so at most `concurrency`
+            // messages are held unacked by this replica's handlers.
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break 'consumer,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break 'consumer,
+                },
+            };
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break 'consumer,
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let work = handle(message);
+                    tasks.spawn(async move {
+                        work.await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(error)) => {
+                    // Missing heartbeats and the like: the stream recovers
+                    // by itself once the broker is back.
+                    tracing::warn!(message = "Consumer error.", consumer = name, error = %error_chain(&error));
+                    if error.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted {
+                        continue 'consumer;
+                    }
+                }
+                None => {
+                    tracing::warn!(
+                        message = "Consumer stream ended; resubscribing.",
+                        consumer = name
+                    );
+                    continue 'consumer;
+                }
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Err(error) = done {
+            tracing::error!(message = "A message handler panicked.", consumer = name, %error);
+        }
+    }
+}
+
+async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
+    let event = match OperationEvent::decode(message.payload.clone()) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::warn!(message = "Dropping an undecodable event.", subject = %message.subject, %error);
+            settle(&message, AckKind::Term).await;
+            return;
+        }
+    };
+    if let Err(reason) = check_event(&event) {
+        tracing::warn!(message = "Dropping an invalid event.", operation_id = %event.operation_id, reason);
+        settle(&message, AckKind::Term).await;
+        return;
+    }
+    let request_id = event
+        .trace
+        .as_ref()
+        .map(|t| t.request_id.as_str())
+        .unwrap_or_default();
+    // Built by hand rather than with `#[instrument]`: the parent must be set
+    // before the span is first entered.
+    let span = tracing::info_span!(
+        "project_event",
+        dossier.operation.id = %event.operation_id,
+        request.id = %request_id,
+        event.id = %event.event_id,
+    );
+    if let Some(trace) = &event.trace {
+        dossier_telemetry::propagation::set_parent(&span, trace);
+    }
+    async {
+        match project(&shared, &event).await {
+            Ok(()) => settle(&message, AckKind::Ack).await,
+            Err(error) if error.is_transient() => {
+                tracing::warn!(message = "Cannot project the event now; it will be redelivered.", operation_id = %event.operation_id, error = %error_chain(&error));
+                settle(&message, AckKind::Nak(Some(NAK_DELAY))).await;
+            }
+            Err(error) => {
+                tracing::error!(message = "Cannot project the event; dropping it.", operation_id = %event.operation_id, error = %error_chain(&error));
+                settle(&message, AckKind::Term).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn check_event(event: &OperationEvent) -> Result<(), &'static str> {
+    if Uuid::parse_str(&event.operation_id).is_err() {
+        return Err("operation_id is not a UUID");
+    }
+    if validate_tenant(&event.tenant_id).is_err() {
+        return Err("tenant_id is invalid");
+    }
+    if Kind::from_proto(event.kind).is_none() {
+        return Err("kind is unspecified");
+    }
+    Ok(())
+}
+
+async fn settle(message: &jetstream::Message, kind: AckKind) {
+    if let Err(error) = message.ack_with(kind).await {
+        // The broker redelivers what it did not see acked; the merge
+        // absorbs the duplicate.
+        tracing::warn!(message = "Cannot acknowledge a message.", error = %error_chain(&*error));
+    }
+}
+
+/// Merges `event` into its record (creating it when absent) with
+/// compare-and-set, and tells the local list index.
+pub(crate) async fn project(shared: &Shared, event: &OperationEvent) -> Result<(), Error> {
+    let modified = shared
+        .records
+        .modify(&event.operation_id, |current| {
+            Ok(match merge(current.cloned(), event) {
+                Some(next) => Change::Write(next),
+                None => Change::Keep(()),
+            })
+        })
+        .await?;
+    match modified {
+        Modified::Written { record, revision } => {
+            let status = status_of(&record);
+            if let (Ok(id), Some(kind)) =
+                (Uuid::parse_str(&record.id), Kind::from_proto(record.kind))
+            {
+                shared
+                    .index
+                    .upsert(&record.tenant_id, id, status, kind, revision);
+            }
+            tracing::debug!(message = "Event projected.", operation_id = %record.id, %status, progress = record.progress.unwrap_or(0));
+        }
+        Modified::Unchanged(()) => {
+            tracing::debug!(message = "Event changed nothing.", operation_id = %event.operation_id);
+        }
+    }
+    Ok(())
+}
+
+/// `io.nats.jetstream.advisory.v1.max_deliver`, the fields used here.
+#[derive(Debug, Deserialize)]
+struct MaxDeliverAdvisory {
+    #[serde(default)]
+    stream: String,
+    #[serde(default)]
+    consumer: String,
+    stream_seq: u64,
+    #[serde(default)]
+    deliveries: u64,
+}
+
+async fn handle_advisory(shared: Arc<Shared>, message: jetstream::Message) {
+    let advisory: MaxDeliverAdvisory = match serde_json::from_slice(&message.payload) {
+        Ok(advisory) => advisory,
+        Err(error) => {
+            tracing::warn!(message = "Dropping an undecodable advisory.", subject = %message.subject, %error);
+            settle(&message, AckKind::Term).await;
+            return;
+        }
+    };
+    if advisory.stream != dossier_broker::JOBS_STREAM {
+        settle(&message, AckKind::Ack).await;
+        return;
+    }
+    match fail_dead_job(&shared, &advisory).await {
+        Ok(()) => settle(&message, AckKind::Ack).await,
+        Err(error) if error.is_transient() => {
+            tracing::warn!(message = "Cannot handle a dead letter now; it will be redelivered.", stream_seq = advisory.stream_seq, error = %error_chain(&error));
+            settle(&message, AckKind::Nak(Some(NAK_DELAY))).await;
+        }
+        Err(error) => {
+            tracing::error!(message = "Cannot handle a dead letter; dropping it.", stream_seq = advisory.stream_seq, error = %error_chain(&error));
+            settle(&message, AckKind::Term).await;
+        }
+    }
+}
+
+async fn fail_dead_job(shared: &Shared, advisory: &MaxDeliverAdvisory) -> Result<(), Error> {
+    let jobs = &shared.topology.jobs;
+    let raw = match jobs.get_raw_message(advisory.stream_seq).await {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {
+            tracing::debug!(
+                message = "Dead job already removed.",
+                stream_seq = advisory.stream_seq
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(Error::broker("reading a dead job")(e.into())),
+    };
+    match Job::decode(raw.payload.clone()) {
+        Ok(job) => {
+            let event = dead_letter_event(&job, advisory);
+            let span = tracing::info_span!(
+                "dead_letter",
+                dossier.operation.id = %job.operation_id,
+                request.id = %event.trace.as_ref().map(|t| t.request_id.as_str()).unwrap_or_default(),
+                consumer = %advisory.consumer,
+                deliveries = advisory.deliveries,
+            );
+            if let Some(trace) = &job.trace {
+                dossier_telemetry::propagation::set_parent(&span, trace);
+            }
+            async {
+                if check_event(&event).is_ok() {
+                    project(shared, &event).await?;
+                    tracing::warn!(message = "Job failed after its last delivery.", operation_id = %job.operation_id, deliveries = advisory.deliveries);
+                } else {
+                    tracing::error!(message = "Dead job names no valid operation; removing it.", operation_id = %job.operation_id);
+                }
+                Ok::<(), Error>(())
+            }
+            .instrument(span)
+            .await?;
+        }
+        Err(error) => {
+            tracing::error!(message = "Dead job is undecodable; removing it.", stream_seq = advisory.stream_seq, %error);
+        }
+    }
+    match jobs.delete_message(advisory.stream_seq).await {
+        Ok(_) => Ok(()),
+        Err(delete_error) => match jobs.get_raw_message(advisory.stream_seq).await {
+            // Removed meanwhile (a late ack of a slow worker, or another
+            // replica handling a redelivered advisory).
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(()),
+            _ => Err(Error::broker("deleting a dead job")(delete_error.into())),
+        },
+    }
+}
+
+fn dead_letter_event(job: &Job, advisory: &MaxDeliverAdvisory) -> OperationEvent {
+    let deliveries = advisory.deliveries;
+    OperationEvent {
+        event_id: format!("dead-letter-{}", advisory.stream_seq),
+        operation_id: job.operation_id.clone(),
+        tenant_id: job.tenant_id.clone(),
+        kind: job.kind,
+        attempt: u32::try_from(deliveries).unwrap_or(u32::MAX),
+        worker_id: "operations".to_owned(),
+        occurred_at: Some(time_ext::now()),
+        operation_created_at: job.created_at,
+        trace: job.trace.clone(),
+        event: Some(operation_event::Event::Failed(Failed {
+            error: Some(OperationError {
+                code: MAX_DELIVERIES_CODE.to_owned(),
+                message: format!(
+                    "The job was attempted {deliveries} time{} and never completed; it will not be retried.",
+                    if deliveries == 1 { "" } else { "s" }
+                ),
+                details_json: serde_json::json!({ "deliveries": deliveries }).to_string(),
+            }),
+        })),
+    }
+}

@@ -1,0 +1,422 @@
+//! The `dossier.v1.Operations` gRPC service.
+//!
+//! Every call is scoped to a tenant: an operation of another tenant answers
+//! NOT_FOUND, built from the same error as a missing one, so the two cannot
+//! be told apart. Ids that are not UUIDs cannot name an operation and are
+//! NOT_FOUND too.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dossier_contracts::v1::operations_server::Operations;
+use dossier_contracts::v1::{
+    CancelOperationRequest, CancelOperationResponse, CreateOperationRequest,
+    CreateOperationResponse, GetOperationRequest, ListOperationsRequest, ListOperationsResponse,
+    Operation, ResultRef, result_ref,
+};
+use dossier_contracts::{Kind, Status, time_ext};
+use futures::StreamExt as _;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response};
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::Shared;
+use crate::accept::{self, validate_tenant};
+use crate::error::{Error, error_chain};
+use crate::merge::{CancelOutcome, cancel, status_of};
+use crate::records::{Change, Modified, Versioned};
+
+/// Page size when the request leaves it at 0.
+pub(crate) const DEFAULT_LIMIT: u32 = 20;
+/// Largest page.
+pub(crate) const MAX_LIMIT: u32 = 100;
+/// Records of one page fetched from KV at once.
+const FETCH_CONCURRENCY: usize = 100;
+
+/// The gRPC service implementation.
+#[derive(Clone)]
+pub(crate) struct OperationsService {
+    shared: Arc<Shared>,
+}
+
+impl OperationsService {
+    pub(crate) fn new(shared: Arc<Shared>) -> OperationsService {
+        OperationsService { shared }
+    }
+
+    /// The tenant's record of `id`, or NOT_FOUND.
+    async fn load_owned(&self, tenant: &str, id: &str) -> Result<Versioned, Error> {
+        validate_tenant(tenant)?;
+        // Only a canonical UUID can be a key; anything else names nothing.
+        let Ok(uuid) = Uuid::parse_str(id) else {
+            return Err(Error::NotFound);
+        };
+        match self.shared.records.load(&uuid.to_string()).await? {
+            Some(found) if found.record.tenant_id == tenant => {
+                tracing::Span::current().record("request.id", found.record.request_id.as_str());
+                Ok(found)
+            }
+            _ => Err(Error::NotFound),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Operations for OperationsService {
+    async fn create_operation(
+        &self,
+        request: Request<CreateOperationRequest>,
+    ) -> Result<Response<CreateOperationResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let trace = request.trace.clone().unwrap_or_default();
+        // Built by hand rather than with `#[instrument]`: the span continues
+        // the caller's trace, and the parent must be set before the span is
+        // first entered.
+        let span = tracing::info_span!(
+            "create_operation",
+            dossier.operation.id = tracing::field::Empty,
+            request.id = %trace.request_id,
+            tenant.id = %request.tenant_id,
+        );
+        dossier_telemetry::propagation::set_parent(&span, &trace);
+        let (operation, created) = accept::create(&self.shared, request)
+            .instrument(span)
+            .await?;
+        Ok(Response::new(CreateOperationResponse {
+            operation: Some(operation),
+            created,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        dossier.operation.id = %request.get_ref().id,
+        request.id = tracing::field::Empty,
+        tenant.id = %request.get_ref().tenant_id,
+    ))]
+    async fn get_operation(
+        &self,
+        request: Request<GetOperationRequest>,
+    ) -> Result<Response<Operation>, tonic::Status> {
+        let request = request.into_inner();
+        let found = self.load_owned(&request.tenant_id, &request.id).await?;
+        let operation = inline_result(&self.shared, found.record).await?;
+        Ok(Response::new(operation))
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        tenant.id = %request.get_ref().tenant_id,
+        status = request.get_ref().status,
+        kind = request.get_ref().kind,
+        limit = request.get_ref().limit,
+    ))]
+    async fn list_operations(
+        &self,
+        request: Request<ListOperationsRequest>,
+    ) -> Result<Response<ListOperationsResponse>, tonic::Status> {
+        Ok(Response::new(
+            list(&self.shared, request.into_inner()).await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        dossier.operation.id = %request.get_ref().id,
+        request.id = tracing::field::Empty,
+        tenant.id = %request.get_ref().tenant_id,
+    ))]
+    async fn cancel_operation(
+        &self,
+        request: Request<CancelOperationRequest>,
+    ) -> Result<Response<CancelOperationResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let found = self.load_owned(&request.tenant_id, &request.id).await?;
+        let operation = cancel_operation(&self.shared, &request.tenant_id, found).await?;
+        Ok(Response::new(CancelOperationResponse {
+            operation: Some(operation),
+        }))
+    }
+
+    type WatchOperationStream = ReceiverStream<Result<Operation, tonic::Status>>;
+
+    #[tracing::instrument(skip_all, fields(
+        dossier.operation.id = %request.get_ref().id,
+        request.id = tracing::field::Empty,
+        tenant.id = %request.get_ref().tenant_id,
+    ))]
+    async fn watch_operation(
+        &self,
+        request: Request<GetOperationRequest>,
+    ) -> Result<Response<Self::WatchOperationStream>, tonic::Status> {
+        let request = request.into_inner();
+        validate_tenant(&request.tenant_id)?;
+        let Ok(id) = Uuid::parse_str(&request.id) else {
+            return Err(Error::NotFound.into());
+        };
+        let id = id.to_string();
+        // Watch first, then read: a change between the two is then seen by
+        // the watch, and revisions tell what was already sent.
+        let watch = self
+            .shared
+            .records
+            .kv()
+            .watch(&id)
+            .await
+            .map_err(|e| Error::broker("watching an operation")(e.into()))?;
+        let current = self.load_owned(&request.tenant_id, &id).await?;
+        let (tx, rx) = mpsc::channel(16);
+        let shared = self.shared.clone();
+        tokio::spawn(
+            forward_changes(shared, id, current, watch, tx).instrument(tracing::Span::current()),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends `current`, then every newer version of the record, until it is
+/// terminal, the caller goes away, or the service shuts down (tonic's
+/// graceful shutdown waits for open streams, so they must end).
+async fn forward_changes(
+    shared: Arc<Shared>,
+    id: String,
+    current: Versioned,
+    mut watch: async_nats::jetstream::kv::Watch,
+    tx: mpsc::Sender<Result<Operation, tonic::Status>>,
+) {
+    let mut last_revision = current.revision;
+    let mut record = current.record;
+    loop {
+        let terminal = status_of(&record).is_terminal();
+        let message = inline_result(&shared, record)
+            .await
+            .map_err(tonic::Status::from);
+        let failed = message.is_err();
+        if tx.send(message).await.is_err() || terminal || failed {
+            return;
+        }
+        record = loop {
+            let next = tokio::select! {
+                _ = shared.shutdown.cancelled() => {
+                    let _ = tx.send(Err(tonic::Status::unavailable("the service is shutting down; watch again"))).await;
+                    return;
+                }
+                _ = tx.closed() => return,
+                next = watch.next() => next,
+            };
+            match next {
+                Some(Ok(entry))
+                    if entry.revision > last_revision
+                        && entry.operation == async_nats::jetstream::kv::Operation::Put =>
+                {
+                    last_revision = entry.revision;
+                    match crate::records::decode(&id, &entry.value) {
+                        Ok(record) => break record,
+                        Err(error) => {
+                            let _ = tx.send(Err(error.into())).await;
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(message = "Operation watch error.", operation_id = %id, error = %error_chain(&error));
+                }
+                None => {
+                    let _ = tx
+                        .send(Err(tonic::Status::unavailable(
+                            "the watch was interrupted; watch again",
+                        )))
+                        .await;
+                    return;
+                }
+            }
+        };
+    }
+}
+
+/// Replaces an object-store result reference with the result itself.
+async fn inline_result(shared: &Shared, mut operation: Operation) -> Result<Operation, Error> {
+    let Some(ResultRef {
+        location: Some(result_ref::Location::ObjectName(name)),
+        ..
+    }) = &operation.result
+    else {
+        return Ok(operation);
+    };
+    match shared.topology.results.get(name).await {
+        Ok(mut object) => {
+            let mut json = Vec::new();
+            object
+                .read_to_end(&mut json)
+                .await
+                .map_err(|e| Error::broker("reading a result")(e.into()))?;
+            operation.result = Some(ResultRef {
+                size_bytes: json.len() as u64,
+                location: Some(result_ref::Location::InlineJson(json)),
+            });
+        }
+        Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
+            // Results outlive nothing forever (`DOSSIER_RESULTS_MAX_AGE`).
+            // The status stays true; only the payload is gone.
+            tracing::error!(message = "Result object is gone; answering without it.", operation_id = %operation.id, object = %name);
+            operation.result = None;
+        }
+        Err(e) => return Err(Error::broker("reading a result")(e.into())),
+    }
+    Ok(operation)
+}
+
+async fn list(
+    shared: &Shared,
+    request: ListOperationsRequest,
+) -> Result<ListOperationsResponse, Error> {
+    validate_tenant(&request.tenant_id)?;
+    let status = match request.status {
+        0 => None,
+        value => Some(
+            Status::from_proto(value)
+                .ok_or_else(|| Error::InvalidArgument(format!("status {value} is unknown")))?,
+        ),
+    };
+    let kind = match request.kind {
+        0 => None,
+        value => Some(
+            Kind::from_proto(value)
+                .ok_or_else(|| Error::InvalidArgument(format!("kind {value} is unknown")))?,
+        ),
+    };
+    let limit = match request.limit {
+        0 => DEFAULT_LIMIT,
+        limit @ 1..=MAX_LIMIT => limit,
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "limit must be 1-{MAX_LIMIT}"
+            )));
+        }
+    } as usize;
+    let before = match request.cursor.as_str() {
+        "" => None,
+        cursor => Some(decode_cursor(cursor)?),
+    };
+    if !shared.index.is_caught_up() {
+        return Err(Error::NotReady("the list index is still loading"));
+    }
+
+    let mut ids = shared
+        .index
+        .page(&request.tenant_id, status, kind, before, limit + 1);
+    let next_cursor = if ids.len() > limit {
+        ids.truncate(limit);
+        ids.last().map(encode_cursor).unwrap_or_default()
+    } else {
+        String::new()
+    };
+
+    let loaded: Vec<Result<Option<Versioned>, Error>> = futures::stream::iter(ids)
+        .map(|id| async move { shared.records.load(&id.to_string()).await })
+        .buffered(FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    let mut operations = Vec::with_capacity(loaded.len());
+    for found in loaded {
+        let Some(Versioned { mut record, .. }) = found? else {
+            continue;
+        };
+        // The index may lag the record by a moment; never show another
+        // tenant's record or one that no longer matches the filter.
+        if record.tenant_id != request.tenant_id
+            || status.is_some_and(|s| s != status_of(&record))
+            || kind.is_some_and(|k| Kind::from_proto(record.kind) != Some(k))
+        {
+            continue;
+        }
+        record.result = None;
+        operations.push(record);
+    }
+    Ok(ListOperationsResponse {
+        operations,
+        next_cursor,
+    })
+}
+
+/// The cursor: base64url (no padding) of the last listed id's 16 bytes.
+fn encode_cursor(id: &Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, Error> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| Error::InvalidArgument("cursor is not valid".to_owned()))
+}
+
+/// Cancels `found`: marker first (workers watch the cancellations bucket),
+/// then the record by compare-and-set, re-deciding on every conflict since
+/// the record may have started or finished meanwhile.
+async fn cancel_operation(
+    shared: &Shared,
+    tenant: &str,
+    found: Versioned,
+) -> Result<Operation, Error> {
+    if let Some(status) = Some(status_of(&found.record)).filter(|s| s.is_terminal()) {
+        return Err(Error::Terminal(status));
+    }
+    let id = found.record.id.clone();
+    let now = time_ext::now();
+    let marker = serde_json::json!({
+        "requestedAt": time_ext::to_rfc3339(&now).unwrap_or_default(),
+    });
+    shared
+        .topology
+        .cancellations
+        .put(&id, marker.to_string().into())
+        .await
+        .map_err(|e| Error::broker("requesting cancellation")(e.into()))?;
+
+    let modified = shared
+        .records
+        .modify(&id, |current| match current {
+            Some(record) if record.tenant_id == tenant => match cancel(record, now) {
+                CancelOutcome::Cancelled(next) | CancelOutcome::Requested(next) => {
+                    Ok(Change::Write(next))
+                }
+                CancelOutcome::AlreadyRequested => Ok(Change::Keep(record.clone())),
+                CancelOutcome::Terminal(status) => Err(Error::Terminal(status)),
+            },
+            _ => Err(Error::NotFound),
+        })
+        .await?;
+    let operation = match modified {
+        Modified::Written { record, revision } => {
+            if let (Ok(uuid), Some(kind)) =
+                (Uuid::parse_str(&record.id), Kind::from_proto(record.kind))
+            {
+                shared
+                    .index
+                    .upsert(tenant, uuid, status_of(&record), kind, revision);
+            }
+            tracing::info!(message = "Cancellation requested.", operation_id = %id, status = %status_of(&record));
+            record
+        }
+        Modified::Unchanged(record) => record,
+    };
+    inline_result(shared, operation).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
+        assert!(decode_cursor("!!!").is_err());
+        assert!(decode_cursor("AAAA").is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The accept path: durable accept (invariant 1) and read-your-writes
+//! (invariant 2), also across a restart of the service (invariant 4).
+
+use dossier_contracts::v1::operation_event::Event;
+use dossier_contracts::v1::{Job, ListOperationsRequest, Progressed, Started};
+use dossier_contracts::{Kind, Status};
+use prost::Message as _;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::helpers::{TestApp, create_request, event_for, status};
+
+#[tokio::test]
+async fn created_operations_are_readable_at_once_and_after_a_restart() {
+    let mut app = TestApp::spawn().await;
+    let response = app
+        .create("acme", Kind::SearchPeople, r#"{"q": 1}"#, "")
+        .await
+        .unwrap();
+    assert!(response.created);
+    let op = response.operation.unwrap();
+    assert_eq!(status(&op), Status::Queued);
+    assert_eq!(op.tenant_id, "acme");
+    assert_eq!(op.request_id, "0af76519-16cd-43dd-8448-eb211c80319c");
+    assert_eq!(op.attempt, 0);
+    assert!(op.created_at.is_some() && op.updated_at.is_some());
+    assert_eq!(uuid::Uuid::parse_str(&op.id).unwrap().get_version_num(), 7);
+
+    // Read your writes: no waiting.
+    assert_eq!(app.get("acme", &op.id).await.unwrap(), op);
+
+    app.stop_replica(0).await;
+    // Events published while the service is down are projected after.
+    app.publish_event(&event_for(&op, 1, Event::Started(Started {})))
+        .await;
+    app.publish_event(&event_for(
+        &op,
+        1,
+        Event::Progressed(Progressed { progress: 30 }),
+    ))
+    .await;
+    app.start_replica().await;
+
+    let got = app.get("acme", &op.id).await.unwrap();
+    assert_eq!(got.id, op.id);
+    let projected = app
+        .wait_for_op("acme", &op.id, "progress 30", |o| o.progress == Some(30))
+        .await;
+    assert_eq!(status(&projected), Status::Processing);
+    assert!(projected.started_at.is_some());
+    assert_eq!(projected.attempt, 1);
+
+    // The list index was rebuilt from KV.
+    let list = app
+        .list(ListOperationsRequest {
+            tenant_id: "acme".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.operations.len(), 1);
+    assert_eq!(list.operations[0].id, op.id);
+}
+
+#[tokio::test]
+async fn the_job_is_stored_before_the_answer_with_the_operation_id_as_message_id() {
+    let app = TestApp::spawn().await;
+    let payload = r#"{"targetAccount":{"domain":"acme.com"}}"#;
+    let op = app
+        .create("acme", Kind::SearchPeople, payload, "")
+        .await
+        .unwrap()
+        .operation
+        .unwrap();
+
+    assert_eq!(app.job_count().await, 1);
+    let stored = app
+        .topology
+        .jobs
+        .get_last_raw_message_by_subject(&dossier_broker::job_subject(Kind::SearchPeople))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .unwrap()
+            .as_str(),
+        op.id
+    );
+    assert!(stored.headers.get("traceparent").is_some());
+    let job = Job::decode(stored.payload).unwrap();
+    assert_eq!(job.operation_id, op.id);
+    assert_eq!(job.tenant_id, "acme");
+    assert_eq!(job.kind, Kind::SearchPeople.to_proto() as i32);
+    assert_eq!(job.payload_json, payload.as_bytes());
+    assert_eq!(job.created_at, op.created_at);
+    let trace = job.trace.unwrap();
+    assert_eq!(trace.request_id, op.request_id);
+    assert!(
+        trace
+            .traceparent
+            .contains("0af7651916cd43dd8448eb211c80319c")
+    );
+
+    let info = app.topology.jobs.cached_info();
+    assert_eq!(
+        info.config.storage,
+        async_nats::jetstream::stream::StorageType::File
+    );
+}
+
+#[tokio::test]
+async fn with_the_broker_down_create_is_unavailable_and_nothing_is_half_accepted() {
+    let mut app = TestApp::spawn().await;
+    app.nats.kill();
+    app.replicas[0].wait_health(ServingStatus::NotServing).await;
+
+    for key in ["", "key-1"] {
+        let error = app
+            .create("acme", Kind::ResearchDeep, r#"{"subject":{}}"#, key)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    }
+
+    app.nats.start_again().await;
+    app.replicas[0].wait_health(ServingStatus::Serving).await;
+    let js = async_nats::jetstream::new(app.nats.client().await);
+    app.js = js;
+    assert_eq!(app.record_count().await, 0);
+    assert_eq!(app.job_count().await, 0);
+
+    // And the service accepts again.
+    let op = app.create_ok("acme", Kind::ResearchDeep).await;
+    assert_eq!(app.get("acme", &op.id).await.unwrap().id, op.id);
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client();
+    let valid = || create_request("acme", Kind::SearchPeople, "{}", "");
+
+    let cases = [
+        ("empty tenant", {
+            let mut r = valid();
+            r.tenant_id = String::new();
+            r
+        }),
+        ("tenant with a dot", {
+            let mut r = valid();
+            r.tenant_id = "a.b".to_owned();
+            r
+        }),
+        ("no kind", {
+            let mut r = valid();
+            r.kind = 0;
+            r
+        }),
+        ("not JSON", {
+            let mut r = valid();
+            r.payload_json = b"{nope".to_vec();
+            r
+        }),
+        ("key too long", {
+            let mut r = valid();
+            r.idempotency_key = "k".repeat(256);
+            r
+        }),
+    ];
+    for (name, request) in cases {
+        let error = client.create_operation(request).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{name}: {error:?}");
+    }
+    assert_eq!(app.job_count().await, 0);
+
+    let mut longest = valid();
+    longest.idempotency_key = "é".repeat(255);
+    client.create_operation(longest).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_service_carries_on_through_a_broker_restart() {
+    let mut app = TestApp::spawn().await;
+    let op = app.create_ok("acme", Kind::SearchPeople).await;
+
+    app.nats.restart().await;
+    app.replicas[0].wait_health(ServingStatus::Serving).await;
+    app.js = async_nats::jetstream::new(app.nats.client().await);
+
+    // Records and jobs survived (file storage), and projection resumes.
+    assert_eq!(app.get("acme", &op.id).await.unwrap().id, op.id);
+    assert_eq!(app.job_count().await, 1);
+    app.publish_event(&event_for(&op, 1, Event::Started(Started {})))
+        .await;
+    app.wait_for_status("acme", &op.id, Status::Processing)
+        .await;
+    let second = app.create_ok("acme", Kind::SearchPeople).await;
+    assert_eq!(app.job_count().await, 2);
+    assert_eq!(app.get("acme", &second.id).await.unwrap().id, second.id);
+}
