@@ -159,13 +159,13 @@ fn api_keys(state: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     let key = match std::fs::read_to_string(&key_path) {
         Ok(key) => key.trim().to_owned(),
         Err(_) => {
-            let key = keygen::new_key();
+            let (key, _) = keygen::new_entry("dev", "dev-key");
             std::fs::write(&key_path, &key)?;
             key
         }
     };
     let keys_file = state.join("api-keys.toml");
-    std::fs::write(&keys_file, keygen::entry("dev", "dev-key", &key))?;
+    std::fs::write(&keys_file, keygen::entry_for("dev", "dev-key", &key))?;
     Ok((keys_file, Some(key)))
 }
 

@@ -9,7 +9,7 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use parse::{BodyError, parse_body};
+pub use parse::{Body, BodyError, parse_body};
 pub use validate::{FieldError, Validate, normalize_domain};
 
 /// Most records in one batch enrichment request.

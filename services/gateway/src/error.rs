@@ -1,0 +1,485 @@
+//! The one HTTP error type, [`ApiError`], and its RFC 9457 problem-details
+//! rendering.
+//!
+//! Every error response of the gateway is `application/problem+json`:
+//!
+//! ```json
+//! { "type": "https://dossier.dev/problems/validation", "title": "Invalid request",
+//!   "status": 400, "detail": "…",
+//!   "errors": [ { "pointer": "/records/3/email", "detail": "not an email address" },
+//!               { "parameter": "limit", "detail": "must be an integer from 1 to 100" },
+//!               { "header": "Idempotency-Key", "detail": "must be 1 to 255 characters" } ],
+//!   "meta": { "requestId": "…" } }
+//! ```
+//!
+//! Each entry of `errors` names exactly one location: `pointer` (an RFC 6901
+//! JSON pointer into the body), `parameter` (a query parameter) or `header`
+//! (a request header). `type` is stable per problem; its last path segment is
+//! a snake_case code clients may switch on.
+
+use std::fmt;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use dossier_contracts::api::FieldError;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::context;
+
+/// Prefix of every problem `type`.
+pub const PROBLEM_TYPE_BASE: &str = "https://dossier.dev/problems/";
+/// The media type of error bodies.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Where in the request a problem is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Location {
+    /// An RFC 6901 JSON pointer into the body (`""` is the whole body).
+    Pointer(String),
+    /// A query parameter, by name.
+    Parameter(String),
+    /// A request header, by name.
+    Header(String),
+}
+
+/// One bad field, parameter or header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// Where.
+    #[serde(flatten)]
+    pub location: Location,
+    /// What is wrong, for a person.
+    pub detail: String,
+}
+
+impl Issue {
+    /// A problem with a body field.
+    pub fn pointer(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            location: Location::Pointer(pointer.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// A problem with a query parameter.
+    pub fn parameter(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            location: Location::Parameter(name.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// A problem with a request header.
+    pub fn header(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            location: Location::Header(name.into()),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<FieldError> for Issue {
+    fn from(e: FieldError) -> Self {
+        Issue::pointer(e.pointer, e.detail)
+    }
+}
+
+/// Everything a request can fail with. Rendered as a problem response; 5xx
+/// causes are logged with their whole chain and never shown to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// Fields, parameters or headers are invalid.
+    #[error("invalid request: {detail}")]
+    Validation {
+        /// Summary.
+        detail: String,
+        /// One entry per bad field, parameter or header.
+        errors: Vec<Issue>,
+    },
+    /// No API key, or one that is not configured.
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    /// No such operation for this tenant.
+    #[error("operation not found")]
+    OperationNotFound,
+    /// No route for the path.
+    #[error("no route for the path")]
+    RouteNotFound,
+    /// The route exists, not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The operation's state does not allow the request (e.g. cancelling a
+    /// finished operation).
+    #[error("operation state conflict: {0}")]
+    OperationConflict(String),
+    /// The idempotency key was used before with a different body.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyConflict,
+    /// The body is larger than the configured limit.
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes (0 when unknown).
+        limit: usize,
+    },
+    /// The body is not declared as JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The tenant is over its request rate.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a request will be accepted.
+        retry_after_secs: u64,
+    },
+    /// A dependency (operations service, broker) is unavailable or too slow;
+    /// nothing was accepted.
+    #[error("service unavailable: {detail}")]
+    Unavailable {
+        /// Shown to the client.
+        detail: String,
+        /// The cause, logged.
+        #[source]
+        source: Option<anyhow::Error>,
+    },
+    /// Synchronous enrichment is not available (yet).
+    #[error("synchronous enrichment is unavailable")]
+    EnrichmentUnavailable,
+    /// The gateway is shutting down or the operations service is not serving.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// Anything else: a bug or an unexpected answer. Logged, never shown.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+/// `Retry-After` for 503s caused by a dependency, in seconds.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+/// `Retry-After` of the synchronous enrichment placeholder, in seconds.
+const ENRICHMENT_RETRY_AFTER_SECS: u64 = 30;
+
+impl ApiError {
+    /// A validation problem from body field errors.
+    pub fn invalid_body(errors: Vec<FieldError>) -> Self {
+        ApiError::Validation {
+            detail: "The request body has invalid fields.".to_owned(),
+            errors: errors.into_iter().map(Issue::from).collect(),
+        }
+    }
+
+    /// A validation problem with query parameters.
+    pub fn invalid_parameters(errors: Vec<Issue>) -> Self {
+        ApiError::Validation {
+            detail: "The query has invalid parameters.".to_owned(),
+            errors,
+        }
+    }
+
+    /// A validation problem with one header.
+    pub fn invalid_header(name: &str, detail: impl Into<String>) -> Self {
+        ApiError::Validation {
+            detail: format!("The {name} header is invalid."),
+            errors: vec![Issue::header(name, detail)],
+        }
+    }
+
+    /// A 503 caused by `source`.
+    pub fn unavailable(detail: impl Into<String>, source: impl Into<anyhow::Error>) -> Self {
+        ApiError::Unavailable {
+            detail: detail.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::OperationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::OperationConflict(_) | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. }
+            | ApiError::EnrichmentUnavailable
+            | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable snake_case code, the last segment of the problem `type`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::Validation { .. } => "validation",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::OperationNotFound => "operation_not_found",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::OperationConflict(_) => "operation_conflict",
+            ApiError::IdempotencyConflict => "idempotency_key_reused",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::EnrichmentUnavailable => "enrichment_unavailable",
+            ApiError::NotReady(_) => "not_ready",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "Malformed JSON",
+            ApiError::Validation { .. } => "Invalid request",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::OperationNotFound => "Operation not found",
+            ApiError::RouteNotFound => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::OperationConflict(_) => "Operation state conflict",
+            ApiError::IdempotencyConflict => "Idempotency key reused",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::Unavailable { .. } => "Service unavailable",
+            ApiError::EnrichmentUnavailable => "Enrichment unavailable",
+            ApiError::NotReady(_) => "Not ready",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::MalformedJson(e) => format!("The request body is not valid JSON: {e}."),
+            ApiError::Validation { detail, .. } => detail.clone(),
+            ApiError::Unauthorized => "Send a valid API key as `Authorization: Bearer <key>` \
+                                       or `X-API-Key: <key>`."
+                .to_owned(),
+            ApiError::OperationNotFound => "No operation with this id exists.".to_owned(),
+            ApiError::RouteNotFound => "No resource exists at this path.".to_owned(),
+            ApiError::MethodNotAllowed => {
+                "The resource does not support this method; see the Allow header.".to_owned()
+            }
+            ApiError::OperationConflict(detail) => detail.clone(),
+            ApiError::IdempotencyConflict => "This Idempotency-Key was already used with a \
+                                              different request body; use a new key."
+                .to_owned(),
+            ApiError::PayloadTooLarge { limit: 0 } => "The request body is too large.".to_owned(),
+            ApiError::PayloadTooLarge { limit } => {
+                format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            ApiError::UnsupportedMediaType => {
+                "Send the request body as JSON with `Content-Type: application/json`.".to_owned()
+            }
+            ApiError::RateLimited { .. } => {
+                "Too many requests for this tenant; retry after the Retry-After delay.".to_owned()
+            }
+            ApiError::Unavailable { detail, .. } => detail.clone(),
+            ApiError::EnrichmentUnavailable => {
+                "Synchronous enrichment is not available yet; use POST /api/enrichment/batch."
+                    .to_owned()
+            }
+            ApiError::NotReady(detail) => detail.clone(),
+            ApiError::Internal(_) => {
+                "An unexpected error occurred; quote the request id to support.".to_owned()
+            }
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            ApiError::Unavailable { .. } | ApiError::NotReady(_) => {
+                Some(UNAVAILABLE_RETRY_AFTER_SECS)
+            }
+            ApiError::EnrichmentUnavailable => Some(ENRICHMENT_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            ApiError::Internal(error) => {
+                tracing::error!(message = "Request failed.", error = %ErrorChain(error.as_ref()));
+            }
+            ApiError::Unavailable {
+                detail,
+                source: Some(error),
+            } => {
+                tracing::warn!(message = "Dependency unavailable.", %detail, error = %ErrorChain(error.as_ref()));
+            }
+            ApiError::Unavailable { detail, .. } => {
+                tracing::warn!(message = "Service unavailable.", %detail);
+            }
+            // Probes ask every few seconds; the operations service logs its
+            // own readiness changes.
+            ApiError::NotReady(detail) => {
+                tracing::debug!(message = "Not ready.", %detail);
+            }
+            _ => {}
+        }
+    }
+
+    /// Builds the problem response for the request `request_id`.
+    pub fn to_response(&self, request_id: Uuid) -> Response {
+        self.log();
+        let status = self.status();
+        let errors = match self {
+            ApiError::Validation { errors, .. } => errors.clone(),
+            _ => Vec::new(),
+        };
+        let body = Problem {
+            r#type: format!("{PROBLEM_TYPE_BASE}{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors,
+            meta: Meta { request_id },
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+
+    /// The generic problem for a bare error status produced outside the
+    /// handlers (by the router, a tower-http layer or the panic catcher), so
+    /// that every error response is a problem document.
+    pub(crate) fn for_bare_status(status: StatusCode, headers: &HeaderMap) -> ApiError {
+        match status {
+            StatusCode::NOT_FOUND => ApiError::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+            StatusCode::TOO_MANY_REQUESTS => ApiError::RateLimited {
+                retry_after_secs: headers
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(1),
+            },
+            StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
+                ApiError::Unavailable {
+                    detail: "The request took too long; retry shortly.".to_owned(),
+                    source: None,
+                }
+            }
+            s if s.is_client_error() => ApiError::Validation {
+                detail: "The request is invalid.".to_owned(),
+                errors: Vec::new(),
+            },
+            s => ApiError::Internal(anyhow::anyhow!("bare {s} response")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.to_response(context::request_id())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit: 0 }
+        } else {
+            ApiError::Validation {
+                detail: format!("Cannot read the request body: {}.", rejection.body_text()),
+                errors: Vec::new(),
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Problem {
+    r#type: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Issue>,
+    meta: Meta,
+}
+
+/// `meta` of every JSON body.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    /// The request id, as in `X-Request-Id`.
+    pub request_id: Uuid,
+}
+
+impl Meta {
+    /// The current request's meta.
+    pub fn current() -> Self {
+        Meta {
+            request_id: context::request_id(),
+        }
+    }
+}
+
+/// Formats an error and its sources as `outer: inner: root`.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_name_exactly_one_location() {
+        let json = serde_json::to_value([
+            Issue::pointer("/a", "x"),
+            Issue::parameter("limit", "y"),
+            Issue::header("Idempotency-Key", "z"),
+        ])
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"pointer": "/a", "detail": "x"},
+                {"parameter": "limit", "detail": "y"},
+                {"header": "Idempotency-Key", "detail": "z"},
+            ])
+        );
+    }
+
+    #[test]
+    fn error_chain_lists_every_cause() {
+        let error = anyhow::anyhow!("root").context("middle").context("outer");
+        assert_eq!(
+            ErrorChain(error.as_ref()).to_string(),
+            "outer: middle: root"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The gateway's gRPC side: a lazily connected channel to the operations
+//! service and the mapping of its status codes to HTTP problems.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use dossier_contracts::v1::operations_client::OperationsClient;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::error::ApiError;
+
+/// The gRPC service name the operations service reports health for.
+pub const OPERATIONS_SERVICE_NAME: &str = "dossier.v1.Operations";
+
+/// A channel that connects on first use and reconnects by itself, so the
+/// gateway starts while the operations service is down and recovers when it
+/// comes back. Each call is bounded by `request_timeout`.
+pub fn channel(
+    url: &str,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("`{url}` is not a valid operations service URL"))?
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// The operations client on `channel`.
+pub fn operations_client(channel: Channel) -> OperationsClient<Channel> {
+    OperationsClient::new(channel)
+}
+
+/// Whether the operations service answers its gRPC health check `SERVING`
+/// within `timeout`. It is asked for its service's status, and for the
+/// server's overall status (`""`) when it does not report one per service.
+pub async fn operations_serving(channel: Channel, timeout: Duration) -> bool {
+    let mut health = HealthClient::new(channel);
+    let check = async move {
+        for service in [OPERATIONS_SERVICE_NAME, ""] {
+            let request = HealthCheckRequest {
+                service: service.to_owned(),
+            };
+            match health.check(request).await {
+                Ok(response) => {
+                    return response.into_inner().status == ServingStatus::Serving as i32;
+                }
+                Err(status) if status.code() == Code::NotFound => {}
+                Err(status) => {
+                    tracing::debug!(message = "Operations health check failed.", error = %status);
+                    return false;
+                }
+            }
+        }
+        false
+    };
+    tokio::time::timeout(timeout, check).await.unwrap_or(false)
+}
+
+/// Maps a failed operations call to the client's answer. `NOT_FOUND` is 404
+/// (also for another tenant's operation), `ALREADY_EXISTS` an idempotency
+/// conflict, `FAILED_PRECONDITION` a state conflict, unavailability and
+/// deadlines 503; anything else is our bug and becomes a logged 500.
+pub fn map_status(status: tonic::Status) -> ApiError {
+    match status.code() {
+        Code::NotFound => ApiError::OperationNotFound,
+        Code::AlreadyExists => ApiError::IdempotencyConflict,
+        Code::FailedPrecondition => ApiError::OperationConflict(
+            "The operation has already finished; it can no longer be cancelled.".to_owned(),
+        ),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
+            ApiError::unavailable(
+                "The service is temporarily unavailable; nothing was changed. Retry shortly.",
+                GrpcError(status),
+            )
+        }
+        Code::InvalidArgument => ApiError::Validation {
+            detail: format!("The request was refused: {}", status.message()),
+            errors: Vec::new(),
+        },
+        // A transport failure that tonic could not classify (e.g. a reset
+        // connection while the operations service restarts) is as transient
+        // as UNAVAILABLE.
+        Code::Unknown if is_transport_error(&status) => ApiError::unavailable(
+            "The service is temporarily unavailable; nothing was changed. Retry shortly.",
+            GrpcError(status),
+        ),
+        _ => ApiError::Internal(anyhow::Error::new(GrpcError(status))),
+    }
+}
+
+fn is_transport_error(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    let mut source = status.source();
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>() || error.is::<std::io::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// A `tonic::Status` as an error with a readable message (code and message)
+/// and its transport cause as the source.
+#[derive(Debug)]
+pub struct GrpcError(pub tonic::Status);
+
+impl std::fmt::Display for GrpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "operations service answered {:?}: {}",
+            self.0.code(),
+            self.0.message()
+        )
+    }
+}
+
+impl std::error::Error for GrpcError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}

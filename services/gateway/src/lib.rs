@@ -1,0 +1,312 @@
+//! The Dossier gateway: the public HTTP API.
+//!
+//! It authenticates callers by API key, validates request bodies with the
+//! shared types of `dossier_contracts::api`, and hands work to the
+//! operations service over gRPC, which stores the job in JetStream before it
+//! answers, so a `202 Accepted` always means the job is durable. Polling,
+//! listing and cancelling go through the same service. The gateway keeps no
+//! state of its own and scales out behind a load balancer.
+//!
+//! Every response carries a fresh `X-Request-Id` (UUID v7) that is also the
+//! trace id of the request's trace unless the caller sent a `traceparent`
+//! (see [`context`]); every error is an RFC 9457 problem (see [`error`]).
+//!
+//! `main.rs` only reads [`Config`] and calls [`App::build`] and [`App::run`];
+//! tests boot the same [`App`] on port 0, or call [`router`] directly.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod grpc;
+pub mod metrics;
+pub mod rate_limit;
+mod routes;
+
+#[cfg(test)]
+mod router_tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use dossier_contracts::v1::operations_client::OperationsClient;
+use dossier_service::{CancellationToken, Readiness};
+use dossier_telemetry::LogConfig;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub use auth::{ApiKeys, Caller, KeyEntry, KeysError, generate_key, hash_key};
+pub use error::ApiError;
+pub use routes::router;
+
+/// `DOSSIER_HTTP_ADDR`: where the HTTP API listens.
+pub const ENV_HTTP_ADDR: &str = "DOSSIER_HTTP_ADDR";
+/// `DOSSIER_OPERATIONS_URL`: the operations service's gRPC URL.
+pub const ENV_OPERATIONS_URL: &str = "DOSSIER_OPERATIONS_URL";
+/// `DOSSIER_API_KEYS_FILE`: the TOML file of API key hashes.
+pub const ENV_API_KEYS_FILE: &str = "DOSSIER_API_KEYS_FILE";
+/// `DOSSIER_PUBLIC_BASE_URL`: the external base of `pollUrl`s, e.g. `https://api.example.com`.
+pub const ENV_PUBLIC_BASE_URL: &str = "DOSSIER_PUBLIC_BASE_URL";
+/// `DOSSIER_MAX_BODY_BYTES`: the largest accepted request body.
+pub const ENV_MAX_BODY_BYTES: &str = "DOSSIER_MAX_BODY_BYTES";
+/// `DOSSIER_REQUEST_TIMEOUT`: the longest a request may take end to end.
+pub const ENV_REQUEST_TIMEOUT: &str = "DOSSIER_REQUEST_TIMEOUT";
+/// `DOSSIER_OPERATIONS_TIMEOUT`: the longest one call to the operations service may take.
+pub const ENV_OPERATIONS_TIMEOUT: &str = "DOSSIER_OPERATIONS_TIMEOUT";
+/// `DOSSIER_OPERATIONS_CONNECT_TIMEOUT`: the longest connecting to the operations service may take.
+pub const ENV_OPERATIONS_CONNECT_TIMEOUT: &str = "DOSSIER_OPERATIONS_CONNECT_TIMEOUT";
+/// `DOSSIER_READINESS_TIMEOUT`: the longest `/readyz` waits for the operations health check.
+pub const ENV_READINESS_TIMEOUT: &str = "DOSSIER_READINESS_TIMEOUT";
+/// `DOSSIER_RATE_LIMIT_PER_SECOND`: per-tenant request rate (unset: no limit).
+pub const ENV_RATE_LIMIT_PER_SECOND: &str = "DOSSIER_RATE_LIMIT_PER_SECOND";
+/// `DOSSIER_RATE_LIMIT_BURST`: per-tenant burst (default: the rate).
+pub const ENV_RATE_LIMIT_BURST: &str = "DOSSIER_RATE_LIMIT_BURST";
+/// `DOSSIER_SHUTDOWN_GRACE`: how long in-flight requests may finish after a shutdown signal.
+pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_SHUTDOWN_GRACE";
+
+/// Gateway settings, from flags or environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gateway", about = "The Dossier HTTP API gateway.")]
+pub struct Config {
+    /// Address the HTTP API listens on (port 0: any free port).
+    #[arg(long, env = ENV_HTTP_ADDR, default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// gRPC URL of the operations service.
+    #[arg(long, env = ENV_OPERATIONS_URL, default_value = "http://127.0.0.1:50051")]
+    pub operations_url: String,
+    /// TOML file of API keys: `[[keys]]` tables with `tenant`, `id` and
+    /// `sha256` (hex SHA-256 of the key). Required unless `api_keys` is set
+    /// in-process.
+    #[arg(long, env = ENV_API_KEYS_FILE)]
+    pub api_keys_file: Option<PathBuf>,
+    /// Keys given in-process (tests, embedding); take precedence over the file.
+    #[arg(skip)]
+    pub api_keys: Option<ApiKeys>,
+    /// External base URL of the API (`https://api.example.com`), used for
+    /// `pollUrl` and `Location`. Unset: derived from `X-Forwarded-*` or `Host`.
+    #[arg(long, env = ENV_PUBLIC_BASE_URL, value_parser = extract::parse_public_base_url)]
+    pub public_base_url: Option<String>,
+    /// Largest accepted request body in bytes (larger: 413).
+    #[arg(long, env = ENV_MAX_BODY_BYTES, default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take end to end (longer: 503).
+    #[arg(long, env = ENV_REQUEST_TIMEOUT, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Longest one call to the operations service may take (longer: 503).
+    #[arg(long, env = ENV_OPERATIONS_TIMEOUT, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub operations_timeout: Duration,
+    /// Longest connecting to the operations service may take.
+    #[arg(long, env = ENV_OPERATIONS_CONNECT_TIMEOUT, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub operations_connect_timeout: Duration,
+    /// Longest `/readyz` waits for the operations service's health check.
+    #[arg(long, env = ENV_READINESS_TIMEOUT, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub readiness_timeout: Duration,
+    /// Requests per second per tenant, on average (unset: no rate limit).
+    #[arg(long, env = ENV_RATE_LIMIT_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests a tenant may burst above the rate (default: the rate).
+    #[arg(long, env = ENV_RATE_LIMIT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+    /// How long in-flight requests may finish after a shutdown signal.
+    #[arg(long, env = ENV_SHUTDOWN_GRACE, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// The defaults (and `DOSSIER_*` variables), for tests and tools that
+    /// then set fields in code.
+    pub fn from_env() -> anyhow::Result<Config> {
+        <Config as clap::Parser>::try_parse_from(["gateway"])
+            .context("invalid gateway configuration")
+    }
+
+    fn keys(&self) -> anyhow::Result<ApiKeys> {
+        if let Some(keys) = &self.api_keys {
+            return Ok(keys.clone());
+        }
+        let path = self.api_keys_file.as_deref().with_context(|| {
+            format!("no API keys configured: set {ENV_API_KEYS_FILE} to a keys file")
+        })?;
+        ApiKeys::load(path).with_context(|| format!("cannot load API keys from {}", path.display()))
+    }
+}
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<StateInner>);
+
+struct StateInner {
+    keys: ApiKeys,
+    channel: Channel,
+    operations: OperationsClient<Channel>,
+    public_base_url: Option<String>,
+    listen_addr: SocketAddr,
+    readiness: Readiness,
+    readiness_timeout: Duration,
+    max_body_bytes: usize,
+    request_timeout: Duration,
+    rate_limiter: Option<rate_limit::RateLimiter>,
+    metrics: metrics::Metrics,
+}
+
+impl AppState {
+    /// State for a gateway answering on `listen_addr` with `keys`. Connects
+    /// to the operations service lazily, so it never fails because the
+    /// service is down. Must be called inside a Tokio runtime.
+    pub fn new(config: &Config, keys: ApiKeys, listen_addr: SocketAddr) -> anyhow::Result<Self> {
+        let channel = grpc::channel(
+            &config.operations_url,
+            config.operations_connect_timeout,
+            config.operations_timeout,
+        )?;
+        let readiness = Readiness::new();
+        readiness.set(true);
+        let rate_limiter = config.rate_limit_per_second.map(|rate| {
+            rate_limit::RateLimiter::new(rate, config.rate_limit_burst.unwrap_or(rate))
+        });
+        Ok(AppState(Arc::new(StateInner {
+            keys,
+            operations: grpc::operations_client(channel.clone()),
+            channel,
+            public_base_url: config.public_base_url.clone(),
+            listen_addr,
+            readiness,
+            readiness_timeout: config.readiness_timeout,
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            rate_limiter,
+            metrics: metrics::Metrics::install(),
+        })))
+    }
+
+    /// The configured API keys.
+    pub fn keys(&self) -> &ApiKeys {
+        &self.0.keys
+    }
+
+    /// A client of the operations service (clones share one channel).
+    pub fn operations(&self) -> OperationsClient<Channel> {
+        self.0.operations.clone()
+    }
+
+    /// The channel to the operations service.
+    pub fn channel(&self) -> Channel {
+        self.0.channel.clone()
+    }
+
+    /// The configured public base URL, without a trailing slash.
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.0.public_base_url.as_deref()
+    }
+
+    /// The address the listener is bound to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.0.listen_addr
+    }
+
+    /// Whether the gateway takes work; false once shutdown begins.
+    pub fn readiness(&self) -> &Readiness {
+        &self.0.readiness
+    }
+
+    /// How long `/readyz` waits for the operations health check.
+    pub fn readiness_timeout(&self) -> Duration {
+        self.0.readiness_timeout
+    }
+
+    /// The largest accepted body.
+    pub fn max_body_bytes(&self) -> usize {
+        self.0.max_body_bytes
+    }
+
+    /// The end-to-end request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.0.request_timeout
+    }
+
+    /// The per-tenant rate limiter, when configured.
+    pub fn rate_limiter(&self) -> Option<&rate_limit::RateLimiter> {
+        self.0.rate_limiter.as_ref()
+    }
+
+    /// The metrics recorder.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+}
+
+/// A built gateway: the bound listener and the router.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+impl App {
+    /// Loads the keys (failing with a clear message when they are missing
+    /// or invalid) and binds the listener. Does not need the operations
+    /// service to be up.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let keys = config.keys()?;
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the listener's address")?;
+        let state = AppState::new(&config, keys, addr)?;
+        tracing::info!(
+            message = "Gateway built.",
+            http_addr = %addr,
+            operations_url = %config.operations_url,
+            api_keys = state.keys().len(),
+            rate_limit = ?config.rate_limit_per_second,
+        );
+        Ok(App {
+            listener,
+            state,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address the HTTP API listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.state.listen_addr()
+    }
+
+    /// The shared state (readiness, clients).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled: readiness turns false at once,
+    /// new connections stop, and in-flight requests get the grace period to
+    /// finish.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.state.readiness().clear_on(&shutdown);
+        let router = router(self.state.clone());
+        tracing::info!(message = "Gateway listening.", http_addr = %self.http_addr());
+        let serve = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        let grace = self.shutdown_grace;
+        tokio::select! {
+            result = serve => result.context("HTTP server failed")?,
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(message = "Shutdown grace period over; dropping open connections.", grace = ?grace);
+            }
+        }
+        tracing::info!(message = "Gateway stopped.");
+        Ok(())
+    }
+}
