@@ -1,0 +1,528 @@
+//! The whole stack in-process for tests: `spawn_app()` starts a real
+//! nats-server, the real operations service and the gateway on free ports,
+//! and returns a [`TestApp`] with typed request helpers; worker services are
+//! added with [`TestApp::spawn_service`] and can be stopped gracefully or
+//! crashed.
+//!
+//! This is the second half of the test kit (`dossier-testkit` starts
+//! nats-server and has the waiting helpers). It lives in its own crate because
+//! it depends on the services, and the services' own tests use the kit.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A test kit fails loudly.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use dossier_broker::{JOBS_STREAM, event_subject, job_subject};
+use dossier_contracts::v1::{self, Job, OperationEvent, operation_event};
+use dossier_contracts::{Kind, Status};
+use dossier_service::CancellationToken;
+use dossier_testkit::{NatsServer, wait_for, wait_until};
+use gateway::ApiKeys;
+use opentelemetry::trace::TracerProvider as _;
+use prost::Message as _;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use uuid::Uuid;
+
+/// Tenant `acme`'s key.
+pub const KEY_A: &str = "dk_test_acme_key";
+/// Tenant `globex`'s key.
+pub const KEY_G: &str = "dk_test_globex_key";
+
+/// How long a test waits for a condition.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A valid people search.
+pub fn search_body() -> Value {
+    json!({ "targetAccount": { "domain": "acme.com" }, "filters": { "seniorities": ["vp"] } })
+}
+
+/// A valid batch of `n` records.
+pub fn batch_body(n: usize) -> Value {
+    let records: Vec<Value> = (0..n)
+        .map(|i| json!({ "email": format!("p{i}@acme.com") }))
+        .collect();
+    json!({ "records": records })
+}
+
+/// A valid research request.
+pub fn research_body() -> Value {
+    json!({ "subject": { "company": { "name": "Acme" } }, "questions": ["Who buys?"] })
+}
+
+/// Installs, once per test binary, a subscriber with the OpenTelemetry layer
+/// (as `dossier_telemetry::init` does in the binaries) so that spans have
+/// trace ids and the trace context reaches the jobs; logs only with
+/// `TEST_LOG=1`.
+fn init_telemetry() {
+    static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        dossier_telemetry::init_propagator();
+        let provider = dossier_telemetry::tracer_provider("gateway-tests").unwrap();
+        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("gateway-tests"));
+        let fmt = std::env::var_os("TEST_LOG").map(|_| {
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+        });
+        let _ = tracing_subscriber::registry()
+            .with(otel)
+            .with(fmt)
+            .try_init();
+        provider
+    });
+}
+
+/// A service running in-process. Dropping the handle shuts the service
+/// down (in the background, as a signal would).
+pub struct Running {
+    token: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Starts `run(token)` on the runtime, typically a service's `App::run`.
+    pub fn spawn<F>(run: impl FnOnce(CancellationToken) -> F) -> Running
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(run(token.clone()));
+        Running {
+            token,
+            handle: Some(handle),
+        }
+    }
+
+    /// Shuts the service down as a signal would and waits for it; panics if
+    /// it failed.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    /// Kills the service as a crash would: its task is aborted mid-work, no
+    /// clean-up runs, nothing is acknowledged.
+    pub async fn crash(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// One test's stack.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>` of the gateway.
+    pub address: String,
+    /// The test's broker.
+    pub nats: NatsServer,
+    /// HTTP client (no redirects).
+    pub client: reqwest::Client,
+    /// The gateway's state (readiness).
+    pub state: gateway::AppState,
+    ops_addr: SocketAddr,
+    ops: Option<Running>,
+    gateway: Option<Running>,
+}
+
+/// A decoded answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Reads a response.
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET url` (absolute) with `key`.
+    pub async fn from_url(app: &TestApp, url: &str, key: &str) -> Answer {
+        Answer::read(app.client.get(url).bearer_auth(key).send().await.unwrap()).await
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// `X-Request-Id`, checked to be a UUID v7 equal to `meta.requestId`
+    /// when the body is JSON.
+    pub fn request_id(&self) -> Uuid {
+        let id = Uuid::parse_str(self.header("x-request-id").expect("X-Request-Id")).unwrap();
+        assert_eq!(id.get_version_num(), 7, "request ids are UUID v7");
+        if self.body.is_object() {
+            assert_eq!(
+                self.body["meta"]["requestId"],
+                id.to_string(),
+                "meta.requestId mirrors X-Request-Id: {}",
+                self.body
+            );
+        }
+        id
+    }
+
+    /// Asserts a problem answer: status, type code, shape, request id.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("https://dossier.dev/problems/{code}"),
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        self.request_id();
+    }
+
+    /// The `pointer`s (or `parameter`s, `header`s) of the problem's errors.
+    pub fn locations(&self, key: &str) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors: {}", self.body))
+            .iter()
+            .map(|e| e[key].as_str().unwrap_or_else(|| panic!("{e}")).to_owned())
+            .collect()
+    }
+
+    /// The operation id of a 202.
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Starts the stack with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the stack, letting the test adjust the gateway's configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> TestApp {
+    init_telemetry();
+    let nats = NatsServer::start().await;
+    let ops_config = operations::Config::new(nats.broker_config());
+    let (ops, ops_addr) = start_operations(ops_config).await;
+
+    let mut config = gateway::Config::from_env().unwrap();
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.operations_url = format!("http://{ops_addr}");
+    config.api_keys =
+        Some(ApiKeys::from_plain([("acme", "key_a", KEY_A), ("globex", "key_g", KEY_G)]).unwrap());
+    config.public_base_url = None;
+    config.rate_limit_per_second = None;
+    configure(&mut config);
+    let app = gateway::App::build(config).await.unwrap();
+    let http_addr = app.http_addr();
+    let state = app.state().clone();
+    let gateway = Running::spawn(|token| app.run(token));
+
+    let test_app = TestApp {
+        address: format!("http://{http_addr}"),
+        nats,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        ops_addr,
+        ops: Some(ops),
+        gateway: Some(gateway),
+    };
+    test_app.wait_until_ready().await;
+    test_app
+}
+
+async fn start_operations(config: operations::Config) -> (Running, SocketAddr) {
+    let app = operations::App::build(config).await.unwrap();
+    let addr = app.grpc_addr();
+    (Running::spawn(|token| app.run(token)), addr)
+}
+
+impl TestApp {
+    /// Broker settings of this stack (short ack wait and few deliveries, see
+    /// [`NatsServer::broker_config`]), for services a test adds.
+    pub fn broker_config(&self) -> dossier_broker::BrokerConfig {
+        self.nats.broker_config()
+    }
+
+    /// Polls the operation until its status is terminal; returns its body.
+    pub async fn wait_for_terminal(&self, id: &str, key: &str) -> Value {
+        wait_for(&format!("operation {id} to end"), DEADLINE, || async {
+            let answer = self.get_operation(id, key).await;
+            let status = answer.body["status"]
+                .as_str()
+                .and_then(|s| s.parse::<Status>().ok());
+            (answer.status == 200 && status.is_some_and(Status::is_terminal)).then_some(answer.body)
+        })
+        .await
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Waits until `/readyz` answers 200 (the operations service serves).
+    pub async fn wait_until_ready(&self) {
+        wait_until("the gateway to be ready", DEADLINE, || async {
+            self.get("/readyz", None).await.status == 200
+        })
+        .await;
+    }
+
+    /// `GET path`, with `key` as a bearer token when given.
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
+        let mut request = self.client.get(self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// `POST path` with a JSON body, `key` as bearer token, extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        key: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// `POST path` as tenant `acme`.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.post_with(path, body, KEY_A, &[]).await
+    }
+
+    /// `POST /api/search/people` as tenant `acme`.
+    pub async fn post_search(&self, body: &Value) -> Answer {
+        self.post("/api/search/people", body).await
+    }
+
+    /// `POST /api/enrichment/batch` as tenant `acme`.
+    pub async fn post_batch(&self, body: &Value) -> Answer {
+        self.post("/api/enrichment/batch", body).await
+    }
+
+    /// `POST /api/research` as tenant `acme`.
+    pub async fn post_research(&self, body: &Value) -> Answer {
+        self.post("/api/research", body).await
+    }
+
+    /// Accepts a search as tenant `key`'s owner; asserts the 202.
+    pub async fn accept_search(&self, key: &str) -> Answer {
+        let answer = self
+            .post_with("/api/search/people", &search_body(), key, &[])
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.body);
+        answer
+    }
+
+    /// `GET /api/operations/{id}`.
+    pub async fn get_operation(&self, id: &str, key: &str) -> Answer {
+        self.get(&format!("/api/operations/{id}"), Some(key)).await
+    }
+
+    /// `GET /api/operations?{query}`.
+    pub async fn list_operations(&self, query: &str, key: &str) -> Answer {
+        self.get(&format!("/api/operations?{query}"), Some(key))
+            .await
+    }
+
+    /// The ids of every operation of the tenant, following cursors.
+    pub async fn all_operation_ids(&self, query: &str, key: &str, limit: u32) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = format!("limit={limit}");
+            if !query.is_empty() {
+                q.push('&');
+                q.push_str(query);
+            }
+            if let Some(c) = &cursor {
+                q.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.list_operations(&q, key).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            page.request_id();
+            let data = page.body["data"].as_array().unwrap();
+            assert!(data.len() <= limit as usize);
+            ids.extend(data.iter().map(|op| op["id"].as_str().unwrap().to_owned()));
+            match page.body["meta"]["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => {
+                    assert!(page.body["meta"]["nextCursor"].is_null());
+                    return ids;
+                }
+            }
+        }
+    }
+
+    /// `POST /api/operations/{id}/cancel`.
+    pub async fn cancel_operation(&self, id: &str, key: &str) -> Answer {
+        Answer::read(
+            self.client
+                .post(self.url(&format!("/api/operations/{id}/cancel")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Polls the operation until it has `status`; returns its body.
+    pub async fn wait_for_status(&self, id: &str, key: &str, status: Status) -> Value {
+        wait_for(
+            &format!("operation {id} to be {status}"),
+            DEADLINE,
+            || async {
+                let answer = self.get_operation(id, key).await;
+                (answer.status == 200 && answer.body["status"] == status.as_str())
+                    .then_some(answer.body)
+            },
+        )
+        .await
+    }
+
+    /// Publishes a worker event for operation `id` of tenant `acme`, as a
+    /// worker would, and waits for the broker's ack.
+    pub async fn publish_event(&self, id: &str, kind: Kind, event: operation_event::Event) {
+        let now = dossier_contracts::time_ext::now();
+        let message = OperationEvent {
+            event_id: Uuid::now_v7().to_string(),
+            operation_id: id.to_owned(),
+            tenant_id: "acme".to_owned(),
+            kind: kind.to_proto() as i32,
+            attempt: 1,
+            worker_id: "test-worker".to_owned(),
+            occurred_at: Some(now),
+            operation_created_at: Some(now),
+            trace: None,
+            event: Some(event),
+        };
+        let js = async_nats::jetstream::new(self.nats.client().await);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", message.event_id.as_str());
+        js.publish_with_headers(event_subject(kind), headers, message.encode_to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Fails operation `id` (a search of tenant `acme`) as a worker would.
+    pub async fn fail_operation(&self, id: &str) {
+        self.publish_event(
+            id,
+            Kind::SearchPeople,
+            operation_event::Event::Failed(v1::Failed {
+                error: Some(v1::OperationError {
+                    code: "provider_unavailable".to_owned(),
+                    message: "The provider did not answer.".to_owned(),
+                    details_json: r#"{"provider":"test"}"#.to_owned(),
+                }),
+            }),
+        )
+        .await;
+    }
+
+    /// The newest job of `kind` on the jobs stream.
+    pub async fn last_job(&self, kind: Kind) -> Job {
+        let js = async_nats::jetstream::new(self.nats.client().await);
+        let stream = js.get_stream(JOBS_STREAM).await.unwrap();
+        let message = stream
+            .get_last_raw_message_by_subject(&job_subject(kind))
+            .await
+            .unwrap();
+        Job::decode(message.payload).unwrap()
+    }
+
+    /// How many jobs the jobs stream holds.
+    pub async fn job_count(&self) -> u64 {
+        let js = async_nats::jetstream::new(self.nats.client().await);
+        let mut stream = js.get_stream(JOBS_STREAM).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+
+    /// Stops the operations service (clean shutdown).
+    pub async fn stop_operations(&mut self) {
+        if let Some(ops) = self.ops.take() {
+            ops.stop().await;
+        }
+    }
+
+    /// Starts the operations service again on its old address.
+    pub async fn start_operations(&mut self) {
+        assert!(self.ops.is_none(), "operations is running");
+        let mut config = operations::Config::new(self.nats.broker_config());
+        config.grpc_addr = self.ops_addr;
+        let (ops, _) = start_operations(config).await;
+        self.ops = Some(ops);
+    }
+
+    /// Stops the gateway (as a shutdown signal would) and waits for it.
+    pub async fn stop_gateway(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await;
+        }
+    }
+}
+
+/// Polls operation `id` of tenant `acme` until its progress is `progress`.
+pub async fn wait_for_progress(app: &TestApp, id: &str, progress: u32) {
+    wait_until(
+        &format!("operation {id} at {progress}%"),
+        DEADLINE,
+        || async { app.get_operation(id, KEY_A).await.body["progress"] == progress },
+    )
+    .await;
+}
