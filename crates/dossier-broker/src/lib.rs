@@ -14,12 +14,16 @@
 //! | `dossier_cancellations` | KV | cancellation requests, watched by workers |
 //! | `dossier_checkpoints` | KV | worker checkpoints of long jobs |
 //! | `dossier_results` | object store | results too large for a message |
+//!
+//! Besides JetStream, one core NATS subject carries request-reply calls that
+//! store nothing: [`ENRICH_PERSON_SUBJECT`] (synchronous enrichment, served
+//! by the enrichment workers' queue group [`ENRICHMENT_QUEUE_GROUP`]).
 #![forbid(unsafe_code)]
 
 pub mod config;
 mod topology;
 
-pub use config::{BrokerConfig, ConsumerConfig};
+pub use config::{BrokerConfig, ConsumerConfig, NatsCredentials};
 pub use topology::{Topology, TopologyError};
 
 use std::time::Duration;
@@ -46,6 +50,14 @@ pub const CANCELLATIONS_BUCKET: &str = "dossier_cancellations";
 pub const CHECKPOINTS_BUCKET: &str = "dossier_checkpoints";
 /// Large results.
 pub const RESULTS_OBJECT_STORE: &str = "dossier_results";
+
+/// Core NATS request-reply subject of synchronous enrichment: an
+/// `EnrichPersonRequest` in, an `EnrichPersonReply` back (see
+/// `proto/dossier/v1/enrichment.proto`). Not captured by any stream.
+pub const ENRICH_PERSON_SUBJECT: &str = "dossier.enrich.person";
+/// Queue group the enrichment workers answer [`ENRICH_PERSON_SUBJECT`] in, so
+/// each request reaches exactly one of them.
+pub const ENRICHMENT_QUEUE_GROUP: &str = "enrichment-worker";
 
 /// Subject of a kind's jobs, e.g. `dossier.jobs.search.people`.
 pub fn job_subject(kind: Kind) -> String {
@@ -75,7 +87,9 @@ pub async fn connect(
     config: &BrokerConfig,
     service: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
+    config
+        .credentials
+        .apply(async_nats::ConnectOptions::new())
         .name(service)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))

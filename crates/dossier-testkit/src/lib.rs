@@ -50,20 +50,29 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    extra_args: Vec<String>,
 }
 
 impl NatsServer {
     /// Starts a server and waits until JetStream answers.
     pub async fn start() -> NatsServer {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with extra command-line arguments (e.g. `--user`);
+    /// with arguments it waits only until the port accepts connections.
+    pub async fn start_with(extra_args: &[&str]) -> NatsServer {
         let store = tempfile::Builder::new()
             .prefix("dossier-nats-")
             .tempdir()
             .expect("temp dir");
         let port = free_port();
+        let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
         let mut server = NatsServer {
             child: None,
             port,
             store,
+            extra_args,
         };
         server.spawn().await;
         server
@@ -120,18 +129,25 @@ impl NatsServer {
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(self.store.path())
+            .args(&self.extra_args)
             .stdin(Stdio::null());
         if std::env::var_os("TEST_LOG").is_none() {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
         self.child = Some(cmd.spawn().expect("spawn nats-server"));
-        let url = self.url();
+        // A server started with credentials cannot be probed anonymously:
+        // for it, accepting connections is ready enough.
+        let (url, anonymous) = (self.url(), self.extra_args.is_empty());
+        let addr = format!("127.0.0.1:{}", self.port);
         wait_until(
             "nats-server to serve JetStream",
             Duration::from_secs(20),
             || {
-                let url = url.clone();
+                let (url, addr) = (url.clone(), addr.clone());
                 async move {
+                    if !anonymous {
+                        return tokio::net::TcpStream::connect(addr).await.is_ok();
+                    }
                     let Ok(client) = async_nats::connect(&url).await else {
                         return false;
                     };
