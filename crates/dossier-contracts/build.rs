@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "dossier/v1/jobs.proto",
     "dossier/v1/events.proto",
     "dossier/v1/operations.proto",
+    "dossier/v1/enrichment.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

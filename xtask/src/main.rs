@@ -5,7 +5,11 @@
 //! - `cargo xtask test` runs every test against the pinned nats-server.
 //! - `cargo xtask keygen --tenant NAME` prints a new API key and its keys-file entry.
 //! - `cargo xtask nats-server` installs (if needed) and prints the pinned nats-server.
+//! - `cargo xtask gen-directory` writes the deterministic demo directory.
+//! - `cargo xtask bench enrichment` benchmarks the whole stack (bench/results/).
 
+mod bench;
+mod directory;
 mod keygen;
 mod nats;
 mod test;
@@ -32,6 +36,10 @@ enum Command {
     Keygen(keygen::Args),
     /// Install the pinned nats-server if needed and print its path.
     NatsServer,
+    /// Write the deterministic demo directory (JSONL) that `up` serves.
+    GenDirectory(directory::Args),
+    /// Benchmark the whole stack in release; results in bench/results/.
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +47,8 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => up::run(args),
         Command::Test(args) => test::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::GenDirectory(args) => directory::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::NatsServer => {
             println!("{}", nats::ensure()?.display());
             Ok(())

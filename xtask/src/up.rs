@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::{cargo, keygen, nats, root, run_checked, target_dir};
+use crate::{cargo, directory, keygen, nats, root, run_checked, target_dir};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -21,6 +21,9 @@ pub(crate) struct Args {
     /// Client port of nats-server.
     #[arg(long, default_value_t = 4222)]
     nats_port: u16,
+    /// Monitoring port of nats-server.
+    #[arg(long, default_value_t = 8222)]
+    nats_monitor_port: u16,
     /// gRPC port of the operations service.
     #[arg(long, default_value_t = 50051)]
     grpc_port: u16,
@@ -47,6 +50,14 @@ const SERVICES: &[Service] = &[
         package: "gateway",
         waits_for_port: Some(|a| a.http_port),
     },
+    Service {
+        package: "search-worker",
+        waits_for_port: None,
+    },
+    Service {
+        package: "enrichment-worker",
+        waits_for_port: None,
+    },
 ];
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -65,6 +76,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let state = root().join(".dossier");
     std::fs::create_dir_all(&state)?;
     let (keys_file, dev_key) = api_keys(&state)?;
+    let directory = match std::env::var_os("DOSSIER_DIRECTORY_FILES") {
+        Some(files) => files,
+        None => directory::ensure_default(&state)?.into_os_string(),
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -82,7 +97,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             "-p",
             &args.nats_port.to_string(),
             "-m",
-            "8222",
+            &args.nats_monitor_port.to_string(),
             "-sd",
         ])
         .arg(state.join("nats"));
@@ -102,6 +117,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 )
                 .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{}", args.http_port))
                 .env("DOSSIER_API_KEYS_FILE", &keys_file)
+                .env("DOSSIER_DIRECTORY_FILES", &directory)
                 .env(
                     "DOSSIER_LOG_FORMAT",
                     std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
@@ -120,7 +136,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("  operations  127.0.0.1:{}          (gRPC)", args.grpc_port);
         println!(
-            "  nats-server {nats_url}   (monitoring http://127.0.0.1:8222, store {})",
+            "  workers     search-worker, enrichment-worker (directory {})",
+            directory.to_string_lossy()
+        );
+        println!(
+            "  nats-server {nats_url}   (monitoring http://127.0.0.1:{}, store {})",
+            args.nats_monitor_port,
             state.join("nats").display()
         );
         println!("  API keys    {}", keys_file.display());
@@ -169,7 +190,7 @@ fn api_keys(state: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     Ok((keys_file, Some(key)))
 }
 
-fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<Child> {
+pub(crate) fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<Child> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -199,7 +220,7 @@ fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<Child> {
     Ok(child)
 }
 
-fn wait_for_port(name: &str, port: u16, stop: &AtomicBool) -> anyhow::Result<()> {
+pub(crate) fn wait_for_port(name: &str, port: u16, stop: &AtomicBool) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -217,7 +238,7 @@ fn wait_for_port(name: &str, port: u16, stop: &AtomicBool) -> anyhow::Result<()>
 }
 
 /// Stops services in reverse start order: SIGTERM, a grace period, then kill.
-fn shut_down(mut children: Vec<(String, Child)>) {
+pub(crate) fn shut_down(mut children: Vec<(String, Child)>) {
     println!("Stopping...");
     while let Some((name, mut child)) = children.pop() {
         #[cfg(unix)]

@@ -10,6 +10,8 @@
 //!   and a concurrency limit.
 //! * [`ProviderSet`]: fan a question out to several providers and merge.
 //! * [`generate()`]: a deterministic, realistic directory for benchmarks.
+//! * [`ProvidersConfig`]: the providers a worker asks, from flags or
+//!   `DOSSIER_*` variables, and the [`embedded_demo`] directory.
 //!
 //! Resolving a target account (which company a search means) is the search
 //! worker's job; this crate only answers the lookups it needs.
@@ -38,6 +40,7 @@
 
 #![forbid(unsafe_code)]
 
+mod config;
 pub mod generate;
 pub mod http;
 mod local;
@@ -46,6 +49,10 @@ mod normalize;
 mod provider;
 mod set;
 
+pub use config::{
+    ENV_DIRECTORY_FILES, ENV_PROVIDER_DEADLINE, ENV_VENDOR_API_KEY, ENV_VENDOR_TIMEOUT,
+    ENV_VENDOR_URL, ProvidersConfig, ProvidersError, embedded_demo,
+};
 pub use generate::{DEFAULT_COMPANIES, DEFAULT_PEOPLE, generate, write_jsonl};
 pub use http::{HttpConfigError, HttpProvider, HttpProviderConfig};
 pub use local::{LoadError, LoadStats, LocalDirectory, LocalDirectoryConfig, load_directory};

@@ -244,6 +244,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> Tes
     let mut config = gateway::Config::from_env().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.operations_url = format!("http://{ops_addr}");
+    config.nats_url = nats.url();
     config.api_keys =
         Some(ApiKeys::from_plain([("acme", "key_a", KEY_A), ("globex", "key_g", KEY_G)]).unwrap());
     config.public_base_url = None;
@@ -350,6 +351,40 @@ impl TestApp {
     /// `POST /api/enrichment/batch` as tenant `acme`.
     pub async fn post_batch(&self, body: &Value) -> Answer {
         self.post("/api/enrichment/batch", body).await
+    }
+
+    /// `POST /api/enrichment/person` as tenant `acme`.
+    pub async fn post_person(&self, body: &Value) -> Answer {
+        self.post("/api/enrichment/person", body).await
+    }
+
+    /// Every item of a finished operation's result (`op`, as polled), in
+    /// order: the first page from the operation, then each page its
+    /// `page.next` link leads to, checking that pages join up (a result
+    /// without `page` fits one page and is all there).
+    pub async fn all_result_items(&self, op: &Value, key: &str) -> Vec<Value> {
+        let result = &op["result"];
+        let mut items: Vec<Value> = result["data"].as_array().unwrap().clone();
+        if result.get("page").is_none() {
+            // The result fits one page and is served whole.
+            return items;
+        }
+        let mut page = result["page"].clone();
+        assert_eq!(page["offset"], 0, "{page}");
+        assert_eq!(page["count"], items.len(), "{page}");
+        while let Some(next) = page["next"].as_str() {
+            let answer = Answer::from_url(self, next, key).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            answer.request_id();
+            page = answer.body["page"].clone();
+            assert_eq!(page["offset"], items.len(), "pages join up: {page}");
+            let data = answer.body["data"].as_array().unwrap();
+            assert_eq!(page["count"], data.len());
+            items.extend(data.iter().cloned());
+        }
+        assert!(page["nextCursor"].is_null());
+        assert_eq!(page["total"], items.len(), "{page}");
+        items
     }
 
     /// `POST /api/research` as tenant `acme`.

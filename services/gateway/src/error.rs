@@ -147,9 +147,16 @@ pub enum ApiError {
         #[source]
         source: Option<anyhow::Error>,
     },
-    /// Synchronous enrichment is not available (yet).
-    #[error("synchronous enrichment is unavailable")]
-    EnrichmentUnavailable,
+    /// Synchronous enrichment could not answer: no enrichment worker, no
+    /// reply in time, or the record's providers failed. Nothing changed.
+    #[error("synchronous enrichment is unavailable: {detail}")]
+    EnrichmentUnavailable {
+        /// Shown to the client.
+        detail: String,
+        /// The cause, logged.
+        #[source]
+        source: Option<anyhow::Error>,
+    },
     /// The gateway is shutting down or the operations service is not serving.
     #[error("not ready: {0}")]
     NotReady(String),
@@ -160,8 +167,6 @@ pub enum ApiError {
 
 /// `Retry-After` for 503s caused by a dependency, in seconds.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
-/// `Retry-After` of the synchronous enrichment placeholder, in seconds.
-const ENRICHMENT_RETRY_AFTER_SECS: u64 = 30;
 
 impl ApiError {
     /// A validation problem from body field errors.
@@ -188,6 +193,17 @@ impl ApiError {
         }
     }
 
+    /// A 503 of synchronous enrichment.
+    pub fn enrichment_unavailable(
+        detail: impl Into<String>,
+        source: Option<anyhow::Error>,
+    ) -> Self {
+        ApiError::EnrichmentUnavailable {
+            detail: detail.into(),
+            source,
+        }
+    }
+
     /// A 503 caused by `source`.
     pub fn unavailable(detail: impl Into<String>, source: impl Into<anyhow::Error>) -> Self {
         ApiError::Unavailable {
@@ -208,7 +224,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. }
-            | ApiError::EnrichmentUnavailable
+            | ApiError::EnrichmentUnavailable { .. }
             | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -229,7 +245,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "service_unavailable",
-            ApiError::EnrichmentUnavailable => "enrichment_unavailable",
+            ApiError::EnrichmentUnavailable { .. } => "enrichment_unavailable",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal",
         }
@@ -249,7 +265,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Unavailable { .. } => "Service unavailable",
-            ApiError::EnrichmentUnavailable => "Enrichment unavailable",
+            ApiError::EnrichmentUnavailable { .. } => "Enrichment unavailable",
             ApiError::NotReady(_) => "Not ready",
             ApiError::Internal(_) => "Internal error",
         }
@@ -282,10 +298,7 @@ impl ApiError {
                 "Too many requests for this tenant; retry after the Retry-After delay.".to_owned()
             }
             ApiError::Unavailable { detail, .. } => detail.clone(),
-            ApiError::EnrichmentUnavailable => {
-                "Synchronous enrichment is not available yet; use POST /api/enrichment/batch."
-                    .to_owned()
-            }
+            ApiError::EnrichmentUnavailable { detail, .. } => detail.clone(),
             ApiError::NotReady(detail) => detail.clone(),
             ApiError::Internal(_) => {
                 "An unexpected error occurred; quote the request id to support.".to_owned()
@@ -296,10 +309,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
-            ApiError::Unavailable { .. } | ApiError::NotReady(_) => {
-                Some(UNAVAILABLE_RETRY_AFTER_SECS)
-            }
-            ApiError::EnrichmentUnavailable => Some(ENRICHMENT_RETRY_AFTER_SECS),
+            ApiError::Unavailable { .. }
+            | ApiError::EnrichmentUnavailable { .. }
+            | ApiError::NotReady(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -317,6 +329,15 @@ impl ApiError {
             }
             ApiError::Unavailable { detail, .. } => {
                 tracing::warn!(message = "Service unavailable.", %detail);
+            }
+            ApiError::EnrichmentUnavailable {
+                detail,
+                source: Some(error),
+            } => {
+                tracing::warn!(message = "Synchronous enrichment unavailable.", %detail, error = %ErrorChain(error.as_ref()));
+            }
+            ApiError::EnrichmentUnavailable { detail, .. } => {
+                tracing::warn!(message = "Synchronous enrichment unavailable.", %detail);
             }
             // Probes ask every few seconds; the operations service logs its
             // own readiness changes.

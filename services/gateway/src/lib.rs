@@ -4,8 +4,10 @@
 //! shared types of `dossier_contracts::api`, and hands work to the
 //! operations service over gRPC, which stores the job in JetStream before it
 //! answers, so a `202 Accepted` always means the job is durable. Polling,
-//! listing and cancelling go through the same service. The gateway keeps no
-//! state of its own and scales out behind a load balancer.
+//! listing, result pages and cancelling go through the same service.
+//! Synchronous enrichment is a NATS request-reply call to the enrichment
+//! workers ([`enrich`]), the gateway's only use of NATS. The gateway keeps
+//! no state of its own and scales out behind a load balancer.
 //!
 //! Every response carries a fresh `X-Request-Id` (UUID v7) that is also the
 //! trace id of the request's trace unless the caller sent a `traceparent`
@@ -17,6 +19,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod enrich;
 pub mod error;
 pub mod extract;
 pub mod grpc;
@@ -67,6 +70,8 @@ pub const ENV_RATE_LIMIT_PER_SECOND: &str = "DOSSIER_RATE_LIMIT_PER_SECOND";
 pub const ENV_RATE_LIMIT_BURST: &str = "DOSSIER_RATE_LIMIT_BURST";
 /// `DOSSIER_SHUTDOWN_GRACE`: how long in-flight requests may finish after a shutdown signal.
 pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_SHUTDOWN_GRACE";
+/// `DOSSIER_ENRICH_TIMEOUT`: the longest a synchronous enrichment may take.
+pub const ENV_ENRICH_TIMEOUT: &str = "DOSSIER_ENRICH_TIMEOUT";
 
 /// Gateway settings, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -78,6 +83,17 @@ pub struct Config {
     /// gRPC URL of the operations service.
     #[arg(long, env = ENV_OPERATIONS_URL, default_value = "http://127.0.0.1:50051")]
     pub operations_url: String,
+    /// NATS server URL(s), comma separated, for synchronous enrichment
+    /// (request-reply to the enrichment workers; no JetStream).
+    #[arg(long, env = dossier_broker::config::ENV_NATS_URL, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// The gateway's NATS user, when the server requires one (it needs only
+    /// to publish `dossier.enrich.person` and receive replies).
+    #[command(flatten)]
+    pub nats_credentials: dossier_broker::NatsCredentials,
+    /// Longest a synchronous enrichment may take (longer: 503).
+    #[arg(long, env = ENV_ENRICH_TIMEOUT, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub enrich_timeout: Duration,
     /// TOML file of API keys: `[[keys]]` tables with `tenant`, `id` and
     /// `sha256` (hex SHA-256 of the key). Required unless `api_keys` is set
     /// in-process.
@@ -154,13 +170,26 @@ struct StateInner {
     request_timeout: Duration,
     rate_limiter: Option<rate_limit::RateLimiter>,
     metrics: metrics::Metrics,
+    enrichment: Option<enrich::EnrichClient>,
 }
 
 impl AppState {
     /// State for a gateway answering on `listen_addr` with `keys`. Connects
     /// to the operations service lazily, so it never fails because the
-    /// service is down. Must be called inside a Tokio runtime.
+    /// service is down. Must be called inside a Tokio runtime. Without a
+    /// NATS client synchronous enrichment answers 503 (see
+    /// [`AppState::with_enrichment`]).
     pub fn new(config: &Config, keys: ApiKeys, listen_addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::with_enrichment(config, keys, listen_addr, None)
+    }
+
+    /// [`AppState::new`] with the NATS client of synchronous enrichment.
+    pub fn with_enrichment(
+        config: &Config,
+        keys: ApiKeys,
+        listen_addr: SocketAddr,
+        enrichment: Option<enrich::EnrichClient>,
+    ) -> anyhow::Result<Self> {
         let channel = grpc::channel(
             &config.operations_url,
             config.operations_connect_timeout,
@@ -183,7 +212,13 @@ impl AppState {
             request_timeout: config.request_timeout,
             rate_limiter,
             metrics: metrics::Metrics::install(),
+            enrichment,
         })))
+    }
+
+    /// The client of synchronous enrichment, when NATS is configured.
+    pub fn enrichment(&self) -> Option<&enrich::EnrichClient> {
+        self.0.enrichment.as_ref()
     }
 
     /// The configured API keys.
@@ -251,8 +286,8 @@ pub struct App {
 
 impl App {
     /// Loads the keys (failing with a clear message when they are missing
-    /// or invalid) and binds the listener. Does not need the operations
-    /// service to be up.
+    /// or invalid) and binds the listener. Needs neither the operations
+    /// service nor NATS to be up (both are connected in the background).
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let keys = config.keys()?;
         let listener = TcpListener::bind(config.http_addr)
@@ -261,11 +296,19 @@ impl App {
         let addr = listener
             .local_addr()
             .context("cannot read the listener's address")?;
-        let state = AppState::new(&config, keys, addr)?;
+        let enrichment = enrich::connect(
+            &config.nats_url,
+            &config.nats_credentials,
+            config.enrich_timeout,
+        )
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", config.nats_url))?;
+        let state = AppState::with_enrichment(&config, keys, addr, Some(enrichment))?;
         tracing::info!(
             message = "Gateway built.",
             http_addr = %addr,
             operations_url = %config.operations_url,
+            nats_url = %config.nats_url,
             api_keys = state.keys().len(),
             rate_limit = ?config.rate_limit_per_second,
         );

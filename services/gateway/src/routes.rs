@@ -13,8 +13,9 @@ use dossier_contracts::api::{
     EnrichmentBatchRequest, PersonRecord, ResearchRequest, SearchPeopleRequest,
 };
 use dossier_contracts::v1::{
-    CancelOperationRequest, CreateOperationRequest, GetOperationRequest, ListOperationsRequest,
-    Operation, OperationError, result_ref,
+    CancelOperationRequest, CreateOperationRequest, GetOperationRequest,
+    GetOperationResultsRequest, ListOperationsRequest, Operation, OperationError, ResultPage,
+    result_ref,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::propagation;
@@ -42,6 +43,10 @@ const DEFAULT_LIST_LIMIT: u32 = 20;
 const MAX_LIST_LIMIT: u32 = 100;
 /// Longest accepted list cursor.
 const MAX_CURSOR_LEN: usize = 1024;
+/// Default page size of `GET /api/operations/{id}/results`.
+const DEFAULT_RESULTS_LIMIT: u32 = 100;
+/// Largest page size of `GET /api/operations/{id}/results`.
+const MAX_RESULTS_LIMIT: u32 = 1_000;
 /// Header set on a 202 that replays an earlier request's idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
@@ -81,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/research", post(research))
         .route("/api/operations", get(list_operations))
         .route("/api/operations/{id}", get(get_operation))
+        .route("/api/operations/{id}/results", get(get_operation_results))
         .route("/api/operations/{id}/cancel", post(cancel_operation))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -170,19 +176,32 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// `POST /api/enrichment/person`: validates the record now.
-///
-/// PENDING the enrichment worker issue: synchronous enrichment needs the
-/// enrichment worker, which does not exist yet, so after validation this
-/// answers `503 enrichment_unavailable` with `Retry-After`. Invalid records
-/// already get their 400 with pointers, so clients can code against it.
+/// `POST /api/enrichment/person` (200): one record enriched synchronously
+/// by an enrichment worker (NATS request-reply, see [`crate::enrich`]). The
+/// answer is the enriched record, status `matched` or `not_found`; when no
+/// worker answers in time, or the record's providers fail, 503
+/// `enrichment_unavailable` with `Retry-After`.
 #[tracing::instrument(skip_all)]
 async fn enrich_person(
+    State(state): State<AppState>,
     caller: Caller,
     JsonBody(record): JsonBody<PersonRecord>,
 ) -> Result<Response, ApiError> {
-    let _ = (caller, record);
-    Err(ApiError::EnrichmentUnavailable)
+    let Some(enrichment) = state.enrichment() else {
+        return Err(ApiError::enrichment_unavailable(
+            "Synchronous enrichment is not configured on this gateway; use POST /api/enrichment/batch.",
+            None,
+        ));
+    };
+    let request_id = context::request_id().to_string();
+    let enriched = enrichment
+        .enrich(&caller.tenant_id, &record, &request_id)
+        .await?;
+    tracing::info!(
+        message = "Record enriched.",
+        status = enriched["status"].as_str().unwrap_or_default()
+    );
+    Ok(envelope(enriched).into_response())
 }
 
 /// `POST /api/enrichment/batch` (202).
@@ -347,6 +366,7 @@ impl OperationView {
     /// the record has none); progress is 100 once succeeded or partially
     /// succeeded.
     fn new(op: Operation, base: &ExternalBase) -> Result<OperationView, ApiError> {
+        let page = op.result_page.clone();
         let kind = Kind::from_proto(op.kind).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("operation {} has kind {}", op.id, op.kind))
         })?;
@@ -358,9 +378,22 @@ impl OperationView {
             ))
         })?;
         let result = match status {
-            Status::Succeeded | Status::PartialSuccess | Status::Cancelled => {
-                op.result.as_ref().and_then(|r| result_json(&op.id, r))
-            }
+            Status::Succeeded | Status::PartialSuccess | Status::Cancelled => op
+                .result
+                .as_ref()
+                .and_then(|r| result_json(&op.id, r))
+                .map(|mut result| {
+                    // A result with an item list carries its first page and
+                    // says where the rest is.
+                    if let (Some(page), Some(object)) = (page, result.as_object_mut()) {
+                        let view = PageView::new(page, &base.poll_url(&op.id), None);
+                        object.insert(
+                            "page".to_owned(),
+                            serde_json::to_value(view).unwrap_or(Value::Null),
+                        );
+                    }
+                    result
+                }),
             _ => None,
         };
         let error = match status {
@@ -492,6 +525,165 @@ async fn get_operation(
         .into_inner();
     let view = OperationView::new(operation, &base)?;
     Ok(operation_response(StatusCode::OK, view))
+}
+
+/// Where a page of result items is in the whole list, and the link to the
+/// next page.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageView {
+    /// Index of the page's first item.
+    offset: u64,
+    /// Items in the page.
+    count: u32,
+    /// Items in the whole result.
+    total: u64,
+    /// Cursor of the next page (`null` on the last).
+    next_cursor: Option<String>,
+    /// `GET` this for the next page (`null` on the last).
+    next: Option<String>,
+}
+
+impl PageView {
+    /// `operation_url` is the operation's poll URL; `limit` is repeated in
+    /// the `next` link when the caller chose one.
+    fn new(page: ResultPage, operation_url: &str, limit: Option<u32>) -> PageView {
+        let next_cursor = (!page.next_cursor.is_empty()).then_some(page.next_cursor);
+        let next = next_cursor.as_ref().map(|cursor| {
+            let mut url = format!("{operation_url}/results?cursor={cursor}");
+            if let Some(limit) = limit {
+                url.push_str(&format!("&limit={limit}"));
+            }
+            url
+        });
+        PageView {
+            offset: page.offset,
+            count: page.count,
+            total: page.total,
+            next_cursor,
+            next,
+        }
+    }
+}
+
+/// `GET /api/operations/{id}/results` page: `{ data, page, meta }`.
+#[derive(Serialize)]
+struct ResultsResponse {
+    data: Value,
+    page: PageView,
+    meta: Meta,
+}
+
+/// The validated query of `GET /api/operations/{id}/results`.
+#[derive(Debug, Default, PartialEq)]
+struct ResultsQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn parse_results_query(pairs: &[(String, String)]) -> Result<ResultsQuery, ApiError> {
+    let mut query = ResultsQuery::default();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (name, value) in pairs {
+        if !seen.insert(name.as_str()) {
+            errors.push(Issue::parameter(name, "must be given at most once"));
+            continue;
+        }
+        match name.as_str() {
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_RESULTS_LIMIT).contains(&n) => query.limit = Some(n),
+                _ => errors.push(Issue::parameter(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_RESULTS_LIMIT}"),
+                )),
+            },
+            "cursor" => {
+                if value.is_empty()
+                    || value.len() > MAX_CURSOR_LEN
+                    || !value.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    errors.push(Issue::parameter(
+                        "cursor",
+                        "must be a cursor from a previous page's nextCursor",
+                    ));
+                } else {
+                    query.cursor = Some(value.clone());
+                }
+            }
+            _ => errors.push(Issue::parameter(
+                name,
+                "unknown parameter; expected cursor or limit",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(query)
+    } else {
+        Err(ApiError::invalid_parameters(errors))
+    }
+}
+
+/// `GET /api/operations/{id}/results?cursor=&limit=`: a page of the items
+/// (the `data` list) of a finished operation's result, for results too
+/// large for one answer. The first page is also in the operation itself;
+/// follow `page.next` to the last page (`next: null`). 409 when the
+/// operation has no result (yet) or its result has no item list.
+#[tracing::instrument(skip_all, fields(dossier.operation.id = tracing::field::Empty))]
+async fn get_operation_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: ExternalBase,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = operation_id(path)?;
+    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    let pairs = query
+        .map_err(|rejection| ApiError::Validation {
+            detail: format!("The query string is invalid: {}.", rejection.body_text()),
+            errors: Vec::new(),
+        })?
+        .0;
+    let query = parse_results_query(&pairs)?;
+    let has_cursor = query.cursor.is_some();
+    let response = state
+        .operations()
+        .get_operation_results(GetOperationResultsRequest {
+            tenant_id: caller.tenant_id.to_string(),
+            id: id.clone(),
+            cursor: query.cursor.unwrap_or_default(),
+            limit: query.limit.unwrap_or(DEFAULT_RESULTS_LIMIT),
+        })
+        .await
+        .map_err(|status| match status.code() {
+            // The only argument the gateway cannot check itself is the
+            // opaque cursor.
+            tonic::Code::InvalidArgument if has_cursor => {
+                ApiError::invalid_parameters(vec![Issue::parameter(
+                    "cursor",
+                    "must be a cursor from a previous page's nextCursor",
+                )])
+            }
+            tonic::Code::FailedPrecondition => ApiError::OperationConflict(format!(
+                "The operation has no result items to page through: {}.",
+                status.message()
+            )),
+            _ => map_status(status),
+        })?
+        .into_inner();
+    let data: Value = serde_json::from_slice(&response.items_json).map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context("result page is not JSON"))
+    })?;
+    let page = response
+        .page
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("result page without its position")))?;
+    Ok(Json(ResultsResponse {
+        data,
+        page: PageView::new(page, &base.poll_url(&id), query.limit),
+        meta: Meta::current(),
+    })
+    .into_response())
 }
 
 /// `POST /api/operations/{id}/cancel`: 200 when the operation is now

@@ -3,7 +3,8 @@
 //! The gateway turns codes into HTTP statuses, so each variant maps to
 //! exactly one code with a fixed meaning: NOT_FOUND (404), ALREADY_EXISTS
 //! (409, idempotency key reused with another body), FAILED_PRECONDITION
-//! (409, cancel of a terminal operation), INVALID_ARGUMENT (400),
+//! (409, cancel of a terminal operation, or result pages of an operation
+//! without a paged result), INVALID_ARGUMENT (400),
 //! UNAVAILABLE (503, retry later). Internal causes are logged here and never
 //! sent to the caller.
 
@@ -24,6 +25,10 @@ pub enum Error {
     /// The operation is terminal, so it cannot be cancelled.
     #[error("the operation is already {0}")]
     Terminal(OpStatus),
+    /// The operation has no result to page through (yet, or any more, or
+    /// its result has no item list); the message says which.
+    #[error("{0}")]
+    NoResultItems(&'static str),
     /// The broker is not connected, or did not answer in time.
     #[error("{what}: {source}")]
     Broker {
@@ -80,6 +85,7 @@ impl From<Error> for tonic::Status {
             Error::Terminal(status) => tonic::Status::failed_precondition(format!(
                 "the operation is already {status} and cannot be cancelled"
             )),
+            Error::NoResultItems(why) => tonic::Status::failed_precondition(why),
             Error::Disconnected | Error::Broker { .. } | Error::Contention(_) => {
                 tracing::warn!(message = "Request failed on the broker.", error = %error_chain(&error));
                 tonic::Status::unavailable("the broker is unavailable; retry in a few seconds")

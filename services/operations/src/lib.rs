@@ -8,8 +8,8 @@
 //!   ([`merge`] holds the rules), and turns max-deliveries advisories into
 //!   failed operations.
 //! - **Serve** (`service.rs`): Get, List (from an in-memory index, see
-//!   `index.rs`), Cancel and Watch over gRPC, plus gRPC health and
-//!   reflection.
+//!   `index.rs`), Cancel, Watch and GetOperationResults (result items in
+//!   pages, see `results.rs`) over gRPC, plus gRPC health and reflection.
 //!
 //! ## State and replicas
 //!
@@ -36,6 +36,7 @@ mod index;
 pub mod merge;
 mod projector;
 mod records;
+mod results;
 mod service;
 
 use std::net::SocketAddr;
@@ -101,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) topology: Topology,
     pub(crate) records: records::Records,
     pub(crate) index: Arc<index::Index>,
+    /// Recently read large results, parsed for paging.
+    pub(crate) results: results::Cache,
     /// Bound on one broker round trip (publish ack, KV call).
     pub(crate) request_timeout: Duration,
     /// Cancelled when shutdown begins; long-lived streams end on it.
@@ -164,6 +167,7 @@ impl App {
             client: client.clone(),
             records: records::Records::new(topology.operations.clone()),
             index: Arc::new(index::Index::new()),
+            results: results::Cache::new(results::CACHE_BYTES),
             topology,
             request_timeout: config.broker.request_timeout,
             shutdown: stop.clone(),

@@ -12,12 +12,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dossier_contracts::v1::operations_server::Operations;
 use dossier_contracts::v1::{
     CancelOperationRequest, CancelOperationResponse, CreateOperationRequest,
-    CreateOperationResponse, GetOperationRequest, ListOperationsRequest, ListOperationsResponse,
-    Operation, ResultRef, result_ref,
+    CreateOperationResponse, GetOperationRequest, GetOperationResultsRequest,
+    GetOperationResultsResponse, ListOperationsRequest, ListOperationsResponse, Operation,
+    ResultRef, result_ref,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use futures::StreamExt as _;
-use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response};
@@ -29,6 +29,7 @@ use crate::accept::{self, validate_tenant};
 use crate::error::{Error, error_chain};
 use crate::merge::{CancelOutcome, cancel, status_of};
 use crate::records::{Change, Modified, Versioned};
+use crate::results;
 
 /// Page size when the request leaves it at 0.
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
@@ -139,6 +140,22 @@ impl Operations for OperationsService {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(
+        dossier.operation.id = %request.get_ref().id,
+        request.id = tracing::field::Empty,
+        tenant.id = %request.get_ref().tenant_id,
+        limit = request.get_ref().limit,
+    ))]
+    async fn get_operation_results(
+        &self,
+        request: Request<GetOperationResultsRequest>,
+    ) -> Result<Response<GetOperationResultsResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let found = self.load_owned(&request.tenant_id, &request.id).await?;
+        let page = result_items(&self.shared, &found.record, &request).await?;
+        Ok(Response::new(page))
+    }
+
     type WatchOperationStream = ReceiverStream<Result<Operation, tonic::Status>>;
 
     #[tracing::instrument(skip_all, fields(
@@ -236,36 +253,84 @@ async fn forward_changes(
     }
 }
 
-/// Replaces an object-store result reference with the result itself.
+/// Replaces the record's result reference with the result itself, inline;
+/// a result whose `data` array holds more than the first page carries only
+/// that page, and `result_page` says where the rest is (see `results.rs`).
 async fn inline_result(shared: &Shared, mut operation: Operation) -> Result<Operation, Error> {
-    let Some(ResultRef {
-        location: Some(result_ref::Location::ObjectName(name)),
-        ..
-    }) = &operation.result
-    else {
+    let Some(reference) = operation.result.take() else {
         return Ok(operation);
     };
-    match shared.topology.results.get(name).await {
-        Ok(mut object) => {
-            let mut json = Vec::new();
-            object
-                .read_to_end(&mut json)
-                .await
-                .map_err(|e| Error::broker("reading a result")(e.into()))?;
-            operation.result = Some(ResultRef {
-                size_bytes: json.len() as u64,
-                location: Some(result_ref::Location::InlineJson(json)),
-            });
+    let parsed = results::load(
+        &shared.topology.results,
+        &shared.results,
+        &operation.id,
+        &reference,
+    )
+    .await?;
+    let (json, page) = match (parsed.as_deref(), &reference.location) {
+        (None, _) => return Ok(operation),
+        // Items that fit the first page are served as stored.
+        (Some(results::Parsed::Paged(paged)), _) if paged.total() > results::FIRST_PAGE_ITEMS => {
+            let (json, page) = paged.first_page(results::FIRST_PAGE_ITEMS);
+            (json, Some(page))
         }
-        Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
-            // Results outlive nothing forever (`DOSSIER_RESULTS_MAX_AGE`).
-            // The status stays true; only the payload is gone.
-            tracing::error!(message = "Result object is gone; answering without it.", operation_id = %operation.id, object = %name);
-            operation.result = None;
-        }
-        Err(e) => return Err(Error::broker("reading a result")(e.into())),
-    }
+        (_, Some(result_ref::Location::InlineJson(json))) => (json.clone(), None),
+        (Some(results::Parsed::Whole(json)), _) => (json.clone(), None),
+        (Some(results::Parsed::Paged(paged)), _) => (paged.first_page(paged.total()).0, None),
+    };
+    operation.result = Some(ResultRef {
+        size_bytes: json.len() as u64,
+        location: Some(result_ref::Location::InlineJson(json)),
+    });
+    operation.result_page = page;
     Ok(operation)
+}
+
+/// A page of the items of the operation's result.
+async fn result_items(
+    shared: &Shared,
+    operation: &Operation,
+    request: &GetOperationResultsRequest,
+) -> Result<GetOperationResultsResponse, Error> {
+    let limit = match request.limit {
+        0 => results::DEFAULT_PAGE_ITEMS,
+        limit @ 1..=results::MAX_PAGE_ITEMS => limit,
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "limit must be 1-{}",
+                results::MAX_PAGE_ITEMS
+            )));
+        }
+    } as usize;
+    let offset = match request.cursor.as_str() {
+        "" => 0,
+        cursor => results::decode_cursor(cursor)?,
+    };
+    let Some(reference) = &operation.result else {
+        return Err(Error::NoResultItems("the operation has no result (yet)"));
+    };
+    let parsed = results::load(
+        &shared.topology.results,
+        &shared.results,
+        &operation.id,
+        reference,
+    )
+    .await?;
+    let paged = match parsed.as_deref() {
+        Some(results::Parsed::Paged(paged)) => paged,
+        Some(results::Parsed::Whole(_)) => {
+            return Err(Error::NoResultItems("the result has no item list to page"));
+        }
+        None => return Err(Error::NoResultItems("the result is no longer stored")),
+    };
+    if offset > paged.total() {
+        return Err(Error::InvalidArgument("cursor is not valid".to_owned()));
+    }
+    let (items_json, page) = paged.page(offset, limit);
+    Ok(GetOperationResultsResponse {
+        items_json,
+        page: Some(page),
+    })
 }
 
 async fn list(

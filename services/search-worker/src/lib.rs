@@ -5,7 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod handler;
-pub mod providers;
 pub mod resolve;
 pub mod search;
 
@@ -15,8 +14,8 @@ use dossier_service::CancellationToken;
 use dossier_telemetry::LogConfig;
 use dossier_worker::{Worker, WorkerConfig};
 
+pub use dossier_directory::ProvidersConfig;
 pub use handler::SearchHandler;
-pub use providers::ProvidersConfig;
 
 /// The search worker's configuration (flags or `DOSSIER_*` variables).
 #[derive(Debug, Clone, clap::Parser)]

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use dossier_contracts::api::{CompanyRef, SearchFilters, SearchPeopleRequest, Seniority};
-use dossier_directory::ProviderSet;
-use search_worker::providers::embedded_demo;
+use dossier_directory::{ProviderSet, embedded_demo};
 use search_worker::resolve::{SearchMode, TargetAccountOutcome};
 use search_worker::search::{CompanyMatchEvidence, ProviderOutcomeKind, SearchResult, search};
 

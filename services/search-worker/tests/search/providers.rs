@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dossier_contracts::api::{CompanyRef, SearchFilters, SearchPeopleRequest};
-use dossier_directory::{DirectoryProvider, HttpProvider, HttpProviderConfig, ProviderSet};
-use search_worker::providers::embedded_demo;
+use dossier_directory::{
+    DirectoryProvider, HttpProvider, HttpProviderConfig, ProviderSet, embedded_demo,
+};
 use search_worker::search::{ProviderOutcomeKind, search};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};

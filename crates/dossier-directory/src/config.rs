@@ -1,17 +1,19 @@
 //! Which directory providers a worker asks, from configuration: local
 //! JSONL/CSV files (or, with none named, the embedded demo directory) and
-//! optionally an outside vendor over HTTP.
+//! optionally an outside vendor over HTTP. Every worker that reads the
+//! directory (search, enrichment) flattens [`ProvidersConfig`] into its CLI.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use dossier_directory::{
-    DirectoryProvider, HttpProvider, HttpProviderConfig, LocalDirectory, LocalDirectoryConfig,
-    ProviderSet, Record,
-};
 use secrecy::SecretString;
+
+use crate::http::{HttpConfigError, HttpProvider, HttpProviderConfig};
+use crate::local::{LoadError, LocalDirectory, LocalDirectoryConfig};
+use crate::model::Record;
+use crate::provider::DirectoryProvider;
+use crate::set::ProviderSet;
 
 /// `DOSSIER_DIRECTORY_FILES`: JSONL/CSV directory files, comma separated.
 pub const ENV_DIRECTORY_FILES: &str = "DOSSIER_DIRECTORY_FILES";
@@ -27,8 +29,21 @@ pub const ENV_PROVIDER_DEADLINE: &str = "DOSSIER_PROVIDER_DEADLINE";
 /// The small demo directory compiled into the workers, so everything works
 /// offline from the first run (`cargo xtask up` uses the generated 200,000
 /// people instead).
-const EMBEDDED_DEMO: &str =
-    include_str!("../../../crates/dossier-directory/fixtures/directory.jsonl");
+const EMBEDDED_DEMO: &str = include_str!("../fixtures/directory.jsonl");
+
+/// Building the configured providers failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvidersError {
+    /// The directory files could not be loaded.
+    #[error("cannot load the directory files: {0}")]
+    Load(#[from] LoadError),
+    /// The embedded demo directory does not parse (a broken build).
+    #[error("cannot parse the embedded demo directory: {0}")]
+    EmbeddedDemo(#[source] serde_json::Error),
+    /// The vendor settings are invalid.
+    #[error("cannot configure the vendor provider: {0}")]
+    Vendor(#[from] HttpConfigError),
+}
 
 /// Directory provider settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,7 +71,7 @@ fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 
 impl ProvidersConfig {
     /// Loads the local directory and connects the vendor.
-    pub fn build(&self) -> anyhow::Result<ProviderSet> {
+    pub fn build(&self) -> Result<ProviderSet, ProvidersError> {
         let local = if self.directory_files.is_empty() {
             embedded_demo()?
         } else {
@@ -64,8 +79,7 @@ impl ProvidersConfig {
                 name: "local".to_owned(),
                 files: self.directory_files.clone(),
             };
-            let (dir, stats) =
-                LocalDirectory::load_with_stats(&config).context("loading the directory files")?;
+            let (dir, stats) = LocalDirectory::load_with_stats(&config)?;
             tracing::info!(
                 message = "Directory loaded.",
                 companies = stats.companies,
@@ -79,21 +93,48 @@ impl ProvidersConfig {
             let mut config = HttpProviderConfig::new("vendor", url.clone());
             config.api_key = self.vendor_api_key.clone();
             config.timeout = self.vendor_timeout;
-            providers.push(Arc::new(
-                HttpProvider::new(config).context("configuring the vendor provider")?,
-            ));
+            providers.push(Arc::new(HttpProvider::new(config)?));
         }
         Ok(ProviderSet::new(providers).with_deadline(self.provider_deadline))
     }
 }
 
-/// The embedded demo directory.
-pub fn embedded_demo() -> anyhow::Result<LocalDirectory> {
+/// The embedded demo directory (`fixtures/directory.jsonl`), named `local`.
+pub fn embedded_demo() -> Result<LocalDirectory, ProvidersError> {
     let records = EMBEDDED_DEMO
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(serde_json::from_str::<Record>)
         .collect::<Result<Vec<_>, _>>()
-        .context("parsing the embedded demo directory")?;
+        .map_err(ProvidersError::EmbeddedDemo)?;
     Ok(LocalDirectory::from_records("local", records))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_demo_loads_and_flags_parse() {
+        let dir = embedded_demo().unwrap();
+        assert!(dir.people().len() > 100);
+
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            providers: ProvidersConfig,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "worker",
+            "--directory-files",
+            "a.jsonl,b.csv",
+            "--provider-deadline",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(cli.providers.directory_files.len(), 2);
+        assert_eq!(cli.providers.provider_deadline, Duration::from_secs(2));
+        assert!(cli.providers.vendor_url.is_none());
+    }
 }

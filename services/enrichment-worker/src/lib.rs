@@ -1,0 +1,213 @@
+//! The enrichment worker: matches person records to the directory.
+//!
+//! - **Batches** (`enrichment.batch` jobs, [`batch`]): records are matched
+//!   in chunks, each finished chunk is checkpointed ([`checkpoint`]), and a
+//!   redelivered job continues from its last checkpoint; large results go to
+//!   the object store and are read in pages.
+//! - **One record, synchronously** (`POST /api/enrichment/person`,
+//!   `sync.rs`): the gateway sends an `EnrichPersonRequest` on the core NATS
+//!   subject `dossier.enrich.person`; one worker of the queue group answers.
+//!
+//! Both use the same [`matching::Matcher`], so a record gets the same answer
+//! either way. `main.rs` only reads [`Config`] and runs [`App`]; tests build
+//! the same [`App`] in-process, with their own providers if they like
+//! ([`App::build_with_providers`]).
+#![forbid(unsafe_code)]
+
+pub mod batch;
+pub mod checkpoint;
+pub mod matching;
+mod sync;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use dossier_broker::BrokerConfig;
+use dossier_directory::{ProviderSet, ProvidersConfig};
+use dossier_service::CancellationToken;
+use dossier_telemetry::LogConfig;
+use dossier_worker::{Worker, WorkerConfig};
+
+pub use batch::EnrichmentHandler;
+pub use matching::{CompanyCache, EnrichedRecord, Matcher};
+
+/// `DOSSIER_ENRICH_CHUNK_SIZE`: records per checkpointed chunk of a batch.
+pub const ENV_ENRICH_CHUNK_SIZE: &str = "DOSSIER_ENRICH_CHUNK_SIZE";
+/// `DOSSIER_ENRICH_CONCURRENCY`: records one batch matches at once.
+pub const ENV_ENRICH_CONCURRENCY: &str = "DOSSIER_ENRICH_CONCURRENCY";
+/// `DOSSIER_ENRICH_SYNC_CONCURRENCY`: synchronous requests one worker answers at once.
+pub const ENV_ENRICH_SYNC_CONCURRENCY: &str = "DOSSIER_ENRICH_SYNC_CONCURRENCY";
+
+/// Enrichment settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnrichmentConfig {
+    /// Records per chunk of a batch. A chunk is checkpointed when done; after
+    /// a crash only the chunk in flight is matched again.
+    #[arg(long = "enrich-chunk-size", env = ENV_ENRICH_CHUNK_SIZE, default_value_t = 250,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub chunk_size: u32,
+    /// Records one batch matches at once (lookups in flight per job).
+    #[arg(long = "enrich-concurrency", env = ENV_ENRICH_CONCURRENCY, default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub record_concurrency: u32,
+    /// Synchronous enrichment requests one worker answers at once.
+    #[arg(long = "enrich-sync-concurrency", env = ENV_ENRICH_SYNC_CONCURRENCY, default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub sync_concurrency: u32,
+}
+
+/// The enrichment worker's configuration (flags or `DOSSIER_*` variables).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "enrichment-worker",
+    about = "Runs enrichment.batch operations and answers synchronous enrichment requests",
+    version
+)]
+pub struct Config {
+    /// Broker settings.
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    /// Job loop settings.
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    /// Directory providers.
+    #[command(flatten)]
+    pub providers: ProvidersConfig,
+    /// Batch and synchronous enrichment settings.
+    #[command(flatten)]
+    pub enrichment: EnrichmentConfig,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// The defaults (and `DOSSIER_*` variables), for tests and tools that
+    /// then set fields in code.
+    pub fn from_env() -> anyhow::Result<Config> {
+        <Config as clap::Parser>::try_parse_from(["enrichment-worker"])
+            .context("invalid enrichment worker configuration")
+    }
+}
+
+/// A built enrichment worker: the job consumer is bound and synchronous
+/// requests are subscribed to.
+pub struct App {
+    client: async_nats::Client,
+    worker: Worker<EnrichmentHandler>,
+    subscriber: async_nats::Subscriber,
+    matcher: Arc<Matcher>,
+    sync_concurrency: usize,
+}
+
+impl App {
+    /// Loads the directory, connects to NATS, binds the job consumer and
+    /// subscribes to synchronous requests.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let providers = config
+            .providers
+            .build()
+            .context("cannot set up the directory providers")?;
+        Self::build_with_providers(config, providers).await
+    }
+
+    /// Like [`App::build`], with providers made by the caller (tests, or an
+    /// embedding that wires its own) instead of `config.providers`.
+    pub async fn build_with_providers(
+        config: Config,
+        providers: ProviderSet,
+    ) -> anyhow::Result<App> {
+        let client = dossier_broker::connect(&config.broker, "enrichment-worker")
+            .await
+            .with_context(|| format!("cannot connect to NATS at {}", config.broker.url))?;
+        let matcher = Arc::new(Matcher::new(providers));
+        let handler = EnrichmentHandler::new(
+            matcher.clone(),
+            config.enrichment.chunk_size as usize,
+            config.enrichment.record_concurrency as usize,
+        );
+        // Subscribed first: binding the job consumer below takes requests the
+        // server answers on this connection, and it handles a connection's
+        // commands in order, so once the worker is built the subscription
+        // is registered and a synchronous request finds a responder.
+        // Requests that come before `run` wait in the subscription.
+        let subscriber = sync::subscribe(&client)
+            .await
+            .context("cannot subscribe to synchronous enrichment requests")?;
+        let worker = Worker::new(client.clone(), &config.broker, config.worker, handler).await?;
+        tracing::info!(
+            message = "Enrichment worker ready.",
+            worker_id = %worker.worker_id(),
+            chunk_size = config.enrichment.chunk_size,
+            record_concurrency = config.enrichment.record_concurrency,
+            providers = matcher.providers().len(),
+        );
+        Ok(App {
+            client,
+            worker,
+            subscriber,
+            matcher,
+            sync_concurrency: config.enrichment.sync_concurrency as usize,
+        })
+    }
+
+    /// Runs batch jobs and answers synchronous requests until `shutdown`,
+    /// then drains both gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let App {
+            client,
+            worker,
+            subscriber,
+            matcher,
+            sync_concurrency,
+        } = self;
+        // One future, not spawned tasks: when the service is dropped (a test's
+        // crash), both halves stop with it.
+        let (jobs, ()) = tokio::join!(
+            worker.run(shutdown.clone()),
+            sync::serve(
+                client.clone(),
+                subscriber,
+                matcher,
+                sync_concurrency,
+                shutdown.clone()
+            ),
+        );
+        if let Err(error) = client.flush().await {
+            tracing::warn!(message = "Cannot flush the NATS connection.", %error);
+        }
+        jobs?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_sound_and_defaults_parse() {
+        use clap::CommandFactory as _;
+        Config::command().debug_assert();
+        let config = <Config as clap::Parser>::try_parse_from([
+            "enrichment-worker",
+            "--enrich-chunk-size",
+            "100",
+            "--worker-concurrency",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(config.enrichment.chunk_size, 100);
+        assert_eq!(config.enrichment.record_concurrency, 16);
+        assert_eq!(config.worker.concurrency, 2);
+        assert!(
+            <Config as clap::Parser>::try_parse_from([
+                "enrichment-worker",
+                "--enrich-chunk-size",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Synchronous enrichment (`POST /api/enrichment/person`): a core NATS
+//! request-reply call to the enrichment workers.
+//!
+//! The gateway sends an `EnrichPersonRequest` on `dossier.enrich.person`;
+//! one worker of the queue group matches the record and replies. Nothing is
+//! stored, so the call has no side effects and a failed one is simply
+//! answered 503 with `Retry-After`: no worker subscribed (NATS tells at
+//! once), no reply within the timeout, NATS not connected, or the worker's
+//! providers failed. This is the gateway's only use of NATS; jobs still go
+//! through the operations service.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::client::RequestErrorKind;
+use bytes::Bytes;
+use dossier_contracts::api::PersonRecord;
+use dossier_contracts::v1::{EnrichPersonReply, EnrichPersonRequest, enrich_person_reply};
+use dossier_telemetry::propagation;
+use prost::Message as _;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// A NATS client for enrichment requests.
+#[derive(Clone)]
+pub struct EnrichClient {
+    client: async_nats::Client,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for EnrichClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrichClient")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to NATS in the background: the gateway starts (and serves
+/// everything else) while NATS is down, and sync enrichment answers 503
+/// until the connection is up.
+pub async fn connect(
+    url: &str,
+    credentials: &dossier_broker::NatsCredentials,
+    timeout: Duration,
+) -> Result<EnrichClient, async_nats::ConnectError> {
+    let client = credentials
+        .apply(async_nats::ConnectOptions::new())
+        .name("gateway")
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(timeout))
+        .max_reconnects(None)
+        .connect(url)
+        .await?;
+    Ok(EnrichClient { client, timeout })
+}
+
+impl EnrichClient {
+    /// Asks a worker to enrich `record` for `tenant`; the enriched record
+    /// (status `matched` or `not_found`) as JSON.
+    pub async fn enrich(
+        &self,
+        tenant: &str,
+        record: &PersonRecord,
+        request_id: &str,
+    ) -> Result<Value, ApiError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(ApiError::enrichment_unavailable(
+                "Synchronous enrichment is temporarily unavailable; retry shortly.",
+                None,
+            ));
+        }
+        let span = tracing::Span::current();
+        let trace = propagation::trace_context(&span, request_id);
+        let record_json = serde_json::to_vec(record)
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encode record")))?;
+        let request = EnrichPersonRequest {
+            tenant_id: tenant.to_owned(),
+            record_json,
+            trace: Some(trace),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(propagation::REQUEST_ID_HEADER, request_id);
+        propagation::inject_nats(&span, &mut headers);
+
+        let call = self.client.request_with_headers(
+            dossier_broker::ENRICH_PERSON_SUBJECT,
+            headers,
+            Bytes::from(request.encode_to_vec()),
+        );
+        let reply = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) if error.kind() == RequestErrorKind::NoResponders => {
+                return Err(ApiError::enrichment_unavailable(
+                    "No enrichment worker is running; retry shortly or use POST /api/enrichment/batch.",
+                    Some(error.into()),
+                ));
+            }
+            Ok(Err(error)) => {
+                return Err(ApiError::enrichment_unavailable(
+                    "Synchronous enrichment did not answer in time; retry shortly.",
+                    Some(error.into()),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::enrichment_unavailable(
+                    "Synchronous enrichment did not answer in time; retry shortly.",
+                    Some(anyhow::anyhow!("no reply within {:?}", self.timeout)),
+                ));
+            }
+        };
+        let reply = EnrichPersonReply::decode(reply.payload).map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("undecodable enrichment reply"))
+        })?;
+        match reply.outcome {
+            Some(enrich_person_reply::Outcome::RecordJson(json)) => serde_json::from_slice(&json)
+                .map_err(|e| {
+                    ApiError::Internal(
+                        anyhow::Error::new(e).context("enrichment reply is not JSON"),
+                    )
+                }),
+            Some(enrich_person_reply::Outcome::Error(error)) => {
+                Err(ApiError::enrichment_unavailable(
+                    format!(
+                        "The record could not be enriched now: {} Retry shortly.",
+                        error.message
+                    ),
+                    Some(anyhow::anyhow!(
+                        "worker answered {}: {}",
+                        error.code,
+                        error.message
+                    )),
+                ))
+            }
+            None => Err(ApiError::Internal(anyhow::anyhow!(
+                "enrichment reply without an outcome"
+            ))),
+        }
+    }
+}
