@@ -1,0 +1,8 @@
+//! The platform end to end: the real gateway, operations service and worker
+//! runtime over a real nats-server, with job handlers written here. Each test
+//! names the SYSTEM.md invariant it guards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod handler;
+mod invariants;
