@@ -5,10 +5,12 @@
 //! - `cargo xtask test` runs every test against the pinned nats-server.
 //! - `cargo xtask keygen --tenant NAME` prints a new API key and its keys-file entry.
 //! - `cargo xtask nats-server` installs (if needed) and prints the pinned nats-server.
+//! - `cargo xtask deploy-check` validates deploy/ and docker-compose.yml (deploy/README.md).
 //! - `cargo xtask gen-directory` writes the deterministic demo directory.
 //! - `cargo xtask bench enrichment` benchmarks the whole stack (bench/results/).
 
 mod bench;
+mod deploy;
 mod directory;
 mod keygen;
 mod nats;
@@ -38,6 +40,9 @@ enum Command {
     NatsServer,
     /// Write the deterministic demo directory (JSONL) that `up` serves.
     GenDirectory(directory::Args),
+    /// Validate the Dockerfile, compose file and Kubernetes manifests, and
+    /// run the services with the production NATS permissions.
+    DeployCheck(deploy::Args),
     /// Benchmark the whole stack in release; results in bench/results/.
     Bench(bench::Args),
 }
@@ -48,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::GenDirectory(args) => directory::run(args),
+        Command::DeployCheck(args) => deploy::run(args),
         Command::Bench(args) => bench::run(args),
         Command::NatsServer => {
             println!("{}", nats::ensure()?.display());

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every test, against the pinned nats-server.
+//! `cargo xtask test`: every test, against the pinned nats-server, then
+//! `cargo xtask deploy-check`.
 
 use crate::{cargo, nats, run_checked};
 
@@ -41,6 +42,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 .args(["test", "--workspace", "--doc"])
                 .env(nats::ENV_NATS_SERVER_BIN, &bin),
         )?;
+        // The deploy files, checked against the services just tested.
+        crate::deploy::run(crate::deploy::Args::default())?;
     }
     Ok(())
 }
