@@ -581,6 +581,34 @@ struct ResultsQuery {
     limit: Option<u32>,
 }
 
+/// A `limit` query parameter from 1 to `max`, or an issue naming it.
+fn parse_limit(value: &str, max: u32, errors: &mut Vec<Issue>) -> Option<u32> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Some(n),
+        _ => {
+            errors.push(Issue::parameter(
+                "limit",
+                format!("must be an integer from 1 to {max}"),
+            ));
+            None
+        }
+    }
+}
+
+/// A `cursor` query parameter (opaque, but bounded and printable), or an
+/// issue naming it; `source` says where clients get cursors from.
+fn parse_cursor(value: &str, source: &str, errors: &mut Vec<Issue>) -> Option<String> {
+    let valid = !value.is_empty()
+        && value.len() <= MAX_CURSOR_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        let detail = format!("must be a cursor from a previous page's {source}");
+        errors.push(Issue::parameter("cursor", detail));
+        return None;
+    }
+    Some(value.to_owned())
+}
+
 fn parse_results_query(pairs: &[(String, String)]) -> Result<ResultsQuery, ApiError> {
     let mut query = ResultsQuery::default();
     let mut errors = Vec::new();
@@ -591,26 +619,8 @@ fn parse_results_query(pairs: &[(String, String)]) -> Result<ResultsQuery, ApiEr
             continue;
         }
         match name.as_str() {
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_RESULTS_LIMIT).contains(&n) => query.limit = Some(n),
-                _ => errors.push(Issue::parameter(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_RESULTS_LIMIT}"),
-                )),
-            },
-            "cursor" => {
-                if value.is_empty()
-                    || value.len() > MAX_CURSOR_LEN
-                    || !value.bytes().all(|b| b.is_ascii_graphic())
-                {
-                    errors.push(Issue::parameter(
-                        "cursor",
-                        "must be a cursor from a previous page's nextCursor",
-                    ));
-                } else {
-                    query.cursor = Some(value.clone());
-                }
-            }
+            "limit" => query.limit = parse_limit(value, MAX_RESULTS_LIMIT, &mut errors),
+            "cursor" => query.cursor = parse_cursor(value, "nextCursor", &mut errors),
             _ => errors.push(Issue::parameter(
                 name,
                 "unknown parameter; expected cursor or limit",
@@ -781,26 +791,12 @@ fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
                     format!("must be one of {}", one_of(&Kind::ALL)),
                 )),
             },
-            "limit" => match value.parse::<u32>() {
-                Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => query.limit = n,
-                _ => errors.push(Issue::parameter(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_LIST_LIMIT}"),
-                )),
-            },
-            "cursor" => {
-                if value.is_empty()
-                    || value.len() > MAX_CURSOR_LEN
-                    || !value.bytes().all(|b| b.is_ascii_graphic())
-                {
-                    errors.push(Issue::parameter(
-                        "cursor",
-                        "must be a cursor from a previous page's meta.nextCursor",
-                    ));
-                } else {
-                    query.cursor = Some(value.clone());
+            "limit" => {
+                if let Some(n) = parse_limit(value, MAX_LIST_LIMIT, &mut errors) {
+                    query.limit = n;
                 }
             }
+            "cursor" => query.cursor = parse_cursor(value, "meta.nextCursor", &mut errors),
             _ => errors.push(Issue::parameter(
                 name,
                 "unknown parameter; expected status, kind, limit or cursor",
