@@ -174,7 +174,7 @@ async fn unknown_routes_and_methods() {
 }
 
 #[tokio::test]
-async fn sync_enrichment_validates_and_is_pending() {
+async fn sync_enrichment_validates_and_is_503_without_a_worker() {
     let app = spawn_app().await;
     let answer = app
         .post("/api/enrichment/person", &json!({"email": "ada@acme.com"}))
