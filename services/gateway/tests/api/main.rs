@@ -10,5 +10,6 @@ mod contract;
 mod faults;
 mod idempotency;
 mod lifecycle;
+mod openapi;
 mod trace_context;
 mod validation;
