@@ -2,11 +2,12 @@
 //! `Idempotency-Key` header, and the external base URL that `pollUrl`s start
 //! with.
 
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
 use bytes::Bytes;
 use dossier_contracts::api::{Body, BodyError, parse_body};
 use http::header;
 use http::request::Parts;
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -314,5 +315,24 @@ mod tests {
         ] {
             assert!(parse_public_base_url(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// The `{id}` of an operation route, canonical (lower-case, hyphenated).
+/// Anything that is not a UUID is answered exactly like an unknown id (404),
+/// so a malformed id tells a caller nothing a missing one would not.
+#[derive(Debug)]
+pub struct OperationId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for OperationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::OperationNotFound)?;
+        Uuid::try_parse(&raw)
+            .map(|id| OperationId(id.hyphenated().to_string()))
+            .map_err(|_| ApiError::OperationNotFound)
     }
 }

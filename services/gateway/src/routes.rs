@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,13 +26,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, X_API_KEY};
 use crate::context;
 use crate::error::{ApiError, Issue, Meta};
-use crate::extract::{ExternalBase, IdempotencyKey, JsonBody};
+use crate::extract::{ExternalBase, IdempotencyKey, JsonBody, OperationId};
 use crate::grpc::{map_status, operations_serving};
 
 /// `Retry-After` (seconds) on 202s and on operations that are not finished.
@@ -493,26 +492,14 @@ fn operation_response(status: StatusCode, view: OperationView) -> Response {
     response
 }
 
-/// An id from the path, canonical (lower-case, hyphenated). Anything that is
-/// not a UUID is answered exactly like an unknown id.
-fn operation_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Ok(Path(raw)) = path else {
-        return Err(ApiError::OperationNotFound);
-    };
-    Uuid::try_parse(&raw)
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| ApiError::OperationNotFound)
-}
-
 /// `GET /api/operations/{id}`.
 #[tracing::instrument(skip_all, fields(dossier.operation.id = tracing::field::Empty))]
 async fn get_operation(
     State(state): State<AppState>,
     caller: Caller,
     base: ExternalBase,
-    path: Result<Path<String>, PathRejection>,
+    OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
-    let id = operation_id(path)?;
     tracing::Span::current().record("dossier.operation.id", id.as_str());
     let operation = state
         .operations()
@@ -644,10 +631,9 @@ async fn get_operation_results(
     State(state): State<AppState>,
     caller: Caller,
     base: ExternalBase,
-    path: Result<Path<String>, PathRejection>,
+    OperationId(id): OperationId,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let id = operation_id(path)?;
     tracing::Span::current().record("dossier.operation.id", id.as_str());
     let pairs = query
         .map_err(|rejection| ApiError::Validation {
@@ -704,9 +690,8 @@ async fn cancel_operation(
     State(state): State<AppState>,
     caller: Caller,
     base: ExternalBase,
-    path: Result<Path<String>, PathRejection>,
+    OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
-    let id = operation_id(path)?;
     tracing::Span::current().record("dossier.operation.id", id.as_str());
     let response = state
         .operations()
