@@ -32,7 +32,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         is_valid_name(&args.tenant),
         "--tenant must be 1-64 of [A-Za-z0-9_-]"
     );
-    let id = args.id.unwrap_or_else(|| format!("key_{}", uuid_suffix()));
+    let id = args
+        .id
+        .unwrap_or_else(|| format!("key_{}", random_suffix()));
     anyhow::ensure!(is_valid_name(&id), "--id must be 1-64 of [A-Za-z0-9_-]");
     let (key, entry) = new_entry(&args.tenant, &id);
     println!("# API key (shown once; store it safely): {key}");
@@ -41,7 +43,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 12 hex digits from a fresh key's hash: random, and no extra dependency.
-fn uuid_suffix() -> String {
+/// 12 random hex digits (from a fresh key's hash: no extra dependency).
+fn random_suffix() -> String {
     gateway::generate_key().1[..12].to_owned()
 }

@@ -100,9 +100,7 @@ pub fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telem
 
 /// Installs logging and tracing for a service binary. Call once from `main`.
 pub fn init(service: &'static str, config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
+    init_propagator();
     let provider = tracer_provider(service)?;
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

@@ -69,14 +69,26 @@ pub struct PersonHit {
     pub sources: Vec<String>,
 }
 
+/// How a provider fared, worst of its lookups first: `ok`, `failed`, `timed_out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Answered every lookup.
+    Ok,
+    /// Failed a lookup.
+    Failed,
+    /// Did not answer a lookup in time.
+    TimedOut,
+}
+
 /// How one provider fared over the whole search.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderReport {
     /// Provider name.
     pub name: String,
-    /// `ok`, `failed` or `timed_out` (the worst of its lookups).
-    pub status: &'static str,
+    /// The worst of its lookups.
+    pub status: ProviderStatus,
     /// The error of a failed lookup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -121,12 +133,20 @@ pub struct SearchResult {
 impl SearchResult {
     /// Whether any provider failed or timed out in any lookup.
     pub fn any_provider_failed(&self) -> bool {
-        self.meta.providers.iter().any(|p| p.status != "ok")
+        self.meta
+            .providers
+            .iter()
+            .any(|p| p.status != ProviderStatus::Ok)
     }
 
     /// Whether every provider failed in every lookup (nothing was learnt).
     pub fn all_providers_failed(&self) -> bool {
-        !self.meta.providers.is_empty() && self.meta.providers.iter().all(|p| p.status != "ok")
+        !self.meta.providers.is_empty()
+            && self
+                .meta
+                .providers
+                .iter()
+                .all(|p| p.status != ProviderStatus::Ok)
     }
 }
 
@@ -183,7 +203,7 @@ pub async fn search(providers: &ProviderSet, request: &SearchPeopleRequest) -> S
         .collect();
 
     let providers = report(&outcomes);
-    let any_failed = providers.iter().any(|p| p.status != "ok");
+    let any_failed = providers.iter().any(|p| p.status != ProviderStatus::Ok);
     let provider_outcome = match (data.is_empty(), any_failed) {
         (false, _) => ProviderOutcomeKind::Hit,
         (true, false) => ProviderOutcomeKind::EmptyClean,
@@ -295,12 +315,15 @@ fn report(outcomes: &[ProviderOutcome]) -> Vec<ProviderReport> {
     let mut reports: Vec<ProviderReport> = Vec::new();
     for o in outcomes {
         let (status, error) = match &o.status {
-            OutcomeStatus::Ok { .. } => ("ok", None),
-            OutcomeStatus::TimedOut => ("timed_out", Some("did not answer in time".to_owned())),
-            OutcomeStatus::Failed(e) => ("failed", Some(e.to_string())),
+            OutcomeStatus::Ok { .. } => (ProviderStatus::Ok, None),
+            OutcomeStatus::TimedOut => (
+                ProviderStatus::TimedOut,
+                Some("did not answer in time".to_owned()),
+            ),
+            OutcomeStatus::Failed(e) => (ProviderStatus::Failed, Some(e.to_string())),
         };
         match reports.iter_mut().find(|r| r.name == o.provider) {
-            Some(r) if r.status == "ok" && status != "ok" => {
+            Some(r) if r.status == ProviderStatus::Ok && status != ProviderStatus::Ok => {
                 r.status = status;
                 r.error = error;
             }

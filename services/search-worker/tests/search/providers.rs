@@ -8,7 +8,7 @@ use dossier_contracts::api::{CompanyRef, SearchFilters, SearchPeopleRequest};
 use dossier_directory::{
     DirectoryProvider, HttpProvider, HttpProviderConfig, ProviderSet, embedded_demo,
 };
-use search_worker::search::{ProviderOutcomeKind, search};
+use search_worker::search::{ProviderOutcomeKind, ProviderStatus, search};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -54,7 +54,7 @@ async fn a_failing_vendor_beside_the_directory_is_reported_but_rows_are_kept() {
         .iter()
         .find(|p| p.name == "vendor")
         .unwrap();
-    assert_eq!(vendor.status, "failed");
+    assert_eq!(vendor.status, ProviderStatus::Failed);
     assert!(
         vendor.error.as_deref().unwrap().contains("unavailable"),
         "{vendor:?}"
@@ -99,7 +99,7 @@ async fn a_hanging_vendor_times_out_and_does_not_hold_the_search() {
         .iter()
         .find(|p| p.name == "vendor")
         .unwrap();
-    assert_eq!(vendor.status, "timed_out", "{vendor:?}");
+    assert_eq!(vendor.status, ProviderStatus::TimedOut, "{vendor:?}");
 }
 
 #[tokio::test]
