@@ -27,6 +27,10 @@ pub(crate) struct Args {
     /// gRPC port of the operations service.
     #[arg(long, default_value_t = 50051)]
     grpc_port: u16,
+    /// Admin port (`/healthz`, `/readyz`, `/metrics`) of the operations
+    /// service; each worker gets the one its place in the start order adds.
+    #[arg(long, default_value_t = 9090)]
+    admin_port: u16,
     /// Build and run release binaries.
     #[arg(long)]
     release: bool,
@@ -40,7 +44,9 @@ struct Service {
 }
 
 /// Start order: the operations service first (it owns the read model the
-/// gateway reads), then the gateway, then the workers.
+/// gateway reads), then the gateway, then the workers. Every service but the
+/// gateway (which serves `/metrics` on its HTTP port) gets an admin port, see
+/// [`admin_port`].
 const SERVICES: &[Service] = &[
     Service {
         package: "operations",
@@ -58,7 +64,20 @@ const SERVICES: &[Service] = &[
         package: "enrichment-worker",
         waits_for_port: None,
     },
+    Service {
+        package: "research-worker",
+        waits_for_port: None,
+    },
 ];
+
+/// The admin port of the service at `index` of [`SERVICES`], if it has one.
+fn admin_port(args: &Args, index: usize) -> Option<u16> {
+    let service = SERVICES.get(index)?;
+    if service.package == "gateway" {
+        return None;
+    }
+    args.admin_port.checked_add(u16::try_from(index).ok()?)
+}
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let nats_bin = nats::ensure()?;
@@ -104,8 +123,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         children.push(("nats-server".into(), spawn("nats-server", cmd)?));
         wait_for_port("nats-server", args.nats_port, &stop)?;
 
-        for service in SERVICES {
+        for (index, service) in SERVICES.iter().enumerate() {
             let mut cmd = Command::new(bin_dir.join(service.package));
+            if let Some(port) = admin_port(&args, index) {
+                cmd.env("DOSSIER_ADMIN_ADDR", format!("127.0.0.1:{port}"));
+            }
             cmd.env("DOSSIER_NATS_URL", &nats_url)
                 .env(
                     "DOSSIER_OPERATIONS_GRPC_ADDR",
@@ -136,13 +158,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("  operations  127.0.0.1:{}          (gRPC)", args.grpc_port);
         println!(
-            "  workers     search-worker, enrichment-worker (directory {})",
+            "  workers     search-worker, enrichment-worker, research-worker (directory {})",
             directory.to_string_lossy()
         );
         println!(
             "  nats-server {nats_url}   (monitoring http://127.0.0.1:{}, store {})",
             args.nats_monitor_port,
             state.join("nats").display()
+        );
+        for (index, service) in SERVICES.iter().enumerate() {
+            if let Some(port) = admin_port(&args, index) {
+                println!(
+                    "  admin       http://127.0.0.1:{port}/metrics   ({}; also /healthz, /readyz)",
+                    service.package
+                );
+            }
+        }
+        println!(
+            "  gateway     http://127.0.0.1:{}/metrics   (also /healthz, /readyz)",
+            args.http_port
         );
         println!("  API keys    {}", keys_file.display());
         if let Some(key) = &dev_key {

@@ -10,6 +10,22 @@ pub mod time_ext;
 
 pub use domain::{Kind, Status, UnknownName};
 
+impl v1::operation_event::Event {
+    /// The event's type as logs and spans name it: `started`, `progressed`,
+    /// `succeeded`, `partial_success`, `failed` or `cancelled`.
+    pub fn type_name(&self) -> &'static str {
+        use v1::operation_event::Event;
+        match self {
+            Event::Started(_) => "started",
+            Event::Progressed(_) => "progressed",
+            Event::Succeeded(_) => "succeeded",
+            Event::PartiallySucceeded(_) => "partial_success",
+            Event::Failed(_) => "failed",
+            Event::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
 /// Generated protobuf and gRPC code for package `dossier.v1`.
 #[allow(missing_docs, clippy::all, unreachable_pub)]
 pub mod v1 {

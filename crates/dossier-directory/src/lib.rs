@@ -13,8 +13,10 @@
 //! * [`ProvidersConfig`]: the providers a worker asks, from flags or
 //!   `DOSSIER_*` variables, and the [`embedded_demo`] directory.
 //!
-//! Resolving a target account (which company a search means) is the search
-//! worker's job; this crate only answers the lookups it needs.
+//! * [`resolve`]: which company a target account means (search and
+//!   research workers).
+//! * [`matching`]: which directory person a person record means, and their
+//!   current company (enrichment and research workers).
 //!
 //! # Directory files
 //!
@@ -44,9 +46,11 @@ mod config;
 pub mod generate;
 pub mod http;
 mod local;
+pub mod matching;
 pub mod model;
 mod normalize;
 mod provider;
+pub mod resolve;
 mod set;
 
 pub use config::{

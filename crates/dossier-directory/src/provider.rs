@@ -172,4 +172,18 @@ pub trait DirectoryProvider: Send + Sync {
         full_name: &str,
         company_hint: Option<&str>,
     ) -> Result<Vec<Person>, ProviderError>;
+
+    /// Up to `limit` look-alikes of `company`: other companies in the same
+    /// industry and the same or a neighbouring size band, the same band
+    /// first, then the nearest (same city, then region, then country). The default answers nothing, for providers
+    /// that cannot list companies by industry (a vendor API keyed by name or
+    /// domain), so they say "none known" rather than fail.
+    async fn similar_companies(
+        &self,
+        company: &Company,
+        limit: usize,
+    ) -> Result<Vec<Company>, ProviderError> {
+        let _ = (company, limit);
+        Ok(Vec::new())
+    }
 }

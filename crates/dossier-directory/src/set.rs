@@ -437,6 +437,20 @@ impl ProviderSet {
             .await
     }
 
+    /// [`DirectoryProvider::similar_companies`] on every provider; the
+    /// merged list is cut to `limit`.
+    pub async fn similar_companies(&self, company: &Company, limit: usize) -> FanOut<Company> {
+        let mut out = self
+            .fan_out(
+                self.providers
+                    .iter()
+                    .map(|p| p.similar_companies(company, limit)),
+            )
+            .await;
+        out.items.truncate(limit);
+        out
+    }
+
     /// [`DirectoryProvider::people_by_name`] on every provider.
     pub async fn people_by_name(
         &self,

@@ -1,11 +1,16 @@
 //! What every Dossier service binary shares: one shutdown signal (Ctrl-C or
 //! SIGTERM) turned into a [`CancellationToken`], and a readiness flag that
 //! health endpoints report and that turns false as soon as shutdown starts,
-//! before the service stops taking work.
+//! before the service stops taking work; the admin HTTP server ([`admin`]:
+//! `/healthz`, `/readyz`, `/metrics`) and the process-wide Prometheus
+//! recorder ([`metrics`]).
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+pub mod admin;
+pub mod metrics;
+
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub use tokio_util::sync::CancellationToken;
 
@@ -45,9 +50,27 @@ async fn wait_for_signal() {
     }
 }
 
-/// Whether a service can do its work. Cheap to clone and read.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Whether a service can do its work: a flag the service sets, and
+/// conditions it adds ([`Readiness::require`]) that are checked on every
+/// read. Cheap to clone and read; clones share everything.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<ReadinessInner>);
+
+#[derive(Default)]
+struct ReadinessInner {
+    flag: AtomicBool,
+    conditions: RwLock<Vec<Condition>>,
+}
+
+type Condition = Box<dyn Fn() -> bool + Send + Sync>;
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Readiness {
     /// Not ready yet.
@@ -55,24 +78,65 @@ impl Readiness {
         Self::default()
     }
 
-    /// Marks the service ready or not.
+    /// Marks the service ready or not (the conditions still apply).
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.0.flag.store(ready, Ordering::Release);
     }
 
-    /// Whether the service is ready.
+    /// Adds a condition that must hold for the service to be ready, e.g.
+    /// "the broker is connected". Checked on every [`Readiness::is_ready`],
+    /// so keep it cheap and non-blocking.
+    pub fn require(&self, condition: impl Fn() -> bool + Send + Sync + 'static) {
+        self.0
+            .conditions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(condition));
+    }
+
+    /// Whether the service is ready: the flag is set and every condition holds.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.flag.load(Ordering::Acquire)
+            && self
+                .0
+                .conditions
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .all(|condition| condition())
     }
 
-    /// Turns readiness off when `shutdown` is cancelled, so load balancers
-    /// stop sending work before the service stops taking it.
+    /// Turns readiness off from the very moment `shutdown` is cancelled (a
+    /// condition, not a task that might run late), so load balancers stop
+    /// sending work before the service stops taking it.
     pub fn clear_on(&self, shutdown: &CancellationToken) {
-        let this = self.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            this.set(false);
-        });
+        self.require(move || !shutdown.is_cancelled());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_needs_the_flag_and_every_condition_and_ends_with_shutdown() {
+        let readiness = Readiness::new();
+        assert!(!readiness.is_ready(), "not ready before it is set");
+        readiness.set(true);
+        assert!(readiness.is_ready());
+
+        let connected = Arc::new(AtomicBool::new(false));
+        let seen = connected.clone();
+        readiness.require(move || seen.load(Ordering::Relaxed));
+        assert!(!readiness.is_ready(), "a condition that fails");
+        connected.store(true, Ordering::Relaxed);
+        assert!(readiness.clone().is_ready(), "clones share conditions");
+
+        let shutdown = CancellationToken::new();
+        readiness.clear_on(&shutdown);
+        assert!(readiness.is_ready());
+        shutdown.cancel();
+        assert!(!readiness.is_ready(), "false the moment shutdown begins");
     }
 }

@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A test kit fails loudly.
 
+pub mod telemetry;
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -86,6 +88,9 @@ fn init_telemetry() {
 pub struct Running {
     token: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The service's own runtime, when it has one (see [`telemetry`]); kept
+    /// as long as the service.
+    _runtime: Option<telemetry::ServiceRuntime>,
 }
 
 impl Running {
@@ -99,7 +104,13 @@ impl Running {
         Running {
             token,
             handle: Some(handle),
+            _runtime: None,
         }
+    }
+
+    /// Begins a shutdown as a signal would, without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.token.cancel();
     }
 
     /// Shuts the service down as a signal would and waits for it; panics if
@@ -138,6 +149,7 @@ pub struct TestApp {
     /// The gateway's state (readiness).
     pub state: gateway::AppState,
     ops_addr: SocketAddr,
+    ops_admin_addr: Option<SocketAddr>,
     ops: Option<Running>,
     gateway: Option<Running>,
 }
@@ -238,8 +250,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> TestApp {
     init_telemetry();
     let nats = NatsServer::start().await;
-    let ops_config = operations::Config::new(nats.broker_config());
-    let (ops, ops_addr) = start_operations(ops_config).await;
+    let ops_config = operations_config(&nats);
+    let (ops, ops_addr, ops_admin_addr) = start_operations(ops_config).await;
 
     let mut config = gateway::Config::from_env().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
@@ -251,10 +263,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> Tes
     config.rate_limit_per_second = None;
     configure(&mut config);
     let app = gateway::App::build(config).await.unwrap();
+    assemble(nats, (ops, ops_addr, ops_admin_addr), app, |app| {
+        Running::spawn(|token| app.run(token))
+    })
+    .await
+}
+
+/// The [`TestApp`] of the running operations service and the built
+/// gateway, started with `start`; returns once the gateway is ready.
+async fn assemble(
+    nats: NatsServer,
+    (ops, ops_addr, ops_admin_addr): (Running, SocketAddr, Option<SocketAddr>),
+    app: gateway::App,
+    start: impl FnOnce(gateway::App) -> Running,
+) -> TestApp {
     let http_addr = app.http_addr();
     let state = app.state().clone();
-    let gateway = Running::spawn(|token| app.run(token));
-
+    let gateway = start(app);
     let test_app = TestApp {
         address: format!("http://{http_addr}"),
         nats,
@@ -264,6 +289,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> Tes
             .unwrap(),
         state,
         ops_addr,
+        ops_admin_addr,
         ops: Some(ops),
         gateway: Some(gateway),
     };
@@ -271,10 +297,20 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> Tes
     test_app
 }
 
-async fn start_operations(config: operations::Config) -> (Running, SocketAddr) {
+/// The operations service's configuration in a test stack: any free ports,
+/// its admin server on, queue gauges refreshed often.
+fn operations_config(nats: &NatsServer) -> operations::Config {
+    let mut config = operations::Config::new(nats.broker_config());
+    config.admin.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.queue_metrics_interval = Duration::from_millis(100);
+    config
+}
+
+async fn start_operations(config: operations::Config) -> (Running, SocketAddr, Option<SocketAddr>) {
     let app = operations::App::build(config).await.unwrap();
     let addr = app.grpc_addr();
-    (Running::spawn(|token| app.run(token)), addr)
+    let admin_addr = app.admin_addr();
+    (Running::spawn(|token| app.run(token)), addr, admin_addr)
 }
 
 impl TestApp {
@@ -299,6 +335,21 @@ impl TestApp {
     /// Absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// `http://127.0.0.1:<port>` of the operations service's admin server.
+    pub fn operations_admin(&self) -> String {
+        format!(
+            "http://{}",
+            self.ops_admin_addr.expect("operations admin server")
+        )
+    }
+
+    /// Scrapes `url` (a `/metrics` page) over HTTP.
+    pub async fn scrape(&self, url: &str) -> Scrape {
+        let response = self.client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {url}");
+        Scrape::parse(&response.text().await.unwrap())
     }
 
     /// Waits until `/readyz` answers 200 (the operations service serves).
@@ -538,9 +589,10 @@ impl TestApp {
     /// Starts the operations service again on its old address.
     pub async fn start_operations(&mut self) {
         assert!(self.ops.is_none(), "operations is running");
-        let mut config = operations::Config::new(self.nats.broker_config());
+        let mut config = operations_config(&self.nats);
         config.grpc_addr = self.ops_addr;
-        let (ops, _) = start_operations(config).await;
+        let (ops, _, admin_addr) = start_operations(config).await;
+        self.ops_admin_addr = admin_addr;
         self.ops = Some(ops);
     }
 
@@ -550,6 +602,99 @@ impl TestApp {
             gateway.stop().await;
         }
     }
+}
+
+/// One sample of a [`Scrape`]: metric name, labels, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
+/// A parsed Prometheus text page: the samples, and the metadata lines.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    /// `(name, labels, value)` of every sample.
+    pub samples: Vec<Sample>,
+    /// The whole page, for failure messages and `# HELP`/`# TYPE` checks.
+    pub text: String,
+}
+
+impl Scrape {
+    /// Parses the text format as the exporter writes it (no timestamps);
+    /// label values keep their escapes.
+    pub fn parse(text: &str) -> Scrape {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("sample value: {line}")),
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let rest = rest.strip_suffix('}').unwrap();
+                    let labels = split_labels(rest)
+                        .into_iter()
+                        .map(|pair| {
+                            let (k, v) = pair.split_once('=').unwrap();
+                            (k.to_owned(), v.trim_matches('"').to_owned())
+                        })
+                        .collect();
+                    (name.to_owned(), labels)
+                }
+                None => (series.to_owned(), Vec::new()),
+            };
+            samples.push((name, labels, value));
+        }
+        Scrape {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The sum of the samples of `name` whose labels include all of
+    /// `labels` (0 when there is none).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    }
+
+    /// Whether any sample of `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|(n, _, _)| n == name)
+    }
+}
+
+/// Splits `a="x",b="y,z"` at the commas outside quotes.
+fn split_labels(labels: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in labels.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&labels[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < labels.len() {
+        parts.push(&labels[start..]);
+    }
+    parts
 }
 
 /// Polls operation `id` of tenant `acme` until its progress is `progress`.

@@ -9,8 +9,10 @@
 //! trace with the request id as its trace id ([`root_span_with_trace_id`]).
 #![forbid(unsafe_code)]
 
+pub mod format;
 mod ids;
 pub mod propagation;
+pub mod spans;
 
 use std::io::IsTerminal;
 
@@ -18,9 +20,13 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::EnvFilter;
+use tracing::Subscriber;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 pub use ids::root_span_with_trace_id;
 
@@ -75,10 +81,60 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Everything that decides one service's telemetry. [`init`] reads it from
+/// the environment; tests that run several services in one process build
+/// one per service ([`service_subscriber`]).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `service.name` of the traces, e.g. `gateway`.
+    pub service: &'static str,
+    /// JSON lines or text.
+    pub json: bool,
+    /// The log filter (`RUST_LOG` syntax). Traces have their own filter: a
+    /// quiet log level does not thin out traces.
+    pub log_filter: String,
+    /// The OTLP/gRPC endpoint; nothing is exported when `None`.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Settings {
+    /// The settings of a service binary: `DOSSIER_LOG_FORMAT` (through
+    /// `config`), `RUST_LOG` (default `info`), `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn from_env(service: &'static str, config: &LogConfig) -> Settings {
+        let json = match config.log_format {
+            LogFormat::Json => true,
+            LogFormat::Pretty => false,
+            LogFormat::Auto => !std::io::stdout().is_terminal(),
+        };
+        Settings {
+            service,
+            json,
+            log_filter: std::env::var(ENV_LOG_FILTER).unwrap_or_else(|_| "info".to_owned()),
+            otlp_endpoint: std::env::var(ENV_OTLP_ENDPOINT)
+                .ok()
+                .filter(|e| !e.is_empty()),
+        }
+    }
+}
+
 /// Builds the tracer provider of a service: resource attributes
 /// (`service.name`, `service.version`, `service.instance.id`), ids that honour
-/// [`root_span_with_trace_id`], and an OTLP exporter when configured.
+/// [`root_span_with_trace_id`], and an OTLP exporter when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 pub fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
+    let endpoint = std::env::var(ENV_OTLP_ENDPOINT)
+        .ok()
+        .filter(|e| !e.is_empty());
+    tracer_provider_to(service, endpoint.as_deref())
+}
+
+/// [`tracer_provider`] exporting to `endpoint` (OTLP/gRPC), or nowhere. The
+/// exporter's channel connects lazily on the Tokio runtime it is built on,
+/// so build it inside one that outlives the provider.
+pub fn tracer_provider_to(
+    service: &'static str,
+    endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, TelemetryError> {
     let resource = Resource::builder()
         .with_service_name(service)
         .with_attributes([
@@ -89,40 +145,71 @@ pub fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telem
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_id_generator(ids::RequestIdGenerator);
-    if std::env::var_os(ENV_OTLP_ENDPOINT).is_some() {
+    if let Some(endpoint) = endpoint {
+        use opentelemetry_otlp::WithExportConfig as _;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
+            .with_endpoint(endpoint)
             .build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     Ok(builder.build())
 }
 
+/// What traces keep: our spans and events at INFO and above, nothing from the
+/// transport crates. Without the exclusions a debug log level would trace
+/// the exporter's own HTTP/2 traffic, which would be exported in turn.
+fn trace_filter() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target("h2", LevelFilter::OFF)
+        .with_target("hyper", LevelFilter::OFF)
+        .with_target("hyper_util", LevelFilter::OFF)
+        .with_target("tonic", LevelFilter::OFF)
+        .with_target("tower", LevelFilter::OFF)
+        .with_target("opentelemetry", LevelFilter::OFF)
+        .with_target("opentelemetry_sdk", LevelFilter::OFF)
+        .with_target("opentelemetry_otlp", LevelFilter::OFF)
+}
+
+/// The subscriber of one service: span context fields for the log lines,
+/// the OpenTelemetry layer on `provider` (its own filter), and log lines in
+/// [`format::LineFormat`] to `writer` (the log filter).
+pub fn service_subscriber<W>(
+    settings: &Settings,
+    provider: &SdkTracerProvider,
+    writer: W,
+) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(settings.service))
+        .with_filter(trace_filter());
+    let filter = EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|error| {
+        eprintln!(
+            "invalid log filter `{}` ({error}); using `info`",
+            settings.log_filter
+        );
+        EnvFilter::new("info")
+    });
+    let context = format::ContextFields::default();
+    let logs = tracing_subscriber::fmt::layer()
+        .event_format(context.format(settings.json))
+        .with_writer(writer)
+        .with_filter(filter);
+    tracing_subscriber::registry()
+        .with(context)
+        .with(otel)
+        .with(logs)
+}
+
 /// Installs logging and tracing for a service binary. Call once from `main`.
 pub fn init(service: &'static str, config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
     init_propagator();
-    let provider = tracer_provider(service)?;
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match config.log_format {
-        LogFormat::Json => true,
-        LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
-    };
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    if json {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init()?;
-    } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()?;
-    }
+    let settings = Settings::from_env(service, config);
+    let provider = tracer_provider_to(service, settings.otlp_endpoint.as_deref())?;
+    service_subscriber(&settings, &provider, std::io::stdout).try_init()?;
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(TelemetryGuard { provider })
 }

@@ -57,6 +57,62 @@ fn with_propagator<T>(
         .unwrap_or_else(|| unreachable!("the propagator closure runs once"))
 }
 
+struct GrpcMetadata<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for GrpcMetadata<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+struct GrpcMetadataRef<'a>(&'a tonic::metadata::MetadataMap);
+
+impl Extractor for GrpcMetadataRef<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Writes the span's context into gRPC request metadata (`traceparent`,
+/// `tracestate`), so the server's span continues the caller's trace.
+pub fn inject_grpc(span: &tracing::Span, metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = span.context();
+    with_propagator(|p| p.inject_context(&cx, &mut GrpcMetadata(metadata)));
+}
+
+/// The remote context in gRPC request metadata.
+pub fn extract_grpc(metadata: &tonic::metadata::MetadataMap) -> Context {
+    with_propagator(|p| p.extract(&GrpcMetadataRef(metadata)))
+}
+
+/// Makes `span` a child of `cx` when it carries a valid remote span; true if
+/// it did. Call before the span is first entered.
+pub fn set_remote_parent(span: &tracing::Span, cx: Context) -> bool {
+    if has_remote_span(&cx) {
+        // Only fails when the span has no OpenTelemetry layer (nothing to
+        // parent) or was already started, neither of which loses anything.
+        let _ = span.set_parent(cx);
+        true
+    } else {
+        false
+    }
+}
+
 /// The remote context in HTTP request headers (empty when there is none or
 /// it is invalid).
 pub fn extract_http(headers: &http::HeaderMap) -> Context {
@@ -72,6 +128,40 @@ pub fn has_remote_span(cx: &Context) -> bool {
 pub fn inject_nats(span: &tracing::Span, headers: &mut async_nats::HeaderMap) {
     let cx = span.context();
     with_propagator(|p| p.inject_context(&cx, &mut NatsHeaders(headers)));
+}
+
+/// Writes a message's trace headers: the request id, and `span`'s context —
+/// or, when the span has none (no OpenTelemetry layer installed), the
+/// context the message itself carries in `trace`.
+pub fn inject_message_headers(
+    span: &tracing::Span,
+    trace: &TraceContext,
+    headers: &mut async_nats::HeaderMap,
+) {
+    if !trace.request_id.is_empty() {
+        headers.insert(REQUEST_ID_HEADER, trace.request_id.as_str());
+    }
+    inject_nats(span, headers);
+    if headers.get(TRACEPARENT).is_none() && !trace.traceparent.is_empty() {
+        headers.insert(TRACEPARENT, trace.traceparent.as_str());
+        if !trace.tracestate.is_empty() {
+            headers.insert(TRACESTATE, trace.tracestate.as_str());
+        }
+    }
+}
+
+/// Makes the consumer span of a message a child of the producer span: from
+/// the message's NATS headers, else from the `TraceContext` it carries.
+/// Call before the span is first entered.
+pub fn set_message_parent(
+    span: &tracing::Span,
+    headers: Option<&async_nats::HeaderMap>,
+    trace: Option<&TraceContext>,
+) {
+    let from_headers = headers.is_some_and(|h| set_remote_parent(span, extract_nats(h)));
+    if !from_headers && let Some(trace) = trace {
+        set_parent(span, trace);
+    }
 }
 
 /// The remote context in NATS message headers.
@@ -106,10 +196,7 @@ pub fn context_of(trace: &TraceContext) -> Context {
 /// Makes `span` a child of the remote context in `trace` (no-op when the
 /// message carries none).
 pub fn set_parent(span: &tracing::Span, trace: &TraceContext) {
-    let cx = context_of(trace);
-    if has_remote_span(&cx) {
-        let _ = span.set_parent(cx);
-    }
+    set_remote_parent(span, context_of(trace));
 }
 
 /// The trace id of a span as 32 hex digits, when it has one.

@@ -102,6 +102,23 @@ impl JobContext {
         &self.inner.meta.span
     }
 
+    /// A span for one step of the job, `<kind> <name>` (e.g.
+    /// `enrichment.batch match chunk`): a child of the job's span with the
+    /// operation id and the attempt number. The runtime runs the handler in
+    /// the `handle` step; handlers wrap their own stages in more:
+    /// `async { … }.instrument(ctx.step("match chunk"))`.
+    pub fn step(&self, name: &str) -> tracing::Span {
+        let meta = &self.inner.meta;
+        tracing::info_span!(
+            parent: &meta.span,
+            "job.step",
+            otel.name = %format_args!("{} {name}", meta.kind),
+            dossier.job.step = name,
+            dossier.operation.id = meta.operation_id.as_str(),
+            dossier.job.attempt = meta.attempt,
+        )
+    }
+
     /// Reports progress, 0–100 (larger values count as 100). Publishes a
     /// `Progressed` event only when the value rose above the last one
     /// published and at least `progress_interval` has passed since it, so a

@@ -9,9 +9,10 @@ use async_nats::jetstream::{self, context::PublishError, object_store::ObjectSto
 use bytes::Bytes;
 use dossier_contracts::v1::{OperationEvent, ResultRef, TraceContext, operation_event, result_ref};
 use dossier_contracts::{Kind, time_ext};
-use dossier_telemetry::propagation;
+use dossier_telemetry::{propagation, spans};
 use prost::Message as _;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 /// Publishing an event gives up after this many tries; the caller then hands
 /// the job back to the broker rather than acknowledge it.
@@ -29,6 +30,8 @@ pub(crate) struct JobMeta {
     /// job's own), carried in every event so the projection joins the trace.
     pub(crate) trace: TraceContext,
     pub(crate) span: tracing::Span,
+    /// When this delivery was taken, for the job duration metric.
+    pub(crate) taken_at: std::time::Instant,
 }
 
 impl JobMeta {
@@ -56,6 +59,7 @@ impl JobMeta {
             operation_created_at,
             trace,
             span,
+            taken_at: std::time::Instant::now(),
         }
     }
 }
@@ -105,6 +109,20 @@ impl Events {
         tries: u32,
     ) -> Result<(), EventError> {
         let event_id = uuid::Uuid::now_v7().to_string();
+        let subject = dossier_broker::event_subject(meta.kind);
+        // A child of the job's span, wherever the handler calls from; the
+        // event carries this span's context, so the projection is its child.
+        let span = meta
+            .span
+            .in_scope(|| spans::nats_publish(&subject, &event_id));
+        span.record("dossier.operation.id", meta.operation_id.as_str());
+        span.record("dossier.event.type", event.type_name());
+        span.record("dossier.job.attempt", meta.attempt);
+        spans::record_request_id(&span, &meta.trace.request_id);
+        let mut trace = propagation::trace_context(&span, &meta.trace.request_id);
+        if trace.traceparent.is_empty() {
+            trace = meta.trace.clone();
+        }
         let message = OperationEvent {
             event_id: event_id.clone(),
             operation_id: meta.operation_id.clone(),
@@ -114,29 +132,38 @@ impl Events {
             worker_id: self.worker_id.to_string(),
             occurred_at: Some(time_ext::now()),
             operation_created_at: meta.operation_created_at,
-            trace: Some(meta.trace.clone()),
+            trace: Some(trace.clone()),
             event: Some(event),
         };
         let payload = Bytes::from(message.encode_to_vec());
-        let subject = dossier_broker::event_subject(meta.kind);
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.as_str());
-        if !meta.trace.request_id.is_empty() {
-            headers.insert(
-                propagation::REQUEST_ID_HEADER,
-                meta.trace.request_id.as_str(),
-            );
-        }
-        propagation::inject_nats(&meta.span, &mut headers);
-        if headers.get(propagation::TRACEPARENT).is_none() && !meta.trace.traceparent.is_empty() {
-            headers.insert(propagation::TRACEPARENT, meta.trace.traceparent.as_str());
-        }
+        propagation::inject_message_headers(&span, &trace, &mut headers);
 
+        let published = self
+            .publish_tries(meta, &subject, headers, payload, tries)
+            .instrument(span.clone())
+            .await;
+        if published.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        published
+    }
+
+    /// Publishes a prepared event, up to `tries` times.
+    async fn publish_tries(
+        &self,
+        meta: &JobMeta,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        tries: u32,
+    ) -> Result<(), EventError> {
         let mut try_number = 1;
         loop {
             let result = async {
                 self.jetstream
-                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .publish_with_headers(subject.to_owned(), headers.clone(), payload.clone())
                     .await?
                     .await
             }

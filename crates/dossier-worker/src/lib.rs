@@ -20,7 +20,10 @@
 //! - puts results larger than [`WorkerConfig::inline_result_limit`] in the
 //!   `dossier_results` object store under the operation id;
 //! - on shutdown stops pulling, lets running jobs finish within
-//!   [`WorkerConfig::shutdown_grace`] and hands the rest back at once.
+//!   [`WorkerConfig::shutdown_grace`] and hands the rest back at once;
+//! - reports readiness (consumer bound, NATS connected, not shutting down)
+//!   and counts jobs started, finished, retried and dead, with their
+//!   durations ([`metrics`]).
 //!
 //! # Delivery guarantees
 //!
@@ -67,6 +70,7 @@ pub mod config;
 mod context;
 mod events;
 mod handler;
+pub mod metrics;
 mod worker;
 
 pub use config::{

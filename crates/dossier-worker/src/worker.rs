@@ -15,7 +15,7 @@ use dossier_contracts::v1::{
     operation_event::Event,
 };
 use dossier_service::{CancellationToken, Readiness};
-use dossier_telemetry::propagation;
+use dossier_telemetry::{propagation, spans};
 use futures::{FutureExt as _, StreamExt as _};
 use prost::Message as _;
 use tokio::sync::Semaphore;
@@ -196,7 +196,11 @@ impl<H: Handler> Worker<H> {
             ?ack_wait,
             max_deliver
         );
+        crate::metrics::describe();
+        crate::metrics::register(kind);
         let readiness = Readiness::new();
+        let connection = client.clone();
+        readiness.require(move || dossier_broker::is_connected(&connection));
         readiness.set(true);
         Ok(Worker {
             shared: Arc::new(Shared {
@@ -231,9 +235,17 @@ impl<H: Handler> Worker<H> {
         &self.shared.worker_id
     }
 
-    /// Ready once the consumer is bound; false as soon as shutdown begins.
+    /// Ready once the consumer is bound and while NATS is connected; false
+    /// from the moment shutdown begins.
     pub fn readiness(&self) -> Readiness {
         self.readiness.clone()
+    }
+
+    /// Makes `service` (what a service's `/readyz` reports) require this
+    /// worker's readiness too.
+    pub fn report_readiness_to(&self, service: &Readiness) {
+        let worker = self.readiness.clone();
+        service.require(move || worker.is_ready());
     }
 
     /// Pulls and runs jobs, at most `concurrency` at once, until `shutdown`
@@ -436,7 +448,13 @@ async fn process<H: Handler>(
         }
     };
     let operation_id = job.operation_id.clone();
-    let span = job_span(shared.kind, &job, attempt, &shared.worker_id);
+    let span = job_span(
+        shared.kind,
+        &job,
+        message.headers.as_ref(),
+        attempt,
+        &shared.worker_id,
+    );
 
     // Heartbeats run beside the whole job — handler, result upload, event
     // publishes — and stop with it. They live in this task on purpose: when a
@@ -452,6 +470,9 @@ async fn process<H: Handler>(
             never = beat => match never {},
         }
     };
+    if let Settle::Nak(Some(_)) = outcome {
+        crate::metrics::retried(shared.kind);
+    }
     settle(&message, outcome, &operation_id)
         .instrument(span)
         .await;
@@ -532,6 +553,7 @@ impl<H: Handler> Shared<H> {
             return Settle::Nak(Some(delay));
         }
         tracing::info!(message = "Job started.", operation_id, attempt);
+        crate::metrics::started(self.kind);
 
         let ctx = JobContext::new(
             meta.clone(),
@@ -541,7 +563,7 @@ impl<H: Handler> Shared<H> {
             self.max_deliver,
             self.config.progress_interval,
         );
-        let event = match self.run_handler(ctx, job, &cancel, release, span).await {
+        let event = match self.run_handler(ctx, job, &cancel, release).await {
             Ran::Released => {
                 tracing::info!(
                     message = "Shutting down; handing the job back to the broker.",
@@ -586,6 +608,9 @@ impl<H: Handler> Shared<H> {
             }
             Ran::Returned(Err(error)) => {
                 tracing::warn!(message = "Job failed.", operation_id, attempt, %error);
+                if matches!(error, JobError::Retryable { .. }) {
+                    crate::metrics::dead(self.kind);
+                }
                 failed(match error {
                     JobError::Retryable { code, message } => ErrorInfo {
                         code,
@@ -628,15 +653,15 @@ impl<H: Handler> Shared<H> {
         job: Job,
         cancel: &CancellationToken,
         release: &CancellationToken,
-        span: tracing::Span,
     ) -> Ran {
         let handler = self.handler.clone();
         // A task of its own: a panic surfaces as a `JoinError` instead of
         // unwinding through the worker, and dropping the handle (on timeout,
         // cancellation, shutdown, or when this task is itself aborted) aborts
         // the handler wherever it is waiting.
+        let step = ctx.step("handle");
         let mut task = AbortOnDropHandle::new(tokio::spawn(
-            async move { handler.handle(ctx, job).await }.instrument(span),
+            async move { handler.handle(ctx, job).await }.instrument(step),
         ));
         tokio::select! {
             joined = &mut task => Ran::Returned(joined_result(joined)),
@@ -701,7 +726,7 @@ impl<H: Handler> Shared<H> {
     /// Publishes a terminal event; the delivery may be acked only if it is
     /// stored, else it is handed back to run again.
     async fn finish(&self, meta: &JobMeta, event: Event) -> Settle {
-        let status = event_name(&event);
+        let status = event.type_name();
         match self.events.publish(meta, event, PUBLISH_TRIES).await {
             Ok(()) => {
                 tracing::info!(
@@ -710,6 +735,7 @@ impl<H: Handler> Shared<H> {
                     attempt = meta.attempt,
                     status
                 );
+                crate::metrics::finished(meta.kind, status, meta.taken_at.elapsed());
                 Settle::Ack
             }
             Err(error) => {
@@ -852,30 +878,28 @@ fn joined_result(
     }
 }
 
-fn job_span(kind: Kind, job: &Job, attempt: u32, worker_id: &str) -> tracing::Span {
-    let name = format!("job {kind}");
+/// The consumer span of one job delivery (`dossier.jobs.<kind> process`): a
+/// child of the operations service's publish span, through the job's NATS
+/// headers (or the `TraceContext` inside the job when they carry none).
+fn job_span(
+    kind: Kind,
+    job: &Job,
+    headers: Option<&async_nats::HeaderMap>,
+    attempt: u32,
+    worker_id: &str,
+) -> tracing::Span {
     let subject = job_subject(kind);
-    let request_id = job
-        .trace
-        .as_ref()
-        .map(|t| t.request_id.as_str())
-        .unwrap_or_default();
-    let span = tracing::info_span!(
-        "job",
-        otel.name = name.as_str(),
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.destination.name = subject.as_str(),
-        dossier.operation.id = job.operation_id.as_str(),
-        dossier.operation.kind = kind.as_str(),
-        dossier.tenant.id = job.tenant_id.as_str(),
-        request.id = request_id,
-        attempt,
-        worker.id = worker_id,
-    );
+    let span = spans::nats_process(&subject, &job.operation_id);
+    span.record("messaging.consumer.group.name", job_consumer(kind).as_str());
+    span.record("dossier.operation.id", job.operation_id.as_str());
+    span.record("dossier.operation.kind", kind.as_str());
+    span.record("dossier.job.attempt", attempt);
+    span.record("dossier.worker.id", worker_id);
+    span.record("tenant.id", job.tenant_id.as_str());
     if let Some(trace) = &job.trace {
-        propagation::set_parent(&span, trace);
+        spans::record_request_id(&span, &trace.request_id);
     }
+    propagation::set_message_parent(&span, headers, job.trace.as_ref());
     span
 }
 
@@ -890,17 +914,6 @@ fn operation_error(error: ErrorInfo) -> OperationError {
         code: error.code,
         message: error.message,
         details_json: error.details.map(|d| d.to_string()).unwrap_or_default(),
-    }
-}
-
-fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::Started(_) => "started",
-        Event::Progressed(_) => "progressed",
-        Event::Succeeded(_) => "succeeded",
-        Event::PartiallySucceeded(_) => "partial_success",
-        Event::Failed(_) => "failed",
-        Event::Cancelled(_) => "cancelled",
     }
 }
 

@@ -58,6 +58,7 @@ use dossier_contracts::v1::Job;
 use dossier_worker::{ErrorInfo, Handler, JobContext, JobError, Outcome, decode_payload};
 use futures::StreamExt as _;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use crate::checkpoint::{CheckpointError, Checkpoints, Counts, Progress};
 use crate::matching::{CompanyCache, EnrichedRecord, Matcher, PROVIDERS_UNAVAILABLE};
@@ -229,7 +230,9 @@ impl Handler for EnrichmentHandler {
             let chunk = tokio::select! {
                 biased;
                 () = ctx.cancelled() => return cancelled(&results, total),
-                chunk = self.run_chunk(&ctx, &records[start..end], start, total, &cache, &done) => chunk,
+                chunk = self
+                    .run_chunk(&ctx, &records[start..end], start, total, &cache, &done)
+                    .instrument(ctx.step("match chunk")) => chunk,
                 never = report_progress(&ctx, &done, total) => match never {},
             };
 

@@ -16,8 +16,10 @@
 
 pub mod batch;
 pub mod checkpoint;
-pub mod matching;
 mod sync;
+
+/// Person matching, shared with the research worker.
+pub use dossier_directory::matching;
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use anyhow::Context as _;
 use dossier_broker::BrokerConfig;
 use dossier_directory::{ProviderSet, ProvidersConfig};
 use dossier_service::CancellationToken;
+use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
 use dossier_worker::{Worker, WorkerConfig};
 
@@ -76,6 +79,9 @@ pub struct Config {
     /// Batch and synchronous enrichment settings.
     #[command(flatten)]
     pub enrichment: EnrichmentConfig,
+    /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    #[command(flatten)]
+    pub admin: AdminConfig,
     /// Logging.
     #[command(flatten)]
     pub log: LogConfig,
@@ -98,17 +104,21 @@ pub struct App {
     subscriber: async_nats::Subscriber,
     matcher: Arc<Matcher>,
     sync_concurrency: usize,
+    admin: Admin,
 }
 
 impl App {
     /// Loads the directory, connects to NATS, binds the job consumer and
     /// subscribes to synchronous requests.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        // First, so probes see a live, not yet ready, process while the
+        // directory loads.
+        let admin = Admin::start(&config.admin).await?;
         let providers = config
             .providers
             .build()
             .context("cannot set up the directory providers")?;
-        Self::build_with_providers(config, providers).await
+        Self::build_inner(config, providers, admin).await
     }
 
     /// Like [`App::build`], with providers made by the caller (tests, or an
@@ -116,6 +126,15 @@ impl App {
     pub async fn build_with_providers(
         config: Config,
         providers: ProviderSet,
+    ) -> anyhow::Result<App> {
+        let admin = Admin::start(&config.admin).await?;
+        Self::build_inner(config, providers, admin).await
+    }
+
+    async fn build_inner(
+        config: Config,
+        providers: ProviderSet,
+        admin: Admin,
     ) -> anyhow::Result<App> {
         let client = dossier_broker::connect(&config.broker, "enrichment-worker")
             .await
@@ -142,13 +161,26 @@ impl App {
             record_concurrency = config.enrichment.record_concurrency,
             providers = matcher.providers().len(),
         );
+        worker.report_readiness_to(admin.readiness());
         Ok(App {
             client,
             worker,
             subscriber,
             matcher,
             sync_concurrency: config.enrichment.sync_concurrency as usize,
+            admin,
         })
+    }
+
+    /// Where the admin server listens, if configured.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.addr()
+    }
+
+    /// What `/readyz` reports: false until [`App::run`] is serving, and
+    /// from the moment its shutdown begins.
+    pub fn readiness(&self) -> dossier_service::Readiness {
+        self.admin.readiness().clone()
     }
 
     /// Runs batch jobs and answers synchronous requests until `shutdown`,
@@ -160,7 +192,9 @@ impl App {
             subscriber,
             matcher,
             sync_concurrency,
+            admin,
         } = self;
+        admin.serve_until(&shutdown);
         // One future, not spawned tasks: when the service is dropped (a test's
         // crash), both halves stop with it.
         let (jobs, ()) = tokio::join!(
@@ -176,6 +210,7 @@ impl App {
         if let Err(error) = client.flush().await {
             tracing::warn!(message = "Cannot flush the NATS connection.", %error);
         }
+        admin.shutdown().await;
         jobs?;
         Ok(())
     }

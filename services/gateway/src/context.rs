@@ -28,7 +28,6 @@ use dossier_telemetry::propagation;
 use http::header::{self, HeaderName, HeaderValue};
 use opentelemetry::trace::TraceId;
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -79,14 +78,15 @@ pub fn request_span(
             http.response.status_code = tracing::field::Empty,
             request.id = %request_id,
             tenant.id = tracing::field::Empty,
+            // Recorded by the handlers that know them.
+            dossier.operation.id = tracing::field::Empty,
+            dossier.operation.kind = tracing::field::Empty,
         )
     };
     let remote = propagation::extract_http(headers);
     if propagation::has_remote_span(&remote) {
         let span = make();
-        // Only fails when the span has no OpenTelemetry layer (nothing to
-        // parent) or was already started, neither of which loses anything.
-        let _ = span.set_parent(remote);
+        propagation::set_remote_parent(&span, remote);
         span
     } else {
         dossier_telemetry::root_span_with_trace_id(

@@ -58,6 +58,11 @@ pub async fn connect(
 }
 
 impl EnrichClient {
+    /// Whether the NATS connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Asks a worker to enrich `record` for `tenant`; the enriched record
     /// (status `matched` or `not_found`) as JSON.
     pub async fn enrich(
@@ -66,7 +71,7 @@ impl EnrichClient {
         record: &PersonRecord,
         request_id: &str,
     ) -> Result<Value, ApiError> {
-        if self.client.connection_state() != async_nats::connection::State::Connected {
+        if !self.is_connected() {
             return Err(ApiError::enrichment_unavailable(
                 "Synchronous enrichment is temporarily unavailable; retry shortly.",
                 None,

@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_contracts::v1::operations_client::OperationsClient;
+use dossier_telemetry::propagation;
+use dossier_telemetry::spans::{self, RpcSide};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 
@@ -129,4 +132,29 @@ impl std::error::Error for GrpcError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         std::error::Error::source(&self.0)
     }
+}
+
+/// Makes one call to the operations service inside its gRPC client span
+/// (`dossier.v1.Operations/<method>`, a child of the current span), with
+/// the span's trace context in the request metadata so the server's span is
+/// its child, and the answer's status code recorded on it.
+pub async fn call<Req, Res, F, Fut>(
+    client: OperationsClient<Channel>,
+    method: &'static str,
+    message: Req,
+    send: F,
+) -> Result<tonic::Response<Res>, tonic::Status>
+where
+    F: FnOnce(OperationsClient<Channel>, tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Res>, tonic::Status>>,
+{
+    let span = spans::grpc(RpcSide::Client, OPERATIONS_SERVICE_NAME, method);
+    let mut request = tonic::Request::new(message);
+    propagation::inject_grpc(&span, request.metadata_mut());
+    let result = send(client, request).instrument(span.clone()).await;
+    let code = result
+        .as_ref()
+        .map_or_else(tonic::Status::code, |_| Code::Ok);
+    spans::record_grpc_status(&span, RpcSide::Client, code);
+    result
 }

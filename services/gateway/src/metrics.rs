@@ -1,56 +1,43 @@
-//! Prometheus metrics of the HTTP API, served at `GET /metrics`.
-//!
-//! `metrics` has one global recorder per process. The gateway installs a
-//! Prometheus recorder the first time an [`App`](crate::App) is built; when
-//! something else in the process installed a recorder first (tests that boot
-//! several services in one process), `/metrics` answers an empty page rather
-//! than failing start-up.
+//! Metrics of the HTTP API, served at `GET /metrics` in the Prometheus text
+//! format from the process-wide recorder (`dossier_service::metrics`).
 
-use std::sync::OnceLock;
+use std::sync::Once;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-/// Requests answered, by method, route and status.
+/// Requests answered, by method, route (the matched route template, or
+/// `unmatched`) and status.
 pub const REQUESTS_TOTAL: &str = "dossier_gateway_http_requests_total";
 /// Request latency in seconds, by method and route.
 pub const REQUEST_DURATION: &str = "dossier_gateway_http_request_duration_seconds";
 /// Operations accepted (202), by kind and whether the request was a replay.
 pub const OPERATIONS_ACCEPTED: &str = "dossier_gateway_operations_accepted_total";
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// The gateway's view of the process-wide recorder. Cheap to clone.
+/// The gateway's handle on the process-wide recorder. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Metrics {
-    handle: Option<PrometheusHandle>,
-}
+pub struct Metrics(());
 
 impl Metrics {
-    /// Installs the Prometheus recorder once per process.
+    /// Installs the process-wide recorder (once) and describes the
+    /// gateway's metrics.
     pub fn install() -> Metrics {
-        let handle = HANDLE
-            .get_or_init(|| {
-                let builder = PrometheusBuilder::new()
-                    .set_buckets_for_metric(
-                        Matcher::Full(REQUEST_DURATION.to_owned()),
-                        LATENCY_BUCKETS,
-                    )
-                    .map_err(|e| e.to_string());
-                match builder.and_then(|b| b.install_recorder().map_err(|e| e.to_string())) {
-                    Ok(handle) => Some(handle),
-                    Err(error) => {
-                        tracing::warn!(message = "Cannot install the metrics recorder; /metrics will be empty.", %error);
-                        None
-                    }
-                }
-            })
-            .clone();
-        Metrics { handle }
+        static DESCRIBED: Once = Once::new();
+        dossier_service::metrics::install();
+        DESCRIBED.call_once(|| {
+            metrics::describe_counter!(
+                REQUESTS_TOTAL,
+                "HTTP requests answered by the gateway, by method, route template and status."
+            );
+            metrics::describe_histogram!(
+                REQUEST_DURATION,
+                metrics::Unit::Seconds,
+                "Latency of HTTP requests answered by the gateway, by method and route template."
+            );
+            metrics::describe_counter!(
+                OPERATIONS_ACCEPTED,
+                "Operations accepted (202) by the gateway, by kind and whether the request replayed an idempotency key."
+            );
+        });
+        Metrics(())
     }
 
     /// Records one answered request.
@@ -87,16 +74,8 @@ impl Metrics {
         .increment(1);
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition of every metric of the process.
     pub fn render(&self) -> String {
-        match &self.handle {
-            Some(handle) => {
-                // Scrapes drive the upkeep (histogram maintenance) so no
-                // background task is needed.
-                handle.run_upkeep();
-                handle.render()
-            }
-            None => String::new(),
-        }
+        dossier_service::metrics::render()
     }
 }

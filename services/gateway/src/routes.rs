@@ -32,7 +32,7 @@ use crate::auth::{Caller, X_API_KEY};
 use crate::context;
 use crate::error::{ApiError, Issue, Meta};
 use crate::extract::{ExternalBase, IdempotencyKey, JsonBody, OperationId};
-use crate::grpc::{map_status, operations_serving};
+use crate::grpc::{self, map_status, operations_serving};
 
 /// `Retry-After` (seconds) on 202s and on operations that are not finished.
 const POLL_RETRY_AFTER_SECS: u64 = 1;
@@ -130,7 +130,6 @@ struct Me {
 }
 
 /// `GET /api/me`: who the key belongs to.
-#[tracing::instrument(skip_all)]
 async fn me(caller: Caller) -> Json<Envelope<Me>> {
     envelope(Me {
         tenant_id: caller.tenant_id.to_string(),
@@ -148,12 +147,20 @@ async fn healthz() -> Json<Envelope<Health>> {
     envelope(Health { status: "ok" })
 }
 
-/// `GET /readyz`: ready to take work — not shutting down, and the operations
-/// service answers its health check `SERVING` within the readiness timeout.
+/// `GET /readyz`: ready to take work — not shutting down, connected to NATS
+/// (when synchronous enrichment is configured), and the operations service
+/// answers its health check `SERVING` within the readiness timeout.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Envelope<Health>>, ApiError> {
     if !state.readiness().is_ready() {
         return Err(ApiError::NotReady(
             "The gateway is shutting down.".to_owned(),
+        ));
+    }
+    // Only synchronous enrichment needs NATS, but a gateway without it
+    // would answer those 503: better to send the traffic to one that has it.
+    if state.enrichment().is_some_and(|e| !e.is_connected()) {
+        return Err(ApiError::NotReady(
+            "The gateway is not connected to NATS.".to_owned(),
         ));
     }
     if !operations_serving(state.channel(), state.readiness_timeout()).await {
@@ -169,7 +176,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(dossier_service::metrics::CONTENT_TYPE),
         )],
         state.metrics().render(),
     )
@@ -180,7 +187,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// answer is the enriched record, status `matched` or `not_found`; when no
 /// worker answers in time, or the record's providers fail, 503
 /// `enrichment_unavailable` with `Retry-After`.
-#[tracing::instrument(skip_all)]
 async fn enrich_person(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,7 +210,6 @@ async fn enrich_person(
 }
 
 /// `POST /api/enrichment/batch` (202).
-#[tracing::instrument(skip_all, fields(dossier.operation.kind = "enrichment.batch", dossier.operation.id = tracing::field::Empty))]
 async fn enrich_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,7 +222,6 @@ async fn enrich_batch(
 }
 
 /// `POST /api/search/people` (202).
-#[tracing::instrument(skip_all, fields(dossier.operation.kind = "search.people", dossier.operation.id = tracing::field::Empty))]
 async fn search_people(
     State(state): State<AppState>,
     caller: Caller,
@@ -229,7 +233,6 @@ async fn search_people(
 }
 
 /// `POST /api/research` (202).
-#[tracing::instrument(skip_all, fields(dossier.operation.kind = "research.deep", dossier.operation.id = tracing::field::Empty))]
 async fn research(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,12 +287,15 @@ async fn accept<T: Serialize>(
         idempotency_key: key.0.unwrap_or_default(),
         trace: Some(trace),
     };
-    let response = state
-        .operations()
-        .create_operation(request)
-        .await
-        .map_err(map_status)?
-        .into_inner();
+    let response = grpc::call(
+        state.operations(),
+        "CreateOperation",
+        request,
+        |mut client, request| async move { client.create_operation(request).await },
+    )
+    .await
+    .map_err(map_status)?
+    .into_inner();
     let operation = response.operation.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("CreateOperation answered no operation"))
     })?;
@@ -299,7 +305,9 @@ async fn accept<T: Serialize>(
         )));
     }
     let replay = !response.created;
-    tracing::Span::current().record("dossier.operation.id", operation.id.as_str());
+    let span = tracing::Span::current();
+    span.record("dossier.operation.id", operation.id.as_str());
+    span.record("dossier.operation.kind", kind.as_str());
     tracing::info!(
         message = if replay { "Operation replayed." } else { "Operation accepted." },
         operation_id = %operation.id,
@@ -493,7 +501,6 @@ fn operation_response(status: StatusCode, view: OperationView) -> Response {
 }
 
 /// `GET /api/operations/{id}`.
-#[tracing::instrument(skip_all, fields(dossier.operation.id = tracing::field::Empty))]
 async fn get_operation(
     State(state): State<AppState>,
     caller: Caller,
@@ -501,15 +508,18 @@ async fn get_operation(
     OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("dossier.operation.id", id.as_str());
-    let operation = state
-        .operations()
-        .get_operation(GetOperationRequest {
+    let operation = grpc::call(
+        state.operations(),
+        "GetOperation",
+        GetOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
             id,
-        })
-        .await
-        .map_err(map_status)?
-        .into_inner();
+        },
+        |mut client, request| async move { client.get_operation(request).await },
+    )
+    .await
+    .map_err(map_status)?
+    .into_inner();
     let view = OperationView::new(operation, &base)?;
     Ok(operation_response(StatusCode::OK, view))
 }
@@ -626,7 +636,6 @@ fn parse_results_query(pairs: &[(String, String)]) -> Result<ResultsQuery, ApiEr
 /// large for one answer. The first page is also in the operation itself;
 /// follow `page.next` to the last page (`next: null`). 409 when the
 /// operation has no result (yet) or its result has no item list.
-#[tracing::instrument(skip_all, fields(dossier.operation.id = tracing::field::Empty))]
 async fn get_operation_results(
     State(state): State<AppState>,
     caller: Caller,
@@ -643,31 +652,34 @@ async fn get_operation_results(
         .0;
     let query = parse_results_query(&pairs)?;
     let has_cursor = query.cursor.is_some();
-    let response = state
-        .operations()
-        .get_operation_results(GetOperationResultsRequest {
+    let response = grpc::call(
+        state.operations(),
+        "GetOperationResults",
+        GetOperationResultsRequest {
             tenant_id: caller.tenant_id.to_string(),
             id: id.clone(),
             cursor: query.cursor.unwrap_or_default(),
             limit: query.limit.unwrap_or(DEFAULT_RESULTS_LIMIT),
-        })
-        .await
-        .map_err(|status| match status.code() {
-            // The only argument the gateway cannot check itself is the
-            // opaque cursor.
-            tonic::Code::InvalidArgument if has_cursor => {
-                ApiError::invalid_parameters(vec![Issue::parameter(
-                    "cursor",
-                    "must be a cursor from a previous page's nextCursor",
-                )])
-            }
-            tonic::Code::FailedPrecondition => ApiError::OperationConflict(format!(
-                "The operation has no result items to page through: {}.",
-                status.message()
-            )),
-            _ => map_status(status),
-        })?
-        .into_inner();
+        },
+        |mut client, request| async move { client.get_operation_results(request).await },
+    )
+    .await
+    .map_err(|status| match status.code() {
+        // The only argument the gateway cannot check itself is the
+        // opaque cursor.
+        tonic::Code::InvalidArgument if has_cursor => {
+            ApiError::invalid_parameters(vec![Issue::parameter(
+                "cursor",
+                "must be a cursor from a previous page's nextCursor",
+            )])
+        }
+        tonic::Code::FailedPrecondition => ApiError::OperationConflict(format!(
+            "The operation has no result items to page through: {}.",
+            status.message()
+        )),
+        _ => map_status(status),
+    })?
+    .into_inner();
     let data: Value = serde_json::from_slice(&response.items_json).map_err(|e| {
         ApiError::Internal(anyhow::Error::new(e).context("result page is not JSON"))
     })?;
@@ -685,7 +697,6 @@ async fn get_operation_results(
 /// `POST /api/operations/{id}/cancel`: 200 when the operation is now
 /// cancelled (it was queued), 202 when its worker was told to stop (it was
 /// processing; `cancelRequested: true`), 409 when it had already finished.
-#[tracing::instrument(skip_all, fields(dossier.operation.id = tracing::field::Empty))]
 async fn cancel_operation(
     State(state): State<AppState>,
     caller: Caller,
@@ -693,15 +704,18 @@ async fn cancel_operation(
     OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("dossier.operation.id", id.as_str());
-    let response = state
-        .operations()
-        .cancel_operation(CancelOperationRequest {
+    let response = grpc::call(
+        state.operations(),
+        "CancelOperation",
+        CancelOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
             id,
-        })
-        .await
-        .map_err(map_status)?
-        .into_inner();
+        },
+        |mut client, request| async move { client.cancel_operation(request).await },
+    )
+    .await
+    .map_err(map_status)?
+    .into_inner();
     let operation = response.operation.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("CancelOperation answered no operation"))
     })?;
@@ -797,7 +811,6 @@ fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
 
 /// `GET /api/operations`: the tenant's operations, newest first. Listings
 /// carry no result payloads (`result` is null); get one operation for it.
-#[tracing::instrument(skip_all)]
 async fn list_operations(
     State(state): State<AppState>,
     caller: Caller,
@@ -812,29 +825,32 @@ async fn list_operations(
         .0;
     let query = parse_list_query(&pairs)?;
     let has_cursor = query.cursor.is_some();
-    let response = state
-        .operations()
-        .list_operations(ListOperationsRequest {
+    let response = grpc::call(
+        state.operations(),
+        "ListOperations",
+        ListOperationsRequest {
             tenant_id: caller.tenant_id.to_string(),
             status: query.status.map_or(0, |s| s.to_proto() as i32),
             kind: query.kind.map_or(0, |k| k.to_proto() as i32),
             limit: query.limit,
             cursor: query.cursor.unwrap_or_default(),
-        })
-        .await
-        .map_err(|status| {
-            // The only argument the gateway cannot check itself is the
-            // opaque cursor.
-            if status.code() == tonic::Code::InvalidArgument && has_cursor {
-                ApiError::invalid_parameters(vec![Issue::parameter(
-                    "cursor",
-                    "must be a cursor from a previous page's meta.nextCursor",
-                )])
-            } else {
-                map_status(status)
-            }
-        })?
-        .into_inner();
+        },
+        |mut client, request| async move { client.list_operations(request).await },
+    )
+    .await
+    .map_err(|status| {
+        // The only argument the gateway cannot check itself is the
+        // opaque cursor.
+        if status.code() == tonic::Code::InvalidArgument && has_cursor {
+            ApiError::invalid_parameters(vec![Issue::parameter(
+                "cursor",
+                "must be a cursor from a previous page's meta.nextCursor",
+            )])
+        } else {
+            map_status(status)
+        }
+    })?
+    .into_inner();
     let data = response
         .operations
         .into_iter()

@@ -51,9 +51,11 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use dossier_contracts::v1::{CreateOperationRequest, Job, Operation, TraceContext};
 use dossier_contracts::{Kind, Status, time_ext};
+use dossier_telemetry::{propagation, spans};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::Shared;
@@ -286,10 +288,15 @@ async fn publish_job(
     id: &str,
     created_at: prost_types::Timestamp,
 ) -> Result<(), Error> {
-    let span = tracing::Span::current();
-    // Continue the request's trace; without an OpenTelemetry layer (tests)
-    // the span has no context, so pass the caller's through unchanged.
-    let mut trace = dossier_telemetry::propagation::trace_context(&span, &request.trace.request_id);
+    let subject = dossier_broker::job_subject(request.kind);
+    // The producer span: the job's headers and its `TraceContext` carry this
+    // span's context, so the worker's span is its child.
+    let span = spans::nats_publish(&subject, id);
+    span.record("dossier.operation.id", id);
+    spans::record_request_id(&span, &request.trace.request_id);
+    // Without an OpenTelemetry layer (tests) the span has no context, so pass
+    // the caller's through unchanged.
+    let mut trace = propagation::trace_context(&span, &request.trace.request_id);
     if trace.traceparent.is_empty() {
         trace = request.trace.clone();
     }
@@ -303,31 +310,8 @@ async fn publish_job(
     };
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
-    if !trace.request_id.is_empty() {
-        headers.insert(
-            dossier_telemetry::propagation::REQUEST_ID_HEADER,
-            trace.request_id.as_str(),
-        );
-    }
-    dossier_telemetry::propagation::inject_nats(&span, &mut headers);
-    if headers
-        .get(dossier_telemetry::propagation::TRACEPARENT)
-        .is_none()
-        && !trace.traceparent.is_empty()
-    {
-        headers.insert(
-            dossier_telemetry::propagation::TRACEPARENT,
-            trace.traceparent.as_str(),
-        );
-        if !trace.tracestate.is_empty() {
-            headers.insert(
-                dossier_telemetry::propagation::TRACESTATE,
-                trace.tracestate.as_str(),
-            );
-        }
-    }
+    propagation::inject_message_headers(&span, &trace, &mut headers);
 
-    let subject = dossier_broker::job_subject(request.kind);
     let publish = async {
         shared
             .topology
@@ -342,8 +326,13 @@ async fn publish_job(
     // stuck behind a full outgoing buffer.
     let timeout = shared.request_timeout + Duration::from_millis(500);
     let ack = tokio::time::timeout(timeout, publish)
+        .instrument(span.clone())
         .await
-        .map_err(|_| Error::broker("storing the job")("publish ack timed out".into()))??;
+        .map_err(|_| Error::broker("storing the job")("publish ack timed out".into()))
+        .and_then(|stored| stored)
+        .inspect_err(|_| {
+            span.record("otel.status_code", "ERROR");
+        })?;
     if ack.duplicate {
         tracing::debug!(message = "Job was already stored; the re-publish was dropped.", operation_id = %id);
     }

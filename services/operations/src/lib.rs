@@ -18,8 +18,10 @@
 //! and runs as N replicas: all of them share the projector consumer, write
 //! records only by compare-and-set, and each keeps its own list index, which
 //! it rebuilds from the bucket at start and keeps current by watching it.
-//! A replica reports NOT_SERVING until that rebuild is done and whenever the
-//! broker is disconnected, and from the moment shutdown begins.
+//! A replica reports NOT_SERVING (gRPC health, and 503 on the admin port's
+//! `/readyz`) until that rebuild is done and its projector's consumer is
+//! bound, whenever the broker is disconnected, and from the moment shutdown
+//! begins. Its metrics (`metrics.rs`) are served on the admin port.
 //!
 //! ## Shutdown
 //!
@@ -34,6 +36,7 @@ mod accept;
 mod error;
 mod index;
 pub mod merge;
+pub mod metrics;
 mod projector;
 mod records;
 mod results;
@@ -41,11 +44,13 @@ mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_broker::{BrokerConfig, Topology};
 use dossier_contracts::v1::operations_server::OperationsServer;
+use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -58,6 +63,8 @@ pub use error::Error;
 pub const ENV_GRPC_ADDR: &str = "DOSSIER_OPERATIONS_GRPC_ADDR";
 /// `DOSSIER_OPERATIONS_SHUTDOWN_GRACE`: how long shutdown may take.
 pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_OPERATIONS_SHUTDOWN_GRACE";
+/// `DOSSIER_QUEUE_METRICS_INTERVAL`: how often the queue depth gauges are refreshed.
+pub const ENV_QUEUE_METRICS_INTERVAL: &str = "DOSSIER_QUEUE_METRICS_INTERVAL";
 
 /// How often readiness (broker connected, index caught up) is re-checked.
 const READINESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -73,9 +80,17 @@ pub struct Config {
     #[arg(long, env = ENV_SHUTDOWN_GRACE, default_value = "10s",
           value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// How often the pending counts of the job and projector consumers
+    /// (queue depth gauges on `/metrics`) are read from the broker.
+    #[arg(long, env = ENV_QUEUE_METRICS_INTERVAL, default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub queue_metrics_interval: Duration,
     /// NATS connection and JetStream topology.
     #[command(flatten)]
     pub broker: BrokerConfig,
+    /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    #[command(flatten)]
+    pub admin: AdminConfig,
     /// Logging.
     #[command(flatten)]
     pub log: LogConfig,
@@ -88,7 +103,9 @@ impl Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             shutdown_grace: Duration::from_secs(10),
+            queue_metrics_interval: Duration::from_secs(5),
             broker,
+            admin: AdminConfig::default(),
             log: LogConfig {
                 log_format: dossier_telemetry::LogFormat::Auto,
             },
@@ -108,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) request_timeout: Duration,
     /// Cancelled when shutdown begins; long-lived streams end on it.
     pub(crate) shutdown: CancellationToken,
+    /// Whether the projector holds a subscription on its consumer.
+    pub(crate) projector_bound: AtomicBool,
 }
 
 /// A built, not yet running, operations service: the listener is bound and
@@ -117,12 +136,16 @@ pub struct App {
     listener: TcpListener,
     client: async_nats::Client,
     topology: Topology,
+    admin: Admin,
 }
 
 impl App {
-    /// Binds the gRPC listener, connects to NATS and ensures the JetStream
-    /// topology. Starts nothing yet.
+    /// Starts the admin server (not ready yet), binds the gRPC listener,
+    /// connects to NATS and ensures the JetStream topology. Serves no gRPC
+    /// yet.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        let admin = Admin::start(&config.admin).await?;
+        metrics::describe();
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.grpc_addr))?;
@@ -140,7 +163,19 @@ impl App {
             listener,
             client,
             topology,
+            admin,
         })
+    }
+
+    /// Where the admin server listens, if configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.addr()
+    }
+
+    /// What `/readyz` reports: false until [`App::run`] is serving, and
+    /// from the moment its shutdown begins.
+    pub fn readiness(&self) -> dossier_service::Readiness {
+        self.admin.readiness().clone()
     }
 
     /// The address the gRPC server listens on (the real port when the
@@ -159,7 +194,11 @@ impl App {
             listener,
             client,
             topology,
+            admin,
         } = self;
+        // `/readyz` follows the gRPC health status (see `report_health`),
+        // and turns false the moment shutdown begins.
+        admin.readiness().clear_on(&shutdown);
         let addr = listener.local_addr().context("listener has no address")?;
         // Background work stops on shutdown, or when the server fails.
         let stop = shutdown.child_token();
@@ -171,6 +210,7 @@ impl App {
             topology,
             request_timeout: config.broker.request_timeout,
             shutdown: stop.clone(),
+            projector_bound: AtomicBool::new(false),
         });
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -188,7 +228,17 @@ impl App {
         ));
         tasks.spawn(projector::run_projector(shared.clone(), stop.clone()));
         tasks.spawn(projector::run_dead_letters(shared.clone(), stop.clone()));
-        tasks.spawn(report_health(health, shared.clone(), stop.clone()));
+        tasks.spawn(report_health(
+            health,
+            admin.readiness().clone(),
+            shared.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(metrics::report_queues(
+            shared.clone(),
+            config.queue_metrics_interval,
+            stop.clone(),
+        ));
 
         tracing::info!(message = "Operations service listening.", %addr);
         let served = tonic::transport::Server::builder()
@@ -227,16 +277,18 @@ impl App {
             tracing::warn!(message = "Shutdown grace period over; abandoning background tasks.");
             tasks.abort_all();
         }
+        admin.shutdown().await;
         tracing::info!(message = "Operations service stopped.");
         served.context("gRPC server failed")
     }
 }
 
-/// Keeps the gRPC health status in step with readiness: SERVING only while
-/// the broker is connected and the list index caught up; NOT_SERVING at once
-/// when shutdown begins.
+/// Keeps the gRPC health status and `/readyz` in step: SERVING (ready) only
+/// while the broker is connected, the projector's consumer is bound and the
+/// list index caught up; NOT_SERVING at once when shutdown begins.
 async fn report_health(
     health: tonic_health::server::HealthReporter,
+    readiness: dossier_service::Readiness,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
@@ -246,22 +298,28 @@ async fn report_health(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
+                readiness.set(false);
                 set_health(&health, false).await;
                 return;
             }
             _ = ticker.tick() => {}
         }
-        let ready = dossier_broker::is_connected(&shared.client) && shared.index.is_caught_up();
+        let connected = dossier_broker::is_connected(&shared.client);
+        let projector_bound = shared.projector_bound.load(Ordering::Acquire);
+        let index_caught_up = shared.index.is_caught_up();
+        let ready = connected && projector_bound && index_caught_up;
         if ready != reported {
             if ready {
                 tracing::info!(message = "Ready.");
             } else {
                 tracing::warn!(
                     message = "Not ready.",
-                    broker_connected = dossier_broker::is_connected(&shared.client),
-                    index_caught_up = shared.index.is_caught_up()
+                    broker_connected = connected,
+                    projector_bound,
+                    index_caught_up
                 );
             }
+            readiness.set(ready);
             set_health(&health, ready).await;
             reported = ready;
         }

@@ -30,11 +30,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use dossier_contracts::v1::{Failed, Job, OperationError, OperationEvent, operation_event};
 use dossier_contracts::{Kind, time_ext};
+use dossier_telemetry::{propagation, spans};
 use futures::StreamExt as _;
 use prost::Message as _;
 use serde::Deserialize;
@@ -58,12 +60,15 @@ const NAK_DELAY: Duration = Duration::from_secs(1);
 /// Runs the projector until `shutdown`, then finishes the events in flight.
 pub(crate) async fn run_projector(shared: Arc<Shared>, shutdown: CancellationToken) {
     let events = shared.topology.events.clone();
+    let bound = shared.clone();
     consume(
         &events,
         dossier_broker::PROJECTOR_CONSUMER,
         CONCURRENCY,
         shutdown,
         move |message| handle_event(shared.clone(), message),
+        // Readiness: a replica that cannot consume events serves stale reads.
+        move |is_bound| bound.projector_bound.store(is_bound, Ordering::Release),
     )
     .await;
 }
@@ -77,6 +82,7 @@ pub(crate) async fn run_dead_letters(shared: Arc<Shared>, shutdown: Cancellation
         4,
         shutdown,
         move |message| handle_advisory(shared.clone(), message),
+        |_| {},
     )
     .await;
 }
@@ -84,6 +90,7 @@ pub(crate) async fn run_dead_letters(shared: Arc<Shared>, shutdown: Cancellation
 /// Pulls from a durable consumer and runs `handle` on each message, at most
 /// `concurrency` at once. Lost consumers and broker outages are retried with
 /// backoff; on shutdown it stops pulling and waits for the handlers running.
+/// `bound` hears whether it holds a subscription on the consumer.
 ///
 /// Messages already pulled into the client's buffer but not yet handled are
 /// not acked, so JetStream redelivers them (to any replica) after the
@@ -94,6 +101,7 @@ async fn consume<F, Fut>(
     concurrency: usize,
     shutdown: CancellationToken,
     handle: F,
+    bound: impl Fn(bool),
 ) where
     F: Fn(jetstream::Message) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -102,6 +110,7 @@ async fn consume<F, Fut>(
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(100);
     'consumer: loop {
+        bound(false);
         let messages = async {
             let consumer: consumer::PullConsumer = stream.get_consumer(name).await?;
             consumer
@@ -127,6 +136,7 @@ async fn consume<F, Fut>(
             },
         };
         backoff = Duration::from_millis(100);
+        bound(true);
         tracing::debug!(message = "Consuming.", consumer = name);
 
         loop {
@@ -174,6 +184,7 @@ async fn consume<F, Fut>(
             }
         }
     }
+    bound(false);
     while let Some(done) = tasks.join_next().await {
         if let Err(error) = done {
             tracing::error!(message = "A message handler panicked.", consumer = name, %error);
@@ -200,20 +211,29 @@ async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
         .as_ref()
         .map(|t| t.request_id.as_str())
         .unwrap_or_default();
-    // Built by hand rather than with `#[instrument]`: the parent must be set
-    // before the span is first entered.
-    let span = tracing::info_span!(
-        "project_event",
-        dossier.operation.id = %event.operation_id,
-        request.id = %request_id,
-        event.id = %event.event_id,
+    // Built by hand rather than with `#[instrument]`: the parent (the
+    // worker's publish span) must be set before the span is first entered.
+    let span = spans::nats_process(message.subject.as_str(), &event.event_id);
+    span.record(
+        "messaging.consumer.group.name",
+        dossier_broker::PROJECTOR_CONSUMER,
     );
-    if let Some(trace) = &event.trace {
-        dossier_telemetry::propagation::set_parent(&span, trace);
+    span.record("dossier.operation.id", event.operation_id.as_str());
+    span.record("dossier.job.attempt", event.attempt);
+    span.record("tenant.id", event.tenant_id.as_str());
+    if let Some(kind) = &event.event {
+        span.record("dossier.event.type", kind.type_name());
     }
+    spans::record_request_id(&span, request_id);
+    propagation::set_message_parent(&span, message.headers.as_ref(), event.trace.as_ref());
     async {
         match project(&shared, &event).await {
-            Ok(()) => settle(&message, AckKind::Ack).await,
+            Ok(()) => {
+                if let (Some(kind), Ok(info)) = (Kind::from_proto(event.kind), message.info()) {
+                    crate::metrics::projected(kind, SystemTime::from(info.published));
+                }
+                settle(&message, AckKind::Ack).await;
+            }
             Err(error) if error.is_transient() => {
                 tracing::warn!(message = "Cannot project the event now; it will be redelivered.", operation_id = %event.operation_id, error = %error_chain(&error));
                 settle(&message, AckKind::Nak(Some(NAK_DELAY))).await;
@@ -347,6 +367,7 @@ async fn fail_dead_job(shared: &Shared, advisory: &MaxDeliverAdvisory) -> Result
             async {
                 if check_event(&event).is_ok() {
                     project(shared, &event).await?;
+                    crate::metrics::dead_letter(Kind::from_proto(job.kind));
                     tracing::warn!(message = "Job failed after its last delivery.", operation_id = %job.operation_id, deliveries = advisory.deliveries);
                 } else {
                     tracing::error!(message = "Dead job names no valid operation; removing it.", operation_id = %job.operation_id);

@@ -20,6 +20,7 @@ use dossier_directory::ProviderSet;
 use dossier_worker::{ErrorInfo, Handler, JobContext, JobError, Outcome, decode_payload};
 
 use crate::search::search;
+use tracing::Instrument as _;
 
 /// Runs people searches against a set of providers.
 #[derive(Debug, Clone)]
@@ -41,7 +42,9 @@ impl Handler for SearchHandler {
 
     async fn handle(&self, ctx: JobContext, job: Job) -> Result<Outcome, JobError> {
         let request: SearchPeopleRequest = decode_payload(&job)?;
-        let result = search(&self.providers, &request).await;
+        let result = search(&self.providers, &request)
+            .instrument(ctx.step("search"))
+            .await;
         if result.all_providers_failed() {
             let failed: Vec<String> = result
                 .meta

@@ -5,12 +5,15 @@
 #![forbid(unsafe_code)]
 
 pub mod handler;
-pub mod resolve;
 pub mod search;
+
+/// Target-account resolution, shared with the research worker.
+pub use dossier_directory::resolve;
 
 use dossier_broker::BrokerConfig;
 use dossier_directory::ProviderSet;
 use dossier_service::CancellationToken;
+use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
 use dossier_worker::{Worker, WorkerConfig};
 
@@ -34,6 +37,9 @@ pub struct Config {
     /// Directory providers.
     #[command(flatten)]
     pub providers: ProvidersConfig,
+    /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    #[command(flatten)]
+    pub admin: AdminConfig,
     /// Logging.
     #[command(flatten)]
     pub log: LogConfig,
@@ -42,13 +48,18 @@ pub struct Config {
 /// A built search worker, ready to run.
 pub struct App {
     worker: Worker<SearchHandler>,
+    admin: Admin,
 }
 
 impl App {
-    /// Loads the directory, connects to NATS and binds the job consumer.
+    /// Starts the admin server, loads the directory, connects to NATS and
+    /// binds the job consumer.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        // First, so probes see a live, not yet ready, process while the
+        // directory loads.
+        let admin = Admin::start(&config.admin).await?;
         let providers = config.providers.build()?;
-        Self::build_with_providers(config, providers).await
+        Self::build_inner(config, providers, admin).await
     }
 
     /// Like [`App::build`], with providers made by the caller (tests, or an
@@ -56,6 +67,15 @@ impl App {
     pub async fn build_with_providers(
         config: Config,
         providers: ProviderSet,
+    ) -> anyhow::Result<App> {
+        let admin = Admin::start(&config.admin).await?;
+        Self::build_inner(config, providers, admin).await
+    }
+
+    async fn build_inner(
+        config: Config,
+        providers: ProviderSet,
+        admin: Admin,
     ) -> anyhow::Result<App> {
         let client = dossier_broker::connect(&config.broker, "search-worker").await?;
         let worker = Worker::new(
@@ -65,12 +85,27 @@ impl App {
             SearchHandler::new(providers),
         )
         .await?;
-        Ok(App { worker })
+        worker.report_readiness_to(admin.readiness());
+        Ok(App { worker, admin })
     }
 
-    /// Runs jobs until `shutdown`, then drains gracefully.
+    /// Where the admin server listens, if configured.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.addr()
+    }
+
+    /// What `/readyz` reports: false until [`App::run`] is serving, and
+    /// from the moment its shutdown begins.
+    pub fn readiness(&self) -> dossier_service::Readiness {
+        self.admin.readiness().clone()
+    }
+
+    /// Runs jobs until `shutdown`, then drains gracefully; ready (`/readyz`)
+    /// from now until shutdown begins.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.admin.serve_until(&shutdown);
         self.worker.run(shutdown).await?;
+        self.admin.shutdown().await;
         Ok(())
     }
 }

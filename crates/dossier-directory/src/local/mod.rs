@@ -372,4 +372,60 @@ impl DirectoryProvider for LocalDirectory {
         current.extend(past);
         Ok(current)
     }
+
+    async fn similar_companies(
+        &self,
+        company: &Company,
+        limit: usize,
+    ) -> Result<Vec<Company>, ProviderError> {
+        let industry = company.industry.trim().to_lowercase();
+        if industry.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let own_domain = company.domain.as_deref().and_then(normalize_domain);
+        let band = company.size_band as i32;
+        // A linear scan: look-alikes are asked once per research, and even
+        // the generated 20,000-company directory scans in well under a
+        // millisecond, so an industry index would not pay for its memory.
+        let mut found: Vec<(i32, u8, usize)> = self
+            .companies
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.id != company.id && c.industry.trim().to_lowercase() == industry)
+            .filter(|(_, c)| {
+                own_domain.is_none() || c.domain.as_deref().and_then(normalize_domain) != own_domain
+            })
+            .filter_map(|(i, c)| {
+                let distance = (c.size_band as i32 - band).abs();
+                (distance <= 1).then(|| {
+                    (
+                        distance,
+                        remoteness(&company.headquarters, &c.headquarters),
+                        i,
+                    )
+                })
+            })
+            .collect();
+        found.sort_unstable();
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, _, i)| self.companies[i].clone())
+            .collect())
+    }
+}
+
+/// How far apart two places are, coarsely: 0 same city, 1 same region,
+/// 2 same country, 3 elsewhere.
+fn remoteness(a: &crate::model::Location, b: &crate::model::Location) -> u8 {
+    let same = |x: &str, y: &str| !x.is_empty() && x.eq_ignore_ascii_case(y);
+    if same(&a.country, &b.country) && same(&a.city, &b.city) {
+        0
+    } else if same(&a.country, &b.country) && same(&a.region, &b.region) {
+        1
+    } else if same(&a.country, &b.country) {
+        2
+    } else {
+        3
+    }
 }

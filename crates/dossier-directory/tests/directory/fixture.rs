@@ -462,3 +462,30 @@ async fn people_by_name_and_hint() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn similar_companies_share_the_industry_and_a_near_size_band_same_band_first() {
+    let dir = fixture();
+    let acme = dir
+        .companies_by_handle("acme-corp")
+        .await
+        .unwrap()
+        .remove(0);
+    let similar = dir.similar_companies(&acme, 10).await.unwrap();
+    let ids = company_ids(&similar);
+    // Software, 1001-5000 ± one band; never Acme itself, the plumbing
+    // look-alike (another industry) or Initech (201-500, two bands off).
+    assert!(!ids.is_empty());
+    assert!(
+        ids.contains(&"c-massive-dynamic") && ids.contains(&"c-hooli"),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"c-acme") && !ids.contains(&"c-acme-plumbing"));
+    assert!(!ids.contains(&"c-initech"));
+    for c in &similar {
+        assert_eq!(c.industry, "Software");
+    }
+    // The same band before a band off, whatever the distance.
+    assert_eq!(ids, ["c-massive-dynamic", "c-hooli"]);
+    assert_eq!(dir.similar_companies(&acme, 1).await.unwrap().len(), 1);
+}

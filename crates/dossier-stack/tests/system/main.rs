@@ -4,5 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+mod config_docs;
 mod handler;
 mod invariants;
+mod logs;
+mod observability;
+mod traces;

@@ -116,12 +116,20 @@ async fn a_worker_carries_on_after_a_nats_server_restart() {
             handler_fn(|_ctx, _job| async { Ok(Outcome::Succeeded(json!({}))) }),
         )
         .await;
+    let readiness = worker.readiness();
     let running = Running::spawn(worker);
     let before = env.publish_job(json!({})).await;
     env.wait_terminal(&before).await;
+    assert!(readiness.is_ready());
 
+    // Not ready while the broker is gone.
+    env.nats.kill();
+    wait_until("readiness to drop with the broker", DEADLINE, || async {
+        !readiness.is_ready()
+    })
+    .await;
     // Same port, same store: streams, consumer and the worker's session resume.
-    env.nats.restart().await;
+    env.nats.start_again().await;
     let after = wait_for("a job accepted after the restart", DEADLINE, || async {
         let job = env.job(json!({}));
         env.try_publish(job).await
@@ -129,6 +137,7 @@ async fn a_worker_carries_on_after_a_nats_server_restart() {
     .await;
     let terminal = env.wait_terminal(&after).await;
     assert_eq!((name(&terminal), terminal.attempt), ("succeeded", 1));
+    assert!(readiness.is_ready(), "ready again once reconnected");
     env.wait_settled().await;
     running.stop().await;
 }

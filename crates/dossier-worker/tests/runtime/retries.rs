@@ -116,6 +116,20 @@ async fn a_poison_job_fails_after_max_deliver_and_does_not_block_others() {
         assert!(done_at < poison_failed_at);
     }
     running.stop().await;
+
+    // Counted: 3 + 5 deliveries started, 2 retries, 1 dead, and the
+    // outcomes (this test's process records only this worker).
+    let metrics = dossier_service::metrics::render();
+    for series in [
+        r#"dossier_jobs_started_total{kind="search.people"} 8"#,
+        r#"dossier_jobs_retried_total{kind="search.people"} 2"#,
+        r#"dossier_jobs_dead_total{kind="search.people"} 1"#,
+        r#"dossier_jobs_finished_total{kind="search.people",outcome="failed"} 1"#,
+        r#"dossier_jobs_finished_total{kind="search.people",outcome="succeeded"} 5"#,
+        r#"dossier_job_duration_seconds_count{kind="search.people",outcome="succeeded"} 5"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 }
 
 #[tokio::test]

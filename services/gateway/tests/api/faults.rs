@@ -75,3 +75,26 @@ async fn readiness_turns_false_as_soon_as_shutdown_begins() {
         .await;
     assert!(refused.is_err());
 }
+
+#[tokio::test]
+async fn readiness_needs_the_nats_connection() {
+    let mut app = spawn_app().await;
+    app.nats.kill();
+    // The gateway itself reports the lost connection (checked before the
+    // operations service, which loses the broker too).
+    wait_until("the gateway to report NATS gone", DEADLINE, || async {
+        let ready = app.get("/readyz", None).await;
+        ready.status == 503
+            && ready.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("NATS"))
+    })
+    .await;
+    app.get("/readyz", None)
+        .await
+        .assert_problem(503, "not_ready");
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+
+    app.nats.start_again().await;
+    app.wait_until_ready().await;
+}

@@ -81,4 +81,10 @@ async fn a_job_past_its_last_delivery_fails_its_operation_and_is_removed() {
         gone.kind(),
         async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
     );
+    // Counted, by kind.
+    let metrics = dossier_service::metrics::render();
+    assert!(
+        metrics.contains(r#"dossier_dead_letters_total{kind="search.people"} 1"#),
+        "{metrics}"
+    );
 }

@@ -2,6 +2,7 @@
 //! the real `App` in-process on port 0, and a tonic client.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod admin;
 mod bench;
 mod cancel;
 mod create;

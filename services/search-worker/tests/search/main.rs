@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+mod admin;
 mod outcomes;
 mod providers;
 mod through_gateway;

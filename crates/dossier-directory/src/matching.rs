@@ -44,13 +44,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use dossier_contracts::api::PersonRecord;
-use dossier_contracts::api::linkedin::{company_handle, profile_handle};
-use dossier_contracts::api::normalize_domain;
-use dossier_directory::{
+use crate::{
     Company, FanOut, OutcomeStatus, Person, ProviderError, ProviderSet, normalize_company_name,
     normalize_email, normalize_person_name,
 };
+use dossier_contracts::api::PersonRecord;
+use dossier_contracts::api::linkedin::{company_handle, profile_handle};
+use dossier_contracts::api::normalize_domain;
 use serde::{Deserialize, Serialize};
 
 /// Confidence below which a match is refused as ambiguous.

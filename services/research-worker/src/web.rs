@@ -1,0 +1,527 @@
+//! Web evidence: a few pages of the company's own site (home, about,
+//! careers, news), fetched politely and within strict budgets.
+//!
+//! * **robots.txt** is read first and honoured for our user agent
+//!   (`texting_robots`). A missing one (4xx) allows everything; one that
+//!   cannot be read (5xx, timeout, network error) disallows everything, as
+//!   RFC 9309 asks.
+//! * **Budgets**: each page (and robots.txt) gets at most the page timeout,
+//!   cut shorter by the step's deadline; its body is streamed and reading
+//!   stops at the byte cap (the page is kept, marked `truncated`).
+//! * **Redirects** are followed by hand, at most the configured number, and
+//!   only on the same site (scheme, host and port); robots.txt is checked for
+//!   every hop.
+//! * **Sites**: `https://{domain}/`, unless a site override maps the domain
+//!   to another base URL (tests and demos); plain `http` is only ever used
+//!   through an override.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::{StatusCode, Url};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::config::ResearchConfig;
+use crate::extract::{Extracted, extract};
+
+/// Pages fetched at once from one site: a few, to stay polite.
+const CONCURRENT_PAGES: usize = 3;
+/// Largest robots.txt read (Google reads 500 KiB; a real one is far smaller).
+const ROBOTS_MAX_BYTES: usize = 256 * 1024;
+/// Paths tried when the home page does not link to them, by category.
+const DEFAULT_PATHS: &[&str] = &["about", "careers", "news"];
+/// More paths tried at `deep` depth.
+const DEEP_PATHS: &[&str] = &["about-us", "company", "jobs", "press", "blog", "team"];
+/// Words in a link's path that mark an about, careers or news page.
+const INTERESTING: &[&str] = &[
+    "about",
+    "company",
+    "team",
+    "leadership",
+    "who-we-are",
+    "careers",
+    "jobs",
+    "join",
+    "news",
+    "press",
+    "blog",
+];
+
+/// Fetches pages of company sites within the configured budgets.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    overrides: HashMap<String, Url>,
+    page_timeout: Duration,
+    max_bytes: usize,
+    max_redirects: usize,
+    user_agent: String,
+}
+
+/// Why a page was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with a non-success status.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The page did not finish within its time budget.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// A redirect pointed off the site.
+    #[error("redirect off the site to {0}")]
+    OffSite(String),
+    /// More redirects than allowed.
+    #[error("more than {0} redirects")]
+    TooManyRedirects(usize),
+    /// robots.txt disallows the URL (a redirect target).
+    #[error("disallowed by robots.txt")]
+    Disallowed,
+    /// Not an HTML page.
+    #[error("not an HTML page ({0})")]
+    NotHtml(String),
+    /// Connection or protocol failure.
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+/// One page read.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The URL finally read (after redirects).
+    pub url: Url,
+    /// When its body was read.
+    pub fetched_at: OffsetDateTime,
+    /// Body bytes read.
+    pub bytes: usize,
+    /// True when the body was cut at the byte cap.
+    pub truncated: bool,
+    /// Its text.
+    pub content: Extracted,
+}
+
+/// What happened to one page the step wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    /// Read (maybe truncated).
+    Fetched,
+    /// Not requested: robots.txt disallows it.
+    Disallowed,
+    /// Requested, but failed (status, timeout, redirect, type).
+    Failed,
+    /// Not requested: the step's time ran out first.
+    Skipped,
+}
+
+/// The report on one page, as in the result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageReport {
+    /// The URL wanted.
+    pub url: String,
+    /// What happened.
+    pub status: PageStatus,
+    /// Body bytes read.
+    pub bytes: usize,
+    /// True when the body was cut at the byte cap.
+    pub truncated: bool,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Why it was not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The source id of the page in the report (fetched pages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<usize>,
+}
+
+/// What the web step gathered from one site.
+#[derive(Debug, Clone, Default)]
+pub struct SiteEvidence {
+    /// The site's base URL.
+    pub base: Option<Url>,
+    /// Every page wanted, in order, with what happened.
+    pub reports: Vec<PageReport>,
+    /// The pages read, parallel to the `Fetched` reports.
+    pub pages: Vec<Page>,
+    /// Why robots.txt could not be read, when it could not.
+    pub robots_error: Option<String>,
+}
+
+/// The robots.txt rules of one site.
+enum Robots {
+    AllowAll,
+    DisallowAll,
+    Rules(Box<texting_robots::Robot>),
+}
+
+impl Robots {
+    fn allowed(&self, url: &Url) -> bool {
+        match self {
+            Robots::AllowAll => true,
+            Robots::DisallowAll => false,
+            Robots::Rules(robot) => robot.allowed(url.as_str()),
+        }
+    }
+}
+
+impl Fetcher {
+    /// A fetcher with `config`'s budgets and overrides.
+    pub fn new(config: &ResearchConfig) -> Result<Fetcher, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.page_timeout)
+            // Redirects are followed by hand, to keep them on the site and
+            // check robots.txt at every hop.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Fetcher {
+            client,
+            overrides: config
+                .site_overrides
+                .iter()
+                .map(|o| (o.domain.clone(), o.base.clone()))
+                .collect(),
+            page_timeout: config.page_timeout,
+            max_bytes: config.page_max_bytes,
+            max_redirects: config.max_redirects,
+            user_agent: config.user_agent.clone(),
+        })
+    }
+
+    /// The base URL of `domain`'s site: its override, else `https://{domain}/`.
+    pub fn site_base(&self, domain: &str) -> Option<Url> {
+        let domain = dossier_contracts::api::normalize_domain(domain)?;
+        match self.overrides.get(&domain) {
+            Some(base) => Some(base.clone()),
+            None => Url::parse(&format!("https://{domain}/")).ok(),
+        }
+    }
+
+    /// Gathers up to `max_pages` pages of `domain`'s site before `deadline`:
+    /// the home page, then the about, careers and news pages it links to
+    /// (or their usual paths), then at `deep` depth other pages it links to.
+    /// Never fails: every page's fate is in the reports.
+    pub async fn gather(
+        &self,
+        domain: &str,
+        max_pages: usize,
+        deep: bool,
+        deadline: Instant,
+    ) -> SiteEvidence {
+        let Some(base) = self.site_base(domain) else {
+            return SiteEvidence::default();
+        };
+        let mut evidence = SiteEvidence {
+            base: Some(base.clone()),
+            ..SiteEvidence::default()
+        };
+        let robots = match self.robots(&base, deadline).await {
+            Ok(robots) => robots,
+            Err(error) => {
+                evidence.robots_error = Some(error.to_string());
+                Robots::DisallowAll
+            }
+        };
+
+        let home = self.visit(&base, &base, &robots, deadline).await;
+        let links = match &home {
+            (_, Some(page)) => page.content.links.clone(),
+            _ => Vec::new(),
+        };
+        push(&mut evidence, home);
+
+        let wanted = candidates(&base, &links, max_pages.saturating_sub(1), deep);
+        let visits = futures::stream::iter(wanted)
+            .map(|url| {
+                let (base, robots) = (&base, &robots);
+                async move { self.visit(base, &url, robots, deadline).await }
+            })
+            .buffered(CONCURRENT_PAGES)
+            .collect::<Vec<_>>()
+            .await;
+        for visit in visits {
+            push(&mut evidence, visit);
+        }
+        evidence
+    }
+
+    /// Reads one URL, with robots.txt and the budgets.
+    async fn visit(
+        &self,
+        base: &Url,
+        url: &Url,
+        robots: &Robots,
+        deadline: Instant,
+    ) -> (PageReport, Option<Page>) {
+        let started = Instant::now();
+        let mut report = PageReport {
+            url: url.to_string(),
+            status: PageStatus::Fetched,
+            bytes: 0,
+            truncated: false,
+            duration_ms: 0,
+            error: None,
+            source: None,
+        };
+        if !robots.allowed(url) {
+            report.status = PageStatus::Disallowed;
+            report.error = Some(FetchError::Disallowed.to_string());
+            return (report, None);
+        }
+        let budget = self
+            .page_timeout
+            .min(deadline.saturating_duration_since(started));
+        if budget.is_zero() {
+            report.status = PageStatus::Skipped;
+            report.error = Some("the step's time budget ran out".to_owned());
+            return (report, None);
+        }
+        let result = match tokio::time::timeout(budget, self.fetch(base, url, robots)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(budget)),
+        };
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok((final_url, body, truncated)) => {
+                report.bytes = body.len();
+                report.truncated = truncated;
+                let html = String::from_utf8_lossy(&body);
+                let page = Page {
+                    url: final_url,
+                    fetched_at: OffsetDateTime::now_utc(),
+                    bytes: body.len(),
+                    truncated,
+                    content: extract(&html),
+                };
+                (report, Some(page))
+            }
+            Err(error) => {
+                tracing::debug!(message = "Page not read.", url = %url, %error);
+                report.status = PageStatus::Failed;
+                report.error = Some(error.to_string());
+                (report, None)
+            }
+        }
+    }
+
+    /// GETs `url`, following same-site redirects, and reads at most the
+    /// byte cap of an HTML body. Returns the final URL, the bytes and whether
+    /// they were cut.
+    async fn fetch(
+        &self,
+        base: &Url,
+        url: &Url,
+        robots: &Robots,
+    ) -> Result<(Url, Vec<u8>, bool), FetchError> {
+        let mut url = url.clone();
+        for hop in 0..=self.max_redirects {
+            let response = self
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| FetchError::Request(e.to_string()))?;
+            let status = response.status();
+            if status.is_redirection() {
+                if hop == self.max_redirects {
+                    return Err(FetchError::TooManyRedirects(self.max_redirects));
+                }
+                let next = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+                    .ok_or_else(|| FetchError::Request("redirect without a Location".into()))?;
+                if !same_site(base, &next) {
+                    return Err(FetchError::OffSite(next.to_string()));
+                }
+                if !robots.allowed(&next) {
+                    return Err(FetchError::Disallowed);
+                }
+                url = next;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(FetchError::Status(status.as_u16()));
+            }
+            if let Some(kind) = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+            {
+                let kind = kind.to_ascii_lowercase();
+                if !(kind.starts_with("text/html") || kind.starts_with("application/xhtml")) {
+                    return Err(FetchError::NotHtml(kind));
+                }
+            }
+            let (body, truncated) = read_capped(response, self.max_bytes).await?;
+            return Ok((url, body, truncated));
+        }
+        Err(FetchError::TooManyRedirects(self.max_redirects))
+    }
+
+    /// Reads the site's robots.txt.
+    async fn robots(&self, base: &Url, deadline: Instant) -> Result<Robots, FetchError> {
+        let url = base
+            .join("/robots.txt")
+            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let budget = self
+            .page_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        if budget.is_zero() {
+            return Err(FetchError::Timeout(budget));
+        }
+        let read = async {
+            let response = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| FetchError::Request(e.to_string()))?;
+            let status = response.status();
+            if status.is_client_error() {
+                return Ok(Robots::AllowAll);
+            }
+            if status != StatusCode::OK {
+                return Err(FetchError::Status(status.as_u16()));
+            }
+            let (body, _) = read_capped(response, ROBOTS_MAX_BYTES).await?;
+            Ok(match texting_robots::Robot::new(&self.user_agent, &body) {
+                Ok(robot) => Robots::Rules(Box::new(robot)),
+                // A file that does not parse says nothing we can honour.
+                Err(_) => Robots::AllowAll,
+            })
+        };
+        match tokio::time::timeout(budget, read).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(budget)),
+        }
+    }
+}
+
+/// Reads at most `cap` bytes of the body, chunk by chunk; the connection is
+/// dropped at the cap rather than read to its end.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), FetchError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Request(e.to_string()))?
+    {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+fn push(evidence: &mut SiteEvidence, (report, page): (PageReport, Option<Page>)) {
+    evidence.reports.push(report);
+    if let Some(page) = page {
+        evidence.pages.push(page);
+    }
+}
+
+/// Same scheme, host and port.
+fn same_site(base: &Url, url: &Url) -> bool {
+    base.scheme() == url.scheme()
+        && base.host_str() == url.host_str()
+        && base.port_or_known_default() == url.port_or_known_default()
+}
+
+/// The pages to read after the home page, at most `limit`: linked about,
+/// careers and news pages first, then their usual paths, then (deep) other
+/// linked pages of the site. No duplicates, never the home page again.
+fn candidates(base: &Url, links: &[String], limit: usize, deep: bool) -> Vec<Url> {
+    let mut seen = BTreeSet::from([base.to_string()]);
+    let linked: Vec<Url> = links
+        .iter()
+        .filter_map(|href| base.join(href).ok())
+        .filter(|url| same_site(base, url) && url.path().starts_with(base.path()))
+        .map(|mut url| {
+            url.set_fragment(None);
+            url
+        })
+        .collect();
+    let interesting = |url: &Url| {
+        let path = url.path().to_ascii_lowercase();
+        INTERESTING.iter().any(|word| path.contains(word))
+    };
+    let defaults = DEFAULT_PATHS
+        .iter()
+        .chain(if deep { DEEP_PATHS } else { &[] })
+        .filter_map(|path| base.join(path).ok());
+    let others = linked.iter().filter(|u| !interesting(u)).cloned();
+    linked
+        .iter()
+        .filter(|u| interesting(u))
+        .cloned()
+        .chain(defaults)
+        .chain(others.filter(|_| deep))
+        .filter(|url| seen.insert(url.to_string()))
+        .take(limit)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_prefer_linked_pages_then_usual_paths_and_stay_on_site() {
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        let links: Vec<String> = [
+            "/team#top",
+            "https://elsewhere.example/about",
+            "/pricing",
+            "careers/",
+            "/",
+            "mailto:hi@acme.com",
+        ]
+        .map(String::from)
+        .to_vec();
+        let standard: Vec<String> = candidates(&base, &links, 10, false)
+            .iter()
+            .map(Url::to_string)
+            .collect();
+        assert_eq!(
+            standard,
+            [
+                "http://127.0.0.1:9/team",
+                "http://127.0.0.1:9/careers/",
+                "http://127.0.0.1:9/about",
+                "http://127.0.0.1:9/careers",
+                "http://127.0.0.1:9/news",
+            ]
+        );
+        let deep = candidates(&base, &links, 100, true);
+        assert!(deep.iter().any(|u| u.path() == "/pricing"));
+        assert!(deep.iter().all(|u| u.host_str() == Some("127.0.0.1")));
+        assert_eq!(candidates(&base, &links, 2, true).len(), 2);
+    }
+
+    #[test]
+    fn same_site_means_scheme_host_and_port() {
+        let base = Url::parse("https://acme.com/").unwrap();
+        assert!(same_site(
+            &base,
+            &Url::parse("https://acme.com:443/x").unwrap()
+        ));
+        assert!(!same_site(&base, &Url::parse("http://acme.com/x").unwrap()));
+        assert!(!same_site(
+            &base,
+            &Url::parse("https://www.acme.com/").unwrap()
+        ));
+    }
+}

@@ -1,0 +1,182 @@
+//! A small company site on loopback (axum on port 0) that records every
+//! request, and the worker's configuration for a test stack.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use dossier_stack::{Running, TestApp};
+use research_worker::{App, Config, SiteOverride};
+use serde_json::Value;
+
+/// The paths the site serves, in the order the home page links them.
+pub(crate) const ABOUT: &str = "/about";
+pub(crate) const CAREERS: &str = "/careers";
+pub(crate) const NEWS: &str = "/news";
+/// Disallowed by robots.txt: must never be requested.
+pub(crate) const PRIVATE: &str = "/about/private";
+/// Never answers within any page budget of the tests.
+pub(crate) const SLOW: &str = "/news/slow";
+/// Far larger than the tests' byte cap.
+pub(crate) const HUGE: &str = "/about/huge";
+/// A broken link: 404.
+pub(crate) const MISSING: &str = "/careers/missing";
+/// Redirects to [`ABOUT`] (same site: followed).
+pub(crate) const MOVED: &str = "/about/old";
+/// Redirects off the site (refused).
+pub(crate) const OFFSITE: &str = "/news/elsewhere";
+/// Bytes of the huge page.
+pub(crate) const HUGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The test site: its address and every path requested, in order.
+#[derive(Clone)]
+pub(crate) struct Site {
+    pub(crate) addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Site {
+    /// Serves the site on a free loopback port until the test ends.
+    pub(crate) async fn start() -> Site {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new().fallback(serve).with_state(requests.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Site { addr, requests }
+    }
+
+    /// The base URL.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// A site override pointing `acme.com` here.
+    pub(crate) fn acme_override(&self) -> SiteOverride {
+        format!("acme.com={}", self.url()).parse().unwrap()
+    }
+
+    /// Every path requested so far.
+    pub(crate) fn requested(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Whether `path` was requested.
+    pub(crate) fn was_requested(&self, path: &str) -> bool {
+        self.requested().iter().any(|p| p == path)
+    }
+}
+
+fn html(title: &str, body: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!(
+            "<!doctype html><html><head><title>{title}</title>\
+             <script>var tracking = 'not text';</script></head><body>\
+             <nav><a href=\"/\">Home</a></nav><main>{body}</main>\
+             <footer><p>Copyright Acme Corp. All rights reserved.</p></footer></body></html>"
+        ),
+    )
+        .into_response()
+}
+
+async fn serve(State(requests): State<Arc<Mutex<Vec<String>>>>, uri: Uri) -> Response {
+    let path = uri.path().to_owned();
+    requests.lock().unwrap().push(path.clone());
+    match path.as_str() {
+        "/robots.txt" => (
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("User-agent: *\nDisallow: {PRIVATE}\n"),
+        )
+            .into_response(),
+        "/" => html(
+            "Acme Corp | Rockets for everyone",
+            &format!(
+                "<h1>Acme Corp</h1><p>Acme Corp designs reusable rocket engines for \
+                 commercial launch providers.</p>\
+                 <a href=\"{ABOUT}\">About</a> <a href=\"{CAREERS}\">Careers</a> \
+                 <a href=\"{NEWS}\">News</a> <a href=\"{PRIVATE}\">Board minutes</a> \
+                 <a href=\"{SLOW}\">Latest</a> <a href=\"{HUGE}\">History</a> \
+                 <a href=\"{MISSING}\">Old job</a> <a href=\"{MOVED}\">Old about</a> \
+                 <a href=\"{OFFSITE}\">Partner news</a>"
+            ),
+        ),
+        ABOUT => html(
+            "About Acme",
+            "<h1>About us</h1><p>Acme Corp builds rocket engines in San Francisco. \
+             Founded in 1999, Acme employs more than two thousand people.</p>",
+        ),
+        CAREERS => html(
+            "Careers at Acme",
+            "<h1>Careers</h1><p>Acme is hiring Rust engineers for its platform team. \
+             Open roles are listed in engineering and sales.</p>",
+        ),
+        NEWS => html(
+            "Acme News",
+            "<h1>News</h1><p>Acme raised a Series C round led by Initech Ventures in 2025. \
+             The round funds a new engine test site in Nevada.</p>",
+        ),
+        PRIVATE => html(
+            "Private",
+            "<p>The board discussed secret acquisition plans.</p>",
+        ),
+        SLOW => {
+            // Longer than any budget a test gives a page: the fetch must be
+            // cut off (or cancelled), never waited out.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            html("Slow", "<p>Too late.</p>")
+        }
+        HUGE => {
+            let mut body = String::from("<html><body><p>");
+            while body.len() < HUGE_BYTES {
+                body.push_str("Acme history repeats itself. ");
+            }
+            body.push_str("</p></body></html>");
+            ([(header::CONTENT_TYPE, "text/html")], Body::from(body)).into_response()
+        }
+        MOVED => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, ABOUT)]).into_response(),
+        OFFSITE => (
+            StatusCode::FOUND,
+            [(header::LOCATION, "https://partner.example/news")],
+        )
+            .into_response(),
+        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// The worker's configuration in `app`'s stack, with `acme.com` served by
+/// `site` (when given) and short budgets.
+pub(crate) fn config(app: &TestApp, site: Option<&Site>) -> Config {
+    let mut config = <Config as clap::Parser>::parse_from(["research-worker"]);
+    config.broker = app.broker_config();
+    config.research.page_timeout = Duration::from_secs(2);
+    config.research.page_max_bytes = 64 * 1024;
+    config.research.site_overrides = site.map(|s| vec![s.acme_override()]).unwrap_or_default();
+    config
+}
+
+/// Starts a research worker with `config`.
+pub(crate) async fn start_worker(config: Config) -> Running {
+    let worker = App::build(config).await.unwrap();
+    Running::spawn(|token| worker.run(token))
+}
+
+/// Every `[n]` in `text`.
+pub(crate) fn citations(text: &str) -> Vec<usize> {
+    research_worker::answer::citations(text)
+}
+
+/// The ids of the result's sources.
+pub(crate) fn source_ids(result: &Value) -> Vec<usize> {
+    result["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_u64().unwrap() as usize)
+        .collect()
+}
