@@ -22,13 +22,13 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::report;
-use super::stack::{Service, Stack};
+use super::stack::{self, Service, Stack};
 use crate::{cargo, directory, root, run_checked, target_dir};
 
 /// What the stack should reach, as a share of the raw rate.
 const AIM: f64 = 0.5;
 
-#[derive(clap::Args)]
+#[derive(clap::Parser)]
 pub(crate) struct Args {
     /// Records in the batch (1-10,000).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -62,19 +62,19 @@ struct Run {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let (json, markdown, table) = measure(&args)?;
+    println!();
+    println!("{table}");
+    let (json_path, md_path) = report::write("enrichment", &json, &markdown)?;
+    println!("Wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+/// Runs the benchmark: its JSON, its Markdown report and its table.
+pub(crate) fn measure(args: &Args) -> anyhow::Result<(Value, String, String)> {
     let n = usize::try_from(args.records).unwrap_or(10_000);
     eprintln!("xtask: building the services and match_rate in release");
-    run_checked(cargo().args([
-        "build",
-        "--release",
-        "--bins",
-        "-p",
-        "operations",
-        "-p",
-        "gateway",
-        "-p",
-        "enrichment-worker",
-    ]))?;
+    stack::build_release(&["operations", "gateway", "enrichment-worker"])?;
     run_checked(cargo().args([
         "build",
         "--release",
@@ -194,13 +194,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ("raw counts".to_owned(), raw["counts"].to_string()),
     ];
     let table = report::table(&rows);
-    println!();
-    println!("{table}");
 
     let json = json!({
         "benchmark": "enrichment",
         "at": report::now_rfc3339(),
-        "commit": commit(),
+        "commit": report::commit(),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "records": n,
         "directory": directory,
@@ -226,9 +224,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         json["cpus"],
         args.poll_ms,
     );
-    let (json_path, md_path) = report::write("enrichment", &json, &markdown)?;
-    println!("Wrote {} and {}", json_path.display(), md_path.display());
-    Ok(())
+    Ok((json, markdown, table))
 }
 
 fn raw_rate(match_rate: &Path, directory: &str, records: &Path) -> anyhow::Result<Value> {
@@ -324,17 +320,4 @@ fn run_json(run: &Run) -> Value {
         "status": run.status,
         "counts": run.counts,
     })
-}
-
-/// The checked-out commit (read-only `git rev-parse`), when there is one.
-fn commit() -> Option<String> {
-    let output = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(root())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

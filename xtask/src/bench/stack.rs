@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::{keygen, nats, up};
+use crate::{cargo, keygen, nats, run_checked, up};
 
 /// A running benchmark stack.
 pub(crate) struct Stack {
@@ -19,8 +19,14 @@ pub(crate) struct Stack {
     pub(crate) base: String,
     /// The API key of tenant `bench`.
     pub(crate) key: String,
+    /// `nats://127.0.0.1:<port>` of the broker.
+    pub(crate) nats_url: String,
     children: Vec<(String, Child)>,
     dir: PathBuf,
+    bin_dir: PathBuf,
+    keys_file: PathBuf,
+    grpc_port: u16,
+    http_port: u16,
     agent: ureq::Agent,
 }
 
@@ -29,6 +35,17 @@ pub(crate) struct Stack {
 pub(crate) struct Service<'a> {
     pub(crate) package: &'a str,
     pub(crate) env: Vec<(&'a str, String)>,
+}
+
+/// Builds the binaries of `packages` in release (where [`Stack::start`]
+/// finds them: `target/release/`).
+pub(crate) fn build_release(packages: &[&str]) -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "--bins"]);
+    for package in packages {
+        build.args(["-p", package]);
+    }
+    run_checked(&mut build)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -54,8 +71,13 @@ impl Stack {
         let mut stack = Stack {
             base: format!("http://127.0.0.1:{http_port}"),
             key,
+            nats_url: format!("nats://127.0.0.1:{nats_port}"),
             children: Vec::new(),
             dir: dir.to_owned(),
+            bin_dir: bin_dir.to_owned(),
+            keys_file: keys_file.clone(),
+            grpc_port,
+            http_port,
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
@@ -78,44 +100,71 @@ impl Stack {
             .push(("nats-server".into(), up::spawn("nats-server", cmd)?));
         up::wait_for_port("nats-server", nats_port, &never)?;
 
-        let common = |cmd: &mut Command| {
-            cmd.env("DOSSIER_NATS_URL", format!("nats://127.0.0.1:{nats_port}"))
-                .env(
-                    "DOSSIER_OPERATIONS_GRPC_ADDR",
-                    format!("127.0.0.1:{grpc_port}"),
-                )
-                .env(
-                    "DOSSIER_OPERATIONS_URL",
-                    format!("http://127.0.0.1:{grpc_port}"),
-                )
-                .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-                .env("DOSSIER_API_KEYS_FILE", &keys_file)
-                .env("DOSSIER_LOG_FORMAT", "json")
-                // Quiet: a benchmark's output is its table.
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-                );
-        };
         for (package, port) in [("operations", grpc_port), ("gateway", http_port)] {
-            let mut cmd = Command::new(bin_dir.join(package));
-            common(&mut cmd);
-            stack
-                .children
-                .push((package.into(), up::spawn(package, cmd)?));
+            stack.add(package, package, &[])?;
             up::wait_for_port(package, port, &never)?;
         }
         for worker in workers {
-            let mut cmd = Command::new(bin_dir.join(worker.package));
-            common(&mut cmd);
-            for (name, value) in &worker.env {
-                cmd.env(name, value);
-            }
-            stack
-                .children
-                .push((worker.package.into(), up::spawn(worker.package, cmd)?));
+            stack.add(worker.package, worker.package, &worker.env)?;
         }
         Ok(stack)
+    }
+
+    /// Starts one more process of `package` under `name` (unique, e.g.
+    /// `search-worker-2` for a replica), with the stack's environment and
+    /// `env`. Does not wait for it.
+    pub(crate) fn add(
+        &mut self,
+        name: &str,
+        package: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        let mut cmd = Command::new(self.bin_dir.join(package));
+        cmd.env("DOSSIER_NATS_URL", &self.nats_url)
+            .env(
+                "DOSSIER_OPERATIONS_GRPC_ADDR",
+                format!("127.0.0.1:{}", self.grpc_port),
+            )
+            .env(
+                "DOSSIER_OPERATIONS_URL",
+                format!("http://127.0.0.1:{}", self.grpc_port),
+            )
+            .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{}", self.http_port))
+            .env("DOSSIER_API_KEYS_FILE", &self.keys_file)
+            .env("DOSSIER_LOG_FORMAT", "json")
+            // Quiet: a benchmark's output is its table.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        self.children.push((name.to_owned(), up::spawn(name, cmd)?));
+        Ok(())
+    }
+
+    /// Stops the process started as `name` (SIGTERM, then kill after 10 s).
+    pub(crate) fn stop(&mut self, name: &str) {
+        if let Some(at) = self.children.iter().position(|(n, _)| n == name) {
+            up::shut_down(vec![self.children.remove(at)]);
+        }
+    }
+
+    /// Stops and starts the operations service again, and waits for its
+    /// port: its list index rebuilds from the bucket while it starts.
+    pub(crate) fn restart_operations(&mut self) -> anyhow::Result<()> {
+        self.stop("operations");
+        self.add("operations", "operations", &[])?;
+        up::wait_for_port("operations", self.grpc_port, &AtomicBool::new(false))
+    }
+
+    /// The name and process id of every running process.
+    pub(crate) fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
     }
 
     /// `method path` with a JSON body (or none) as tenant `bench`: the status
