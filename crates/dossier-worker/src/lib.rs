@@ -71,6 +71,7 @@ mod context;
 mod events;
 mod handler;
 pub mod metrics;
+mod service;
 mod worker;
 
 pub use config::{
@@ -80,4 +81,5 @@ pub use config::{
 };
 pub use context::JobContext;
 pub use handler::{ErrorInfo, Handler, JobError, Outcome, decode_payload};
+pub use service::WorkerService;
 pub use worker::{Worker, WorkerError};

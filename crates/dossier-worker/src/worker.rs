@@ -39,6 +39,9 @@ const PULL_RETRY: Duration = Duration::from_secs(1);
 /// Starting or running a worker failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS: {0}")]
+    Connect(#[from] async_nats::ConnectError),
     /// The [`WorkerConfig`] is not usable.
     #[error("invalid worker configuration: {0}")]
     Config(String),

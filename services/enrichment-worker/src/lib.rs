@@ -29,7 +29,7 @@ use dossier_directory::{ProviderSet, ProvidersConfig};
 use dossier_service::CancellationToken;
 use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
-use dossier_worker::{Worker, WorkerConfig};
+use dossier_worker::{Worker, WorkerConfig, WorkerService};
 
 pub use batch::EnrichmentHandler;
 pub use matching::{CompanyCache, EnrichedRecord, Matcher};
@@ -100,11 +100,10 @@ impl Config {
 /// requests are subscribed to.
 pub struct App {
     client: async_nats::Client,
-    worker: Worker<EnrichmentHandler>,
+    service: WorkerService<EnrichmentHandler>,
     subscriber: async_nats::Subscriber,
     matcher: Arc<Matcher>,
     sync_concurrency: usize,
-    admin: Admin,
 }
 
 impl App {
@@ -161,26 +160,13 @@ impl App {
             record_concurrency = config.enrichment.record_concurrency,
             providers = matcher.providers().len(),
         );
-        worker.report_readiness_to(admin.readiness());
         Ok(App {
             client,
-            worker,
+            service: WorkerService::new(worker, admin),
             subscriber,
             matcher,
             sync_concurrency: config.enrichment.sync_concurrency as usize,
-            admin,
         })
-    }
-
-    /// Where the admin server listens, if configured.
-    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
-        self.admin.addr()
-    }
-
-    /// What `/readyz` reports: false until [`App::run`] is serving, and
-    /// from the moment its shutdown begins.
-    pub fn readiness(&self) -> dossier_service::Readiness {
-        self.admin.readiness().clone()
     }
 
     /// Runs batch jobs and answers synchronous requests until `shutdown`,
@@ -188,31 +174,33 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let App {
             client,
-            worker,
+            service,
             subscriber,
             matcher,
             sync_concurrency,
-            admin,
         } = self;
-        admin.serve_until(&shutdown);
-        // One future, not spawned tasks: when the service is dropped (a test's
-        // crash), both halves stop with it.
-        let (jobs, ()) = tokio::join!(
-            worker.run(shutdown.clone()),
-            sync::serve(
-                client.clone(),
-                subscriber,
-                matcher,
-                sync_concurrency,
-                shutdown.clone()
-            ),
+        let sync = sync::serve(
+            client.clone(),
+            subscriber,
+            matcher,
+            sync_concurrency,
+            shutdown.clone(),
         );
+        let jobs = service.run_beside(shutdown, sync).await;
         if let Err(error) = client.flush().await {
             tracing::warn!(message = "Cannot flush the NATS connection.", %error);
         }
-        admin.shutdown().await;
         jobs?;
         Ok(())
+    }
+}
+
+/// Its admin address and readiness are the [`WorkerService`]'s.
+impl std::ops::Deref for App {
+    type Target = WorkerService<EnrichmentHandler>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.service
     }
 }
 

@@ -27,7 +27,7 @@ use dossier_directory::ProviderSet;
 use dossier_service::CancellationToken;
 use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
-use dossier_worker::{Worker, WorkerConfig};
+use dossier_worker::{WorkerConfig, WorkerService};
 
 pub use config::{ResearchConfig, SiteOverride};
 pub use dossier_directory::ProvidersConfig;
@@ -61,11 +61,9 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// A built research worker, ready to run.
-pub struct App {
-    worker: Worker<ResearchHandler>,
-    admin: Admin,
-}
+/// A built research worker, ready to run; its admin address and readiness
+/// are the [`WorkerService`]'s.
+pub struct App(WorkerService<ResearchHandler>);
 
 impl App {
     /// Loads the directory, checks the research settings, connects to NATS
@@ -94,29 +92,28 @@ impl App {
         admin: Admin,
     ) -> anyhow::Result<App> {
         let handler = ResearchHandler::new(providers, &config.research)?;
-        let client = dossier_broker::connect(&config.broker, "research-worker").await?;
-        let worker = Worker::new(client, &config.broker, config.worker, handler).await?;
-        worker.report_readiness_to(admin.readiness());
-        Ok(App { worker, admin })
-    }
-
-    /// Where the admin server listens, if configured.
-    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
-        self.admin.addr()
-    }
-
-    /// What `/readyz` reports: false until [`App::run`] is serving, and
-    /// from the moment its shutdown begins.
-    pub fn readiness(&self) -> dossier_service::Readiness {
-        self.admin.readiness().clone()
+        let service = WorkerService::connect(
+            "research-worker",
+            &config.broker,
+            config.worker,
+            handler,
+            admin,
+        )
+        .await?;
+        Ok(App(service))
     }
 
     /// Runs jobs until `shutdown`, then drains gracefully; ready (`/readyz`)
     /// from now until shutdown begins.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.admin.serve_until(&shutdown);
-        self.worker.run(shutdown).await?;
-        self.admin.shutdown().await;
-        Ok(())
+        Ok(self.0.run(shutdown).await?)
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = WorkerService<ResearchHandler>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }

@@ -15,7 +15,7 @@ use dossier_directory::ProviderSet;
 use dossier_service::CancellationToken;
 use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
-use dossier_worker::{Worker, WorkerConfig};
+use dossier_worker::{WorkerConfig, WorkerService};
 
 pub use dossier_directory::ProvidersConfig;
 pub use handler::SearchHandler;
@@ -45,11 +45,9 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// A built search worker, ready to run.
-pub struct App {
-    worker: Worker<SearchHandler>,
-    admin: Admin,
-}
+/// A built search worker, ready to run; its admin address and readiness
+/// are the [`WorkerService`]'s.
+pub struct App(WorkerService<SearchHandler>);
 
 impl App {
     /// Starts the admin server, loads the directory, connects to NATS and
@@ -77,35 +75,29 @@ impl App {
         providers: ProviderSet,
         admin: Admin,
     ) -> anyhow::Result<App> {
-        let client = dossier_broker::connect(&config.broker, "search-worker").await?;
-        let worker = Worker::new(
-            client,
+        let handler = SearchHandler::new(providers);
+        let service = WorkerService::connect(
+            "search-worker",
             &config.broker,
             config.worker,
-            SearchHandler::new(providers),
+            handler,
+            admin,
         )
         .await?;
-        worker.report_readiness_to(admin.readiness());
-        Ok(App { worker, admin })
-    }
-
-    /// Where the admin server listens, if configured.
-    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
-        self.admin.addr()
-    }
-
-    /// What `/readyz` reports: false until [`App::run`] is serving, and
-    /// from the moment its shutdown begins.
-    pub fn readiness(&self) -> dossier_service::Readiness {
-        self.admin.readiness().clone()
+        Ok(App(service))
     }
 
     /// Runs jobs until `shutdown`, then drains gracefully; ready (`/readyz`)
     /// from now until shutdown begins.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.admin.serve_until(&shutdown);
-        self.worker.run(shutdown).await?;
-        self.admin.shutdown().await;
-        Ok(())
+        Ok(self.0.run(shutdown).await?)
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = WorkerService<SearchHandler>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
