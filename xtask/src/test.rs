@@ -30,7 +30,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             "--no-fail-fast",
         ]);
     } else {
+        // One test at a time, as nextest's process per test isolates them:
+        // tests share process-wide state (the metrics recorder) otherwise.
         tests.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
+        tests.args(["--", "--test-threads=1"]);
     }
     tests.args(&args.extra).env(nats::ENV_NATS_SERVER_BIN, &bin);
     run_checked(&mut tests)?;

@@ -43,6 +43,9 @@ pub enum ProvidersError {
     /// The vendor settings are invalid.
     #[error("cannot configure the vendor provider: {0}")]
     Vendor(#[from] HttpConfigError),
+    /// The loading thread panicked or was cancelled.
+    #[error("the directory loader stopped: {0}")]
+    Loader(#[from] tokio::task::JoinError),
 }
 
 /// Directory provider settings.
@@ -70,6 +73,14 @@ fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 }
 
 impl ProvidersConfig {
+    /// [`ProvidersConfig::build`] on a blocking thread: loading a large
+    /// directory takes seconds of CPU, which must not stall the async
+    /// runtime meanwhile (the admin server answers probes during start-up).
+    pub async fn build_off_runtime(&self) -> Result<ProviderSet, ProvidersError> {
+        let config = self.clone();
+        tokio::task::spawn_blocking(move || config.build()).await?
+    }
+
     /// Loads the local directory and connects the vendor.
     pub fn build(&self) -> Result<ProviderSet, ProvidersError> {
         let local = if self.directory_files.is_empty() {

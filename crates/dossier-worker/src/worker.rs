@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_nats::Statistics;
@@ -32,6 +32,8 @@ use crate::{ErrorInfo, Handler, JobContext, JobError, Outcome, WorkerConfig};
 /// slots freed while it waits are offered again soon; long enough that an
 /// idle worker sends only a request every few seconds.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// Consecutive failed pulls after which a worker reports itself not ready.
+const PULL_FAILURES_NOT_READY: u32 = 2;
 
 /// Pause after a failed pull before the next one.
 const PULL_RETRY: Duration = Duration::from_secs(1);
@@ -278,6 +280,12 @@ impl<H: Handler> Worker<H> {
         let release = CancellationToken::new();
         let mut jobs = JoinSet::new();
         let connection = shared.client.statistics();
+        // Not ready while pulls keep failing (the consumer deleted, a lost
+        // permission): a connected worker that cannot take jobs is not doing
+        // its work. One failure is tolerated, a blip the next pull heals.
+        let failed_pulls = Arc::new(AtomicU32::new(0));
+        let failures = failed_pulls.clone();
+        readiness.require(move || failures.load(Ordering::Relaxed) < PULL_FAILURES_NOT_READY);
 
         'pull: while !shutdown.is_cancelled() {
             let first = tokio::select! {
@@ -304,6 +312,7 @@ impl<H: Handler> Worker<H> {
             let mut batch = match batch {
                 Ok(batch) => batch,
                 Err(error) => {
+                    failed_pulls.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(message = "Cannot pull jobs; retrying.", %error);
                     drop(permits);
                     if pause(&shutdown).await {
@@ -331,6 +340,10 @@ impl<H: Handler> Worker<H> {
                         break;
                     }
                 };
+                if !matches!(next, Some(Err(_))) {
+                    // A job arrived, or the pull expired cleanly.
+                    failed_pulls.store(0, Ordering::Relaxed);
+                }
                 match next {
                     Some(Ok(message)) => match permits.pop() {
                         Some(permit) => {
@@ -347,6 +360,7 @@ impl<H: Handler> Worker<H> {
                         }
                     },
                     Some(Err(error)) => {
+                        failed_pulls.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(message = "Pull request failed; retrying.", %error);
                         if pause(&shutdown).await {
                             break 'pull;
@@ -473,7 +487,11 @@ async fn process<H: Handler>(
             never = beat => match never {},
         }
     };
-    if let Settle::Nak(Some(_)) = outcome {
+    // Handed back on the last delivery, the job is not retried: the broker
+    // gives up on it (a dead letter), so it is not counted as a retry.
+    if let Settle::Nak(Some(_)) = outcome
+        && attempt < shared.max_deliver
+    {
         crate::metrics::retried(shared.kind);
     }
     settle(&message, outcome, &operation_id)
@@ -566,6 +584,7 @@ impl<H: Handler> Shared<H> {
             self.max_deliver,
             self.config.progress_interval,
         );
+        let mut dead = false;
         let event = match self.run_handler(ctx, job, &cancel, release).await {
             Ran::Released => {
                 tracing::info!(
@@ -611,9 +630,7 @@ impl<H: Handler> Shared<H> {
             }
             Ran::Returned(Err(error)) => {
                 tracing::warn!(message = "Job failed.", operation_id, attempt, %error);
-                if matches!(error, JobError::Retryable { .. }) {
-                    crate::metrics::dead(self.kind);
-                }
+                dead = matches!(error, JobError::Retryable { .. });
                 failed(match error {
                     JobError::Retryable { code, message } => ErrorInfo {
                         code,
@@ -645,7 +662,14 @@ impl<H: Handler> Shared<H> {
                 }
             },
         };
-        self.finish(&meta, event).await
+        let settle = self.finish(&meta, event).await;
+        // Dead only once its failure is stored: a failed publish hands the
+        // last delivery back, and the broker's max-deliveries advisory (the
+        // operations service's dead letters) takes it from there.
+        if dead && matches!(settle, Settle::Ack) {
+            crate::metrics::dead(self.kind);
+        }
+        settle
     }
 
     /// Runs the handler in a task of its own, bounded by the job timeout,

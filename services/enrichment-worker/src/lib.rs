@@ -115,7 +115,8 @@ impl App {
         let admin = Admin::start(&config.admin).await?;
         let providers = config
             .providers
-            .build()
+            .build_off_runtime()
+            .await
             .context("cannot set up the directory providers")?;
         Self::build_inner(config, providers, admin).await
     }

@@ -72,7 +72,7 @@ impl App {
         // First, so probes see a live, not yet ready, process while the
         // directory loads.
         let admin = Admin::start(&config.admin).await?;
-        let providers = config.providers.build()?;
+        let providers = config.providers.build_off_runtime().await?;
         Self::build_inner(config, providers, admin).await
     }
 

@@ -9,7 +9,10 @@ use dossier_testkit::{wait_for, wait_until};
 use dossier_worker::Outcome;
 use serde_json::json;
 
-use crate::helpers::{Counter, DEADLINE, DropFlag, Running, TestEnv, handler_fn, name, names};
+use crate::helpers::{
+    Counter, DEADLINE, DropFlag, KIND, Running, TestEnv, handler_fn, name, names,
+};
+use dossier_broker::Topology;
 
 #[tokio::test]
 async fn a_crashed_workers_job_is_redelivered_and_finished_by_another() {
@@ -139,6 +142,50 @@ async fn a_worker_carries_on_after_a_nats_server_restart() {
     assert_eq!((name(&terminal), terminal.attempt), ("succeeded", 1));
     assert!(readiness.is_ready(), "ready again once reconnected");
     env.wait_settled().await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_pull_is_not_ready_until_it_can_again() {
+    let env = TestEnv::start().await;
+    let worker = env
+        .worker(
+            env.config(),
+            handler_fn(|_ctx, _job| async { Ok(Outcome::Succeeded(json!({}))) }),
+        )
+        .await;
+    let readiness = worker.readiness();
+    let running = Running::spawn(worker);
+    wait_until("the worker to be ready", DEADLINE, || async {
+        readiness.is_ready()
+    })
+    .await;
+
+    // Connected to NATS, but its consumer is gone: every pull fails.
+    let stream = env
+        .js
+        .get_stream(dossier_broker::JOBS_STREAM)
+        .await
+        .unwrap();
+    stream
+        .delete_consumer(&dossier_broker::job_consumer(KIND))
+        .await
+        .unwrap();
+    wait_until("readiness to drop while pulls fail", DEADLINE, || async {
+        !readiness.is_ready()
+    })
+    .await;
+
+    // The consumer is back (as a redeploy's topology would make it): ready,
+    // and it runs jobs again.
+    Topology::ensure(&env.js, &env.broker).await.unwrap();
+    wait_until("readiness to return", DEADLINE, || async {
+        readiness.is_ready()
+    })
+    .await;
+    let job = env.publish_job(json!({})).await;
+    let terminal = env.wait_terminal(&job).await;
+    assert_eq!(name(&terminal), "succeeded");
     running.stop().await;
 }
 

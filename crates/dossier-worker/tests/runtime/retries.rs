@@ -77,6 +77,9 @@ async fn a_poison_job_fails_after_max_deliver_and_does_not_block_others() {
             }),
         )
         .await;
+    // Deltas: the recorder is process-wide (other tests of this binary run
+    // jobs in the same process under `cargo test`).
+    let before = dossier_service::metrics::render();
     let poison = env.publish_job(json!({ "poison": true })).await;
     let mut good = Vec::new();
     for _ in 0..5 {
@@ -117,19 +120,39 @@ async fn a_poison_job_fails_after_max_deliver_and_does_not_block_others() {
     }
     running.stop().await;
 
-    // Counted: 3 + 5 deliveries started, 2 retries, 1 dead, and the
-    // outcomes (this test's process records only this worker).
-    let metrics = dossier_service::metrics::render();
-    for series in [
-        r#"dossier_jobs_started_total{kind="search.people"} 8"#,
-        r#"dossier_jobs_retried_total{kind="search.people"} 2"#,
-        r#"dossier_jobs_dead_total{kind="search.people"} 1"#,
-        r#"dossier_jobs_finished_total{kind="search.people",outcome="failed"} 1"#,
-        r#"dossier_jobs_finished_total{kind="search.people",outcome="succeeded"} 5"#,
-        r#"dossier_job_duration_seconds_count{kind="search.people",outcome="succeeded"} 5"#,
+    // Counted: 3 + 5 deliveries started, 2 retries (the last delivery is
+    // not one), 1 dead, and the outcomes.
+    let after = dossier_service::metrics::render();
+    for (series, moved) in [
+        (r#"dossier_jobs_started_total{kind="search.people"}"#, 8.0),
+        (r#"dossier_jobs_retried_total{kind="search.people"}"#, 2.0),
+        (r#"dossier_jobs_dead_total{kind="search.people"}"#, 1.0),
+        (
+            r#"dossier_jobs_finished_total{kind="search.people",outcome="failed"}"#,
+            1.0,
+        ),
+        (
+            r#"dossier_jobs_finished_total{kind="search.people",outcome="succeeded"}"#,
+            5.0,
+        ),
+        (
+            r#"dossier_job_duration_seconds_count{kind="search.people",outcome="succeeded"}"#,
+            5.0,
+        ),
     ] {
-        assert!(metrics.contains(series), "{series} in {metrics}");
+        assert_eq!(
+            sample(&after, series) - sample(&before, series),
+            moved,
+            "{series} in {after}"
+        );
     }
+}
+
+/// The value of one series in a Prometheus text page (0 when absent).
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
 #[tokio::test]

@@ -31,23 +31,26 @@ async fn the_admin_port_reports_readiness_and_job_metrics() {
     })
     .await;
 
+    // Deltas: the recorder is process-wide, and other tests in this process
+    // (under `cargo test`) may run search jobs too.
+    let before = app.scrape(&format!("{admin}/metrics")).await;
     let id = app.accept_search(KEY_A).await.id();
     let op = app.wait_for_terminal(&id, KEY_A).await;
     assert_eq!(op["status"], Status::Succeeded.as_str(), "{op}");
     let metrics = app.scrape(&format!("{admin}/metrics")).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        metrics.value(name, labels) - before.value(name, labels)
+    };
     let search = ("kind", "search.people");
     let succeeded = [search, ("outcome", "succeeded")];
     assert_eq!(
-        metrics.value("dossier_jobs_finished_total", &succeeded),
+        delta("dossier_jobs_finished_total", &succeeded),
         1.0,
         "{}",
         metrics.text
     );
-    assert_eq!(metrics.value("dossier_jobs_started_total", &[search]), 1.0);
-    assert_eq!(
-        metrics.value("dossier_job_duration_seconds_count", &succeeded),
-        1.0
-    );
+    assert_eq!(delta("dossier_jobs_started_total", &[search]), 1.0);
+    assert_eq!(delta("dossier_job_duration_seconds_count", &succeeded), 1.0);
     assert!(
         metrics
             .text
