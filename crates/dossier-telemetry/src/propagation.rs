@@ -95,6 +95,10 @@ pub fn inject_grpc(span: &tracing::Span, metadata: &mut tonic::metadata::Metadat
     with_propagator(|p| p.inject_context(&cx, &mut GrpcMetadata(metadata)));
 }
 
+/// gRPC metadata key carrying the caller's request id between services
+/// (the request id is not the trace id when the client sent a `traceparent`).
+pub const REQUEST_ID_METADATA: &str = "x-request-id";
+
 /// The remote context in gRPC request metadata.
 pub fn extract_grpc(metadata: &tonic::metadata::MetadataMap) -> Context {
     with_propagator(|p| p.extract(&GrpcMetadataRef(metadata)))

@@ -48,6 +48,11 @@ pub fn request_id() -> Uuid {
         .unwrap_or_else(|_| Uuid::now_v7())
 }
 
+/// The current request's id, inside a request.
+pub fn current_request_id() -> Option<Uuid> {
+    REQUEST_ID.try_with(|id| *id).ok()
+}
+
 /// Starts the root span of a request: a child of the caller's trace when
 /// `headers` carry a valid `traceparent`, else a new trace whose id is
 /// `request_id`.

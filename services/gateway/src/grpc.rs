@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_contracts::v1::operations_client::OperationsClient;
-use dossier_telemetry::propagation;
+use dossier_telemetry::propagation::{self, REQUEST_ID_METADATA};
 use dossier_telemetry::spans::{self, RpcSide};
 use tonic::Code;
+use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -151,6 +152,13 @@ where
     let span = spans::grpc(RpcSide::Client, OPERATIONS_SERVICE_NAME, method);
     let mut request = tonic::Request::new(message);
     propagation::inject_grpc(&span, request.metadata_mut());
+    // The trace id and the request id differ when the caller sent a
+    // `traceparent`: the operations service logs its calls with both.
+    if let Some(id) = crate::context::current_request_id()
+        && let Ok(value) = MetadataValue::try_from(id.to_string())
+    {
+        request.metadata_mut().insert(REQUEST_ID_METADATA, value);
+    }
     let result = send(client, request).instrument(span.clone()).await;
     let code = result
         .as_ref()

@@ -59,10 +59,9 @@ impl OperationsService {
             return Err(Error::NotFound);
         };
         match self.shared.records.load(&uuid.to_string()).await? {
-            Some(found) if found.record.tenant_id == tenant => {
-                tracing::Span::current().record("request.id", found.record.request_id.as_str());
-                Ok(found)
-            }
+            // The call's span carries the caller's request id (gRPC
+            // metadata), not the one that created the operation.
+            Some(found) if found.record.tenant_id == tenant => Ok(found),
             _ => Err(Error::NotFound),
         }
     }
@@ -80,6 +79,13 @@ fn server_span<T>(
     message_trace: Option<&TraceContext>,
 ) -> tracing::Span {
     let span = spans::grpc(RpcSide::Server, SERVICE_NAME, method);
+    if let Some(id) = request
+        .metadata()
+        .get(propagation::REQUEST_ID_METADATA)
+        .and_then(|value| value.to_str().ok())
+    {
+        spans::record_request_id(&span, id);
+    }
     let remote = propagation::extract_grpc(request.metadata());
     if !propagation::set_remote_parent(&span, remote)
         && let Some(trace) = message_trace

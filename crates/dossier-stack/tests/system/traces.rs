@@ -334,4 +334,6 @@ async fn every_service_exports_one_trace_per_request() {
     let server = trace.one("operations", get, "server", Some(client));
     assert_attr(server, "dossier.operation.id", &search.id());
     assert_attr(server, "rpc.grpc.status_code", "0");
+    // The request id travels in the gRPC metadata too.
+    assert_attr(server, "request.id", &poll.request_id().to_string());
 }
