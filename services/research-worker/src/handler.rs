@@ -4,11 +4,13 @@
 //! | what happened | status |
 //! |---|---|
 //! | every step succeeded (or had nothing to do) | `succeeded` |
-//! | some steps failed, a report was produced | `partial_success`, `error.details.steps` lists the failed steps with their errors |
+//! | some steps failed, a report was produced | `partial_success`; the failed steps, with their errors, are in `result.steps` |
 //! | the subject cannot be resolved (unknown, ambiguous) | `failed`, code `subject_unresolved` |
-//! | every directory provider failed while resolving | retried with backoff, then `failed`, code `providers_unavailable` |
-//! | nothing at all was gathered | `failed`, code `nothing_gathered` |
+//! | every directory provider failed while resolving (any of its lookups) | retried with backoff, then `failed`, code `providers_unavailable` |
 //! | cancelled | `cancelled`; work done so far is discarded (no partial result) |
+//!
+//! A resolved subject always yields a report: its directory record is a
+//! source, so there is no "nothing gathered" outcome.
 //!
 //! Cancellation is checked between steps, and every step races against it,
 //! so an in-flight page fetch or provider call is dropped at once.
@@ -31,7 +33,7 @@ use tokio::time::Instant;
 use crate::answer::{Answer, Evidence, Index};
 use crate::config::ResearchConfig;
 use crate::extract::sentences;
-use crate::plan::{Cancelled, Runner, StepName, StepStatus};
+use crate::plan::{Cancelled, Runner, StepName, StepReport, StepStatus};
 use crate::report::{
     Fact, Leadership, LookAlike, OrgShape, PersonBrief, Profile, ResearchResult, Sections,
     SourceKind, Sources, Subject, SubjectKind, Web, clean, markdown,
@@ -324,7 +326,7 @@ impl ResearchHandler {
                 let deep = request.depth == Depth::Deep;
                 let site = runner
                     .step(StepName::WebEvidence, budget, async {
-                        let deadline = Instant::now() + budget;
+                        let deadline = Runner::soft_deadline(budget);
                         Ok(self
                             .fetcher
                             .gather(&domain, limits.pages, deep, deadline)
@@ -359,13 +361,20 @@ impl ResearchHandler {
         if request.questions.is_empty() {
             runner.skip(StepName::Answers, "no questions asked").await;
         } else {
-            let mut budget = runner.budget(StepName::Answers);
-            if let Some(s) = &self.synthesizer {
-                budget += s.timeout() * request.questions.len() as u32;
-            }
+            // Answers is the last step that waits on anything. With synthesis
+            // it may use whatever the earlier steps left, but the report's
+            // share: its calls come out of the total budget, never on top.
+            let budget = match &self.synthesizer {
+                Some(_) => runner
+                    .remaining()
+                    .saturating_sub(runner.budget(StepName::Report))
+                    .max(runner.budget(StepName::Answers)),
+                None => runner.budget(StepName::Answers),
+            };
             let answers = runner
                 .step(StepName::Answers, budget, async {
-                    Ok(self.answers(&request.questions, &evidence).await)
+                    let deadline = Runner::soft_deadline(budget);
+                    Ok(self.answers(&request.questions, &evidence, deadline).await)
                 })
                 .await?;
             if let Some(answers) = answers {
@@ -373,63 +382,72 @@ impl ResearchHandler {
             }
         }
 
-        // 7. Report.
-        if sources.list().is_empty() {
-            return Ok(Err(JobError::permanent(
-                "nothing_gathered",
-                "no step gathered anything about the subject",
-            )));
-        }
+        // 7. Report: the Markdown and the result's JSON. The steps are added
+        // after this one is recorded, so the report's own row is in
+        // `result.steps` but not in the Markdown's table (it is still running
+        // while the table is written).
         let title = resolved.name.clone();
-        let report = runner
+        let sources = sources.into_list();
+        let steps_so_far = runner.steps().to_vec();
+        let encoded = runner
             .step(StepName::Report, runner.budget(StepName::Report), async {
-                Ok(())
+                let markdown = markdown(
+                    &title,
+                    &subject,
+                    request.depth,
+                    &sections,
+                    &sources,
+                    &steps_so_far,
+                );
+                let result = ResearchResult {
+                    subject,
+                    depth: request.depth,
+                    markdown,
+                    sections,
+                    sources,
+                    steps: Vec::new(),
+                };
+                serde_json::to_value(&result).map_err(|e| format!("cannot encode the result: {e}"))
             })
             .await?;
-        debug_assert!(report.is_some());
-        let steps = runner.steps().to_vec();
-        let sources = sources.into_list();
-        let markdown = markdown(&title, &subject, request.depth, &sections, &sources, &steps);
-        let result = ResearchResult {
-            subject,
-            depth: request.depth,
-            markdown,
-            sections,
-            sources,
-            steps,
+        let Some(mut value) = encoded else {
+            let error = runner.steps().last().and_then(|s| s.error.clone());
+            return Ok(Err(JobError::permanent(
+                "result_encoding",
+                error.unwrap_or_else(|| "the report could not be written".to_owned()),
+            )));
         };
-        let failed: Vec<_> = result
-            .steps
-            .iter()
-            .filter(|s| s.status == StepStatus::Failed)
-            .map(|s| json!({ "name": s.name, "error": s.error }))
-            .collect();
-        let value = match serde_json::to_value(&result) {
-            Ok(value) => value,
+        let steps = runner.steps();
+        match serde_json::to_value(steps) {
+            Ok(encoded) => value["steps"] = encoded,
             Err(e) => {
                 return Ok(Err(JobError::permanent(
                     "result_encoding",
-                    format!("cannot encode the result: {e}"),
+                    format!("cannot encode the steps: {e}"),
                 )));
             }
-        };
+        }
         if runner.is_cancelled() {
             return Err(Cancelled);
         }
+        let failed: Vec<&StepReport> = steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed)
+            .collect();
         if failed.is_empty() {
             return Ok(Ok(Outcome::Succeeded(value)));
         }
-        let names: Vec<String> = result
-            .steps
-            .iter()
-            .filter(|s| s.status == StepStatus::Failed)
-            .map(|s| s.name.as_str().to_owned())
-            .collect();
+        let names: Vec<&str> = failed.iter().map(|s| s.name.as_str()).collect();
         let mut error = ErrorInfo::new(
             "research_steps_failed",
             format!("some research steps failed: {}", names.join(", ")),
         );
-        error.details = Some(json!({ "steps": failed }));
+        error.details = Some(json!({
+            "steps": failed
+                .iter()
+                .map(|s| json!({ "name": s.name, "error": s.error }))
+                .collect::<Vec<_>>()
+        }));
         Ok(Ok(Outcome::PartialSuccess {
             result: value,
             error: Some(error),
@@ -466,11 +484,9 @@ impl ResearchHandler {
 
         let mut picked: Option<(Company, f64)> = None;
         if let Some(handle) = &resolution.handle {
-            let claimants = self
-                .providers
-                .companies_by_handle(handle)
-                .await
-                .into_values();
+            let fan = self.providers.companies_by_handle(handle).await;
+            answered(&fan)?;
+            let claimants = fan.into_values();
             let best = claimants
                 .iter()
                 .find(|c| owns_domain(c))
@@ -484,10 +500,9 @@ impl ResearchHandler {
         if picked.is_none()
             && let Some(d) = &domain
         {
-            let owners: Vec<Company> = self
-                .providers
-                .companies_by_domain(d)
-                .await
+            let fan = self.providers.companies_by_domain(d).await;
+            answered(&fan)?;
+            let owners: Vec<Company> = fan
                 .into_values()
                 .into_iter()
                 .filter(|c| owns_domain(c))
@@ -498,11 +513,9 @@ impl ResearchHandler {
         }
         if picked.is_none() && resolution.candidates.len() == 1 {
             let only = &resolution.candidates[0];
-            let found = self
-                .providers
-                .companies_by_name(&only.name)
-                .await
-                .into_values();
+            let fan = self.providers.companies_by_name(&only.name).await;
+            answered(&fan)?;
+            let found = fan.into_values();
             picked = found
                 .into_iter()
                 .find(|c| c.domain == only.domain && c.linkedin_handle == only.linkedin_handle)
@@ -615,7 +628,14 @@ impl ResearchHandler {
     /// Answers every question from `evidence`, through the synthesis
     /// provider when configured (falling back to retrieval when its answer
     /// fails the citation check).
-    async fn answers(&self, questions: &[String], evidence: &[Evidence]) -> Vec<Answer> {
+    /// Each synthesis call is bounded by its own timeout and by `deadline`;
+    /// past the deadline, answers are by retrieval only.
+    async fn answers(
+        &self,
+        questions: &[String],
+        evidence: &[Evidence],
+        deadline: Instant,
+    ) -> Vec<Answer> {
         let index = Index::new(evidence);
         let mut answers = Vec::with_capacity(questions.len());
         for question in questions {
@@ -623,7 +643,20 @@ impl ResearchHandler {
             let answer = match &self.synthesizer {
                 Some(synth) if deterministic.found => {
                     let passages = index.retrieve(question, 8);
-                    match synth.answer(question, &passages).await {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let limit = synth.timeout().min(left);
+                    let answer = if limit.is_zero() {
+                        Err("the step's time budget ran out".to_owned())
+                    } else {
+                        match tokio::time::timeout(limit, synth.answer(question, &passages)).await {
+                            Ok(answer) => answer.map_err(|e| e.to_string()),
+                            Err(_) => Err(format!(
+                                "timed out after {}",
+                                humantime::format_duration(limit)
+                            )),
+                        }
+                    };
+                    match answer {
                         Ok(answer) => answer,
                         Err(error) => {
                             tracing::warn!(
@@ -641,6 +674,12 @@ impl ResearchHandler {
         }
         answers
     }
+}
+
+/// [`all_failed`] for a lookup made while resolving: every provider failing
+/// there is [`Unresolved::Providers`] (retried), not an unknown subject.
+fn answered<T>(fan: &FanOut<T>) -> Result<(), Unresolved> {
+    all_failed(fan).map_err(|e| Unresolved::Providers(format!("while resolving the company, {e}")))
 }
 
 fn all_failed<T>(fan: &FanOut<T>) -> Result<(), String> {

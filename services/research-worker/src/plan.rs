@@ -4,8 +4,12 @@
 //!
 //! A step's weight is its expected share of the research's cost (the web
 //! step dominates); the same share of the depth's total budget is the step's
-//! time budget, so the steps together never take longer than the budget,
-//! and progress moves as time is expected to pass.
+//! time budget (Resolve gets at least [`RESOLVE_FLOOR`]), and progress moves
+//! as time is expected to pass. The total budget is a hard bound: the runner
+//! cuts every step off at its own budget or at the end of the total budget,
+//! whichever comes first, so the steps together never take longer than the
+//! total (a step that is short of its share because an earlier one ran long
+//! gets what is left).
 
 use std::future::Future;
 use std::time::Duration;
@@ -109,14 +113,27 @@ pub struct Cancelled;
 pub struct Runner {
     ctx: JobContext,
     budget: Duration,
+    /// When the total budget ends.
+    deadline: Instant,
     done: u32,
     steps: Vec<StepReport>,
 }
 
-/// Extra time a step gets past its budget before the runner cuts it off:
-/// steps that watch their own deadline (the web step) finish by themselves
-/// and keep what they gathered; this is only the backstop.
+/// Time a step that watches its own deadline ([`Runner::soft_deadline`])
+/// keeps in hand before its budget ends, to finish by itself and keep what it
+/// gathered; the runner's cut at the budget is only the backstop. Taken out
+/// of the step's budget, never added to it.
 const BACKSTOP: Duration = Duration::from_millis(500);
+
+/// Least budget of the Resolve step. Resolving waits for every directory
+/// provider, each up to the provider deadline (`DOSSIER_PROVIDER_DEADLINE`,
+/// 10 s by default), and makes up to two such lookups one after the other
+/// (the domain and the name together, then the handle check). Cut shorter,
+/// one slow vendor would end every research as a retry while the others
+/// answered; a share of the total alone (3 s of a standard research) is
+/// below even one provider deadline. Still capped by what is left of the
+/// total budget.
+pub const RESOLVE_FLOOR: Duration = Duration::from_secs(20);
 
 impl Runner {
     /// A runner for a research with `budget` in all.
@@ -124,17 +141,32 @@ impl Runner {
         Runner {
             ctx,
             budget,
+            deadline: Instant::now() + budget,
             done: 0,
             steps: Vec::new(),
         }
     }
 
-    /// The time budget of `name`: its weight's share of the total.
+    /// The time budget of `name`: its weight's share of the total (at least
+    /// [`RESOLVE_FLOOR`] for Resolve), never more than what is left of the
+    /// total.
     pub fn budget(&self, name: StepName) -> Duration {
-        self.budget * name.weight() / 100
+        step_budget(self.budget, name, self.remaining())
     }
 
-    /// Runs `body` as step `name` within `budget`. Returns its value when it
+    /// What is left of the total budget.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The deadline a step with `budget` starting now should finish by on
+    /// its own: a little before the runner cuts it off.
+    pub fn soft_deadline(budget: Duration) -> Instant {
+        Instant::now() + budget.saturating_sub(BACKSTOP.min(budget / 4))
+    }
+
+    /// Runs `body` as step `name` within `budget` (and within what is left of
+    /// the total budget). Returns its value when it
     /// succeeded, `None` when it failed or timed out (recorded), and
     /// [`Cancelled`] when the research was cancelled before or during it:
     /// the body is then dropped at once, aborting whatever it was waiting
@@ -149,12 +181,13 @@ impl Runner {
             return Err(Cancelled);
         }
         let started = Instant::now();
+        let budget = budget.min(self.remaining());
         let outcome = tokio::select! {
             // Cancellation first: a step that is done and a cancel that
             // arrived at the same time end as cancelled.
             biased;
             () = self.ctx.cancelled() => return Err(Cancelled),
-            outcome = tokio::time::timeout(budget + BACKSTOP, body) => outcome,
+            outcome = tokio::time::timeout(budget, body) => outcome,
         };
         let (status, error, value) = match outcome {
             Ok(Ok(value)) => (StepStatus::Succeeded, None, Some(value)),
@@ -231,9 +264,61 @@ impl Runner {
     }
 }
 
+/// The budget of `name` in a research of `total` with `remaining` left.
+fn step_budget(total: Duration, name: StepName, remaining: Duration) -> Duration {
+    let share = total * name.weight() / 100;
+    let share = match name {
+        StepName::Resolve => share.max(RESOLVE_FLOOR),
+        _ => share,
+    };
+    share.min(remaining)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_are_shares_capped_by_what_is_left_and_resolve_has_a_floor() {
+        let total = Duration::from_secs(30);
+        assert_eq!(
+            step_budget(total, StepName::WebEvidence, total),
+            Duration::from_millis(13_500)
+        );
+        // Resolve: at least the floor, above one provider deadline.
+        assert_eq!(step_budget(total, StepName::Resolve, total), RESOLVE_FLOOR);
+        assert_eq!(
+            step_budget(
+                Duration::from_secs(300),
+                StepName::Resolve,
+                Duration::from_secs(300)
+            ),
+            Duration::from_secs(30)
+        );
+        // Never more than what is left of the total.
+        let left = Duration::from_secs(2);
+        for step in StepName::ALL {
+            assert!(step_budget(total, step, left) <= left);
+        }
+        assert_eq!(
+            step_budget(total, StepName::Resolve, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        assert!(step_budget(total, StepName::Report, Duration::ZERO).is_zero());
+    }
+
+    #[tokio::test]
+    async fn a_soft_deadline_comes_before_the_budget_ends() {
+        let now = Instant::now();
+        let budget = Duration::from_secs(10);
+        let soft = Runner::soft_deadline(budget);
+        assert!(soft <= now + budget + Duration::from_millis(100));
+        assert!(soft >= now + budget - BACKSTOP);
+        assert!(soft < Instant::now() + budget);
+        // A short budget keeps most of itself.
+        let short = Duration::from_millis(400);
+        assert!(Runner::soft_deadline(short) >= now + short * 3 / 4);
+    }
 
     #[test]
     fn weights_cover_the_whole_plan() {

@@ -5,8 +5,9 @@
 //! Nothing is written without a source: every fact in a section carries the
 //! id of the source it came from (a directory lookup, or a page that was
 //! read), and the Markdown cites exactly those ids. Text taken from pages and
-//! records has its square brackets replaced by parentheses, so no page can
-//! smuggle a `[n]` that looks like a citation into the report.
+//! records has its square brackets replaced by parentheses, and URLs and
+//! URIs have theirs percent-encoded (`%5B`, `%5D`), so no page can smuggle a
+//! `[n]` that looks like a citation into the report.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -73,9 +74,15 @@ impl Sources {
         id
     }
 
-    /// Adds a directory lookup read now.
+    /// Adds a directory lookup read now. Square brackets in `uri` (a
+    /// company name in a query) are percent-encoded.
     pub fn directory(&mut self, uri: String, title: String) -> usize {
-        self.add(SourceKind::Directory, uri, title, OffsetDateTime::now_utc())
+        self.add(
+            SourceKind::Directory,
+            escape_url(&uri),
+            title,
+            OffsetDateTime::now_utc(),
+        )
     }
 
     /// The sources so far.
@@ -301,6 +308,12 @@ pub fn clean(text: &str) -> String {
     text.replace('[', "(").replace(']', ")")
 }
 
+/// Percent-encodes square brackets in a URL or URI (`/about[99]` →
+/// `/about%5B99%5D`): the same resource, and no fake citation.
+pub fn escape_url(url: &str) -> String {
+    url.replace('[', "%5B").replace(']', "%5D")
+}
+
 /// Composes the Markdown report from the result's parts.
 pub fn markdown(
     title: &str,
@@ -433,7 +446,14 @@ pub fn markdown(
 
     let _ = writeln!(md, "## Sources\n");
     for s in sources {
-        let _ = writeln!(md, "{}. {} — <{}> ({})", s.id, s.title, s.url, s.fetched_at);
+        let _ = writeln!(
+            md,
+            "{}. {} — <{}> ({})",
+            s.id,
+            clean(&s.title),
+            escape_url(&s.url),
+            s.fetched_at
+        );
     }
 
     let _ = writeln!(md, "\n## Steps\n");
@@ -453,4 +473,53 @@ pub fn markdown(
         );
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_brackets_cite_nothing() {
+        assert_eq!(
+            escape_url("https://acme.com/about[99]?q=[1]"),
+            "https://acme.com/about%5B99%5D?q=%5B1%5D"
+        );
+        let mut sources = Sources::default();
+        let web = sources.add(
+            SourceKind::Web,
+            "https://acme.com/about[99]",
+            "About [7]",
+            OffsetDateTime::now_utc(),
+        );
+        let dir = sources.directory(
+            "directory:people?companyText=Acme [3] Corp".to_owned(),
+            "Directory people at Acme [3] Corp".to_owned(),
+        );
+        assert_eq!(
+            sources.list()[1].url,
+            "directory:people?companyText=Acme %5B3%5D Corp"
+        );
+        let subject = Subject {
+            kind: SubjectKind::Company,
+            name: "Acme [5]".to_owned(),
+            resolution: "unresolved".to_owned(),
+            confidence: 1.0,
+            person: None,
+        };
+        let md = markdown(
+            "Acme [5]",
+            &subject,
+            Depth::Standard,
+            &Sections::default(),
+            sources.list(),
+            &[],
+        );
+        let cited = crate::answer::citations(&md);
+        assert!(
+            cited.iter().all(|n| [web, dir].contains(n)),
+            "{cited:?}\n{md}"
+        );
+        assert!(md.contains("about%5B99%5D"), "{md}");
+    }
 }

@@ -2,15 +2,18 @@
 //! careers, news), fetched politely and within strict budgets.
 //!
 //! * **robots.txt** is read first and honoured for our user agent
-//!   (`texting_robots`). A missing one (4xx) allows everything; one that
-//!   cannot be read (5xx, timeout, network error) disallows everything, as
-//!   RFC 9309 asks.
+//!   (`texting_robots`). Its redirects are followed, up to five, to any
+//!   host (RFC 9309 §2.3.1.2); more than five count as no robots.txt. A
+//!   missing one (4xx) allows everything; one that cannot be read (5xx,
+//!   timeout, network error) disallows everything, as RFC 9309 asks.
 //! * **Budgets**: each page (and robots.txt) gets at most the page timeout,
 //!   cut shorter by the step's deadline; its body is streamed and reading
-//!   stops at the byte cap (the page is kept, marked `truncated`).
+//!   stops at the byte cap (the page is kept, marked `truncated`). A page
+//!   not started when the deadline passes is `skipped` (and robots.txt is
+//!   not read at all when the deadline has already passed).
 //! * **Redirects** are followed by hand, at most the configured number, and
-//!   only on the same site (scheme, host and port); robots.txt is checked for
-//!   every hop.
+//!   only on the same site (scheme, host and port, `www.{domain}` and
+//!   `{domain}` being one site); robots.txt is checked for every hop.
 //! * **Sites**: `https://{domain}/`, unless a site override maps the domain
 //!   to another base URL (tests and demos); plain `http` is only ever used
 //!   through an override.
@@ -32,6 +35,8 @@ use crate::extract::{Extracted, extract};
 const CONCURRENT_PAGES: usize = 3;
 /// Largest robots.txt read (Google reads 500 KiB; a real one is far smaller).
 const ROBOTS_MAX_BYTES: usize = 256 * 1024;
+/// Redirects followed for robots.txt (RFC 9309 §2.3.1.2: at least five).
+const ROBOTS_MAX_REDIRECTS: usize = 5;
 /// Paths tried when the home page does not link to them, by category.
 const DEFAULT_PATHS: &[&str] = &["about", "careers", "news"];
 /// More paths tried at `deep` depth.
@@ -220,11 +225,18 @@ impl Fetcher {
             base: Some(base.clone()),
             ..SiteEvidence::default()
         };
-        let robots = match self.robots(&base, deadline).await {
-            Ok(robots) => robots,
-            Err(error) => {
-                evidence.robots_error = Some(error.to_string());
-                Robots::DisallowAll
+        let robots = if Instant::now() >= deadline {
+            // No time to read robots.txt, nor any page: every page is
+            // reported skipped (`visit` checks the deadline first), not
+            // disallowed by a robots.txt never asked for.
+            Robots::DisallowAll
+        } else {
+            match self.robots(&base, deadline).await {
+                Ok(robots) => robots,
+                Err(error) => {
+                    evidence.robots_error = Some(error.to_string());
+                    Robots::DisallowAll
+                }
             }
         };
 
@@ -268,17 +280,17 @@ impl Fetcher {
             error: None,
             source: None,
         };
-        if !robots.allowed(url) {
-            report.status = PageStatus::Disallowed;
-            report.error = Some(FetchError::Disallowed.to_string());
-            return (report, None);
-        }
         let budget = self
             .page_timeout
             .min(deadline.saturating_duration_since(started));
         if budget.is_zero() {
             report.status = PageStatus::Skipped;
             report.error = Some("the step's time budget ran out".to_owned());
+            return (report, None);
+        }
+        if !robots.allowed(url) {
+            report.status = PageStatus::Disallowed;
+            report.error = Some(FetchError::Disallowed.to_string());
             return (report, None);
         }
         let result = match tokio::time::timeout(budget, self.fetch(base, url, robots)).await {
@@ -377,12 +389,32 @@ impl Fetcher {
             return Err(FetchError::Timeout(budget));
         }
         let read = async {
-            let response = self
-                .client
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| FetchError::Request(e.to_string()))?;
+            let mut url = url;
+            let mut hops = 0;
+            let response = loop {
+                let response = self
+                    .client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| FetchError::Request(e.to_string()))?;
+                if !response.status().is_redirection() {
+                    break response;
+                }
+                if hops == ROBOTS_MAX_REDIRECTS {
+                    // RFC 9309 §2.3.1.2: then robots.txt may be taken as
+                    // unavailable, as a 4xx is.
+                    return Ok(Robots::AllowAll);
+                }
+                hops += 1;
+                url = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| FetchError::Request("redirect without a Location".into()))?;
+            };
             let status = response.status();
             if status.is_client_error() {
                 return Ok(Robots::AllowAll);
@@ -433,10 +465,15 @@ fn push(evidence: &mut SiteEvidence, (report, page): (PageReport, Option<Page>))
     }
 }
 
-/// Same scheme, host and port.
+/// Same scheme, host and port; `www.{domain}` and `{domain}` are the same
+/// host (the usual `acme.com → www.acme.com` redirect, either way).
 fn same_site(base: &Url, url: &Url) -> bool {
+    let host = |u: &Url| {
+        u.host_str()
+            .map(|h| h.strip_prefix("www.").unwrap_or(h).to_ascii_lowercase())
+    };
     base.scheme() == url.scheme()
-        && base.host_str() == url.host_str()
+        && host(base) == host(url)
         && base.port_or_known_default() == url.port_or_known_default()
 }
 
@@ -521,7 +558,35 @@ mod tests {
         assert!(!same_site(&base, &Url::parse("http://acme.com/x").unwrap()));
         assert!(!same_site(
             &base,
-            &Url::parse("https://www.acme.com/").unwrap()
+            &Url::parse("https://shop.acme.com/").unwrap()
+        ));
+        assert!(!same_site(
+            &base,
+            &Url::parse("https://www.acme.com:8443/").unwrap()
+        ));
+        assert!(!same_site(
+            &base,
+            &Url::parse("https://wwwacme.com/").unwrap()
+        ));
+        assert!(!same_site(
+            &base,
+            &Url::parse("https://acme.com.evil.example/").unwrap()
+        ));
+    }
+
+    #[test]
+    fn www_and_the_bare_domain_are_one_site_either_way() {
+        let bare = Url::parse("https://acme.com/").unwrap();
+        let www = Url::parse("https://www.acme.com/about").unwrap();
+        assert!(same_site(&bare, &www));
+        assert!(same_site(&www, &bare));
+        assert!(same_site(
+            &bare,
+            &Url::parse("https://WWW.Acme.com/").unwrap()
+        ));
+        assert!(!same_site(
+            &bare,
+            &Url::parse("http://www.acme.com/").unwrap()
         ));
     }
 }

@@ -32,6 +32,26 @@ pub(crate) const MOVED: &str = "/about/old";
 pub(crate) const OFFSITE: &str = "/news/elsewhere";
 /// Bytes of the huge page.
 pub(crate) const HUGE_BYTES: usize = 4 * 1024 * 1024;
+/// Where robots.txt lives when [`Options::robots_redirect`] is set: two
+/// redirects away.
+pub(crate) const ROBOTS_MOVED: &str = "/policies/robots.txt";
+/// An about page whose path has square brackets ([`Options::bracket_link`]).
+pub(crate) const BRACKETED: &str = "/about[99]";
+
+/// Variations of the test site.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Options {
+    /// robots.txt answers with redirects to [`ROBOTS_MOVED`].
+    pub(crate) robots_redirect: bool,
+    /// The home page links [`BRACKETED`] first.
+    pub(crate) bracket_link: bool,
+}
+
+#[derive(Clone)]
+struct SiteState {
+    requests: Arc<Mutex<Vec<String>>>,
+    options: Options,
+}
 
 /// The test site: its address and every path requested, in order.
 #[derive(Clone)]
@@ -43,8 +63,17 @@ pub(crate) struct Site {
 impl Site {
     /// Serves the site on a free loopback port until the test ends.
     pub(crate) async fn start() -> Site {
+        Site::start_with(Options::default()).await
+    }
+
+    /// Serves the site with `options`.
+    pub(crate) async fn start_with(options: Options) -> Site {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new().fallback(serve).with_state(requests.clone());
+        let state = SiteState {
+            requests: requests.clone(),
+            options,
+        };
+        let app = Router::new().fallback(serve).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -85,11 +114,20 @@ fn html(title: &str, body: &str) -> Response {
         .into_response()
 }
 
-async fn serve(State(requests): State<Arc<Mutex<Vec<String>>>>, uri: Uri) -> Response {
+async fn serve(State(state): State<SiteState>, uri: Uri) -> Response {
     let path = uri.path().to_owned();
-    requests.lock().unwrap().push(path.clone());
+    state.requests.lock().unwrap().push(path.clone());
+    let options = state.options;
     match path.as_str() {
-        "/robots.txt" => (
+        "/robots.txt" if options.robots_redirect => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, "/policies/old-robots.txt")],
+        )
+            .into_response(),
+        "/policies/old-robots.txt" if options.robots_redirect => {
+            (StatusCode::FOUND, [(header::LOCATION, ROBOTS_MOVED)]).into_response()
+        }
+        "/robots.txt" | ROBOTS_MOVED => (
             [(header::CONTENT_TYPE, "text/plain")],
             format!("User-agent: *\nDisallow: {PRIVATE}\n"),
         )
@@ -98,13 +136,23 @@ async fn serve(State(requests): State<Arc<Mutex<Vec<String>>>>, uri: Uri) -> Res
             "Acme Corp | Rockets for everyone",
             &format!(
                 "<h1>Acme Corp</h1><p>Acme Corp designs reusable rocket engines for \
-                 commercial launch providers.</p>\
+                 commercial launch providers.</p>{}\
                  <a href=\"{ABOUT}\">About</a> <a href=\"{CAREERS}\">Careers</a> \
                  <a href=\"{NEWS}\">News</a> <a href=\"{PRIVATE}\">Board minutes</a> \
                  <a href=\"{SLOW}\">Latest</a> <a href=\"{HUGE}\">History</a> \
                  <a href=\"{MISSING}\">Old job</a> <a href=\"{MOVED}\">Old about</a> \
-                 <a href=\"{OFFSITE}\">Partner news</a>"
+                 <a href=\"{OFFSITE}\">Partner news</a>",
+                if options.bracket_link {
+                    format!("<a href=\"{BRACKETED}\">Footnoted about</a> ")
+                } else {
+                    String::new()
+                }
             ),
+        ),
+        BRACKETED if options.bracket_link => html(
+            "About Acme [99]",
+            "<h1>About [99]</h1><p>Acme Corp was founded in 1999 by engineers [99] who \
+             left a launch company.</p>",
         ),
         ABOUT => html(
             "About Acme",
@@ -125,7 +173,9 @@ async fn serve(State(requests): State<Arc<Mutex<Vec<String>>>>, uri: Uri) -> Res
             "Private",
             "<p>The board discussed secret acquisition plans.</p>",
         ),
-        SLOW => {
+        // The slow page and anything under it (a site override can make it
+        // the home page).
+        p if p.starts_with(SLOW) => {
             // Longer than any budget a test gives a page: the fetch must be
             // cut off (or cancelled), never waited out.
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -2,14 +2,21 @@
 //! research worker runs the plan → poll → the report. Covers success on the
 //! fixture company with its site on loopback, the citation check, a person
 //! subject, a failed step ending `partial_success`, an unresolvable subject
-//! ending `failed`, and a cancel in the middle of a page fetch.
+//! ending `failed`, every provider failing while resolving ending
+//! `providers_unavailable`, a bracketed link that must not fake a citation,
+//! and a cancel in the middle of a page fetch.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dossier_contracts::Status;
-use dossier_stack::{DEADLINE, KEY_A, TestApp, spawn_app};
+use dossier_directory::{HttpProvider, HttpProviderConfig, ProviderSet};
+use dossier_stack::{DEADLINE, KEY_A, Running, TestApp, spawn_app};
 use dossier_testkit::wait_until;
+use research_worker::App;
 use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -328,6 +335,73 @@ async fn an_unresolvable_subject_fails() {
     .await;
     assert_eq!(op["status"], "failed", "{op}");
     assert_eq!(op["error"]["code"], "subject_unresolved");
+}
+
+#[tokio::test]
+async fn providers_failing_on_the_company_lookup_are_retried_not_unresolved() {
+    let app = spawn_app().await;
+    // The only provider fails every call. A given LinkedIn handle needs no
+    // lookup to resolve the target account; the company record is then
+    // looked up by handle, and that lookup failing everywhere is the
+    // providers' fault (retried), not an unknown subject.
+    let vendor = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&vendor)
+        .await;
+    let mut config = config(&app, None);
+    config.worker.retry_backoff_base = Duration::from_millis(50);
+    config.worker.retry_backoff_max = Duration::from_millis(100);
+    let mut vendor_config = HttpProviderConfig::new("vendor", vendor.uri());
+    vendor_config.max_attempts = 1;
+    let only_vendor = ProviderSet::new(vec![Arc::new(HttpProvider::new(vendor_config).unwrap())]);
+    let worker = App::build_with_providers(config, only_vendor)
+        .await
+        .unwrap();
+    let _worker = Running::spawn(|token| worker.run(token));
+
+    let op = research(
+        &app,
+        json!({ "subject": { "company": { "linkedinHandle": "acme-corp" } } }),
+    )
+    .await;
+    assert_eq!(op["status"], "failed", "{op}");
+    assert_eq!(op["error"]["code"], "providers_unavailable", "{op}");
+    assert!(
+        vendor.received_requests().await.unwrap().len() > 1,
+        "the research was retried"
+    );
+}
+
+#[tokio::test]
+async fn a_bracketed_link_does_not_fake_a_citation() {
+    let app = spawn_app().await;
+    let site = Site::start_with(Options {
+        bracket_link: true,
+        ..Options::default()
+    })
+    .await;
+    let _worker = start_worker(config(&app, Some(&site))).await;
+
+    let op = research(
+        &app,
+        json!({ "subject": { "company": { "name": "Acme Corp", "domain": "acme.com" } } }),
+    )
+    .await;
+    assert_eq!(op["status"], "succeeded", "{op}");
+    let result = &op["result"];
+    assert!(site.was_requested(BRACKETED), "{:?}", site.requested());
+    let source = result["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"].as_str().unwrap().ends_with(BRACKETED))
+        .unwrap_or_else(|| panic!("the bracketed page is a source: {}", result["sources"]));
+    assert_eq!(source["title"], "About Acme (99)");
+    let markdown = result["markdown"].as_str().unwrap();
+    assert!(markdown.contains("about%5B99%5D>"), "{markdown}");
+    assert!(!citations(markdown).contains(&99), "{markdown}");
+    assert_citations_are_gathered(result, &site);
 }
 
 #[tokio::test]

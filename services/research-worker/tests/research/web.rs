@@ -125,14 +125,99 @@ async fn a_standard_crawl_reads_the_home_about_careers_and_news_pages() {
 }
 
 #[tokio::test]
-async fn the_step_deadline_skips_pages_not_yet_started() {
+async fn a_deadline_already_past_skips_every_page_and_reads_nothing() {
     let site = Site::start().await;
     let fetcher = Fetcher::new(&research_config(&site)).unwrap();
-    // A deadline already past: nothing is requested, everything is skipped.
+    // A deadline already past: nothing is requested, not even robots.txt,
+    // and every page is skipped (not "disallowed" by an unread robots.txt).
     let evidence = fetcher.gather("acme.com", 4, false, Instant::now()).await;
     assert!(evidence.pages.is_empty());
     assert!(site.requested().is_empty(), "{:?}", site.requested());
-    assert!(evidence.robots_error.is_some());
+    assert!(
+        evidence.robots_error.is_none(),
+        "{:?}",
+        evidence.robots_error
+    );
+    assert_eq!(evidence.reports.len(), 4, "{:#?}", evidence.reports);
+    for r in &evidence.reports {
+        assert_eq!(r.status, PageStatus::Skipped, "{r:?}");
+        assert!(r.error.as_deref().unwrap().contains("time budget"), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_step_deadline_skips_pages_not_yet_started() {
+    let site = Site::start().await;
+    let mut config = research_config(&site);
+    // The home page is the slow page: it holds the step until its deadline,
+    // far below the page timeout; the pages after it were never started.
+    config.page_timeout = Duration::from_secs(30);
+    config.site_overrides = vec![
+        format!("acme.com={}{}/", site.url(), SLOW.trim_start_matches('/'))
+            .parse()
+            .unwrap(),
+    ];
+    let fetcher = Fetcher::new(&config).unwrap();
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(700);
+    let evidence = fetcher.gather("acme.com", 4, false, deadline).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cut at the deadline"
+    );
+
+    assert!(
+        evidence.robots_error.is_none(),
+        "{:?}",
+        evidence.robots_error
+    );
+    assert!(evidence.pages.is_empty());
+    let reports = &evidence.reports;
+    assert_eq!(reports.len(), 4, "{reports:#?}");
+    assert_eq!(reports[0].status, PageStatus::Failed, "{:?}", reports[0]);
+    assert!(reports[0].error.as_deref().unwrap().contains("timed out"));
+    for r in &reports[1..] {
+        assert_eq!(r.status, PageStatus::Skipped, "{r:?}");
+        assert!(r.error.as_deref().unwrap().contains("time budget"), "{r:?}");
+    }
+    // Only robots.txt and the home page were requested.
+    let slow_home = format!("{SLOW}/");
+    assert_eq!(site.requested(), ["/robots.txt", slow_home.as_str()]);
+}
+
+#[tokio::test]
+async fn robots_txt_behind_redirects_is_honoured() {
+    let site = Site::start_with(Options {
+        robots_redirect: true,
+        ..Options::default()
+    })
+    .await;
+    let fetcher = Fetcher::new(&research_config(&site)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let evidence = fetcher.gather("acme.com", 12, true, deadline).await;
+
+    assert!(
+        evidence.robots_error.is_none(),
+        "{:?}",
+        evidence.robots_error
+    );
+    let requested = site.requested();
+    assert_eq!(
+        &requested[..3],
+        ["/robots.txt", "/policies/old-robots.txt", ROBOTS_MOVED],
+        "robots.txt's two redirects are followed first"
+    );
+    // The rules found behind the redirects apply: the private page is
+    // disallowed and never requested; the others are read.
+    let private = report(&evidence.reports, &site, PRIVATE);
+    assert_eq!(private.status, PageStatus::Disallowed);
+    assert!(!site.was_requested(PRIVATE), "{requested:?}");
+    for path in ["/", ABOUT, CAREERS, NEWS] {
+        assert_eq!(
+            report(&evidence.reports, &site, path).status,
+            PageStatus::Fetched
+        );
+    }
 }
 
 #[tokio::test]
