@@ -17,7 +17,7 @@ use dossier_contracts::v1::{
     EnrichPersonReply, EnrichPersonRequest, OperationError, enrich_person_reply,
 };
 use dossier_service::CancellationToken;
-use dossier_telemetry::propagation;
+use dossier_telemetry::{propagation, spans};
 use futures::StreamExt as _;
 use prost::Message as _;
 use tokio::sync::Semaphore;
@@ -108,18 +108,10 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
         .ok()
         .and_then(|r| r.trace.clone())
         .unwrap_or_default();
-    let span = tracing::info_span!(
-        "enrich person",
-        otel.kind = "server",
-        messaging.system = "nats",
-        messaging.destination.name = dossier_broker::ENRICH_PERSON_SUBJECT,
-        request.id = %trace.request_id,
-        tenant.id = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
-    // The gateway puts the same context in the request and in the headers;
-    // the request's copy also names the request id.
-    propagation::set_parent(&span, &trace);
+    let span = spans::nats_process(dossier_broker::ENRICH_PERSON_SUBJECT, &trace.request_id);
+    spans::record_request_id(&span, &trace.request_id);
+    // The gateway puts the same context in the headers and in the request.
+    propagation::set_message_parent(&span, message.headers.as_ref(), Some(&trace));
     let reply = async {
         let request = match request {
             Ok(request) => request,
@@ -140,7 +132,6 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
             return invalid("The record does not identify a person.");
         }
         let enriched = matcher.enrich(&record, &CompanyCache::default()).await;
-        tracing::Span::current().record("status", tracing::field::debug(enriched.status));
         if enriched.status == RecordStatus::Error {
             let error = enriched.error.unwrap_or_else(|| crate::matching::RecordError {
                 code: crate::matching::PROVIDERS_UNAVAILABLE.to_owned(),

@@ -16,9 +16,10 @@ use async_nats::client::RequestErrorKind;
 use bytes::Bytes;
 use dossier_contracts::api::PersonRecord;
 use dossier_contracts::v1::{EnrichPersonReply, EnrichPersonRequest, enrich_person_reply};
-use dossier_telemetry::propagation;
+use dossier_telemetry::{propagation, spans};
 use prost::Message as _;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 
@@ -77,7 +78,11 @@ impl EnrichClient {
                 None,
             ));
         }
-        let span = tracing::Span::current();
+        // The request's producer span, a child of the HTTP span: the worker's
+        // `process` span hangs under it.
+        let span = spans::nats_publish(dossier_broker::ENRICH_PERSON_SUBJECT, request_id);
+        spans::record_request_id(&span, request_id);
+        span.record("tenant.id", tenant);
         let trace = propagation::trace_context(&span, request_id);
         let record_json = serde_json::to_vec(record)
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encode record")))?;
@@ -95,7 +100,10 @@ impl EnrichClient {
             headers,
             Bytes::from(request.encode_to_vec()),
         );
-        let reply = match tokio::time::timeout(self.timeout, call).await {
+        let reply = match tokio::time::timeout(self.timeout, call)
+            .instrument(span)
+            .await
+        {
             Ok(Ok(reply)) => reply,
             Ok(Err(error)) if error.kind() == RequestErrorKind::NoResponders => {
                 return Err(ApiError::enrichment_unavailable(

@@ -286,6 +286,10 @@ async fn every_service_exports_one_trace_per_request() {
     }
     let poll = app.get_operation(&search.id(), KEY_A).await;
     assert_eq!(poll.status, 200);
+    let person = app
+        .post_person(&serde_json::json!({ "email": "p0@acme.com" }))
+        .await;
+    assert_eq!(person.status, 200, "{}", person.body);
 
     // Every span has ended once the services stopped; then flush them all.
     stop_all(app, workers).await;
@@ -336,4 +340,28 @@ async fn every_service_exports_one_trace_per_request() {
     assert_attr(server, "rpc.grpc.status_code", "0");
     // The request id travels in the gRPC metadata too.
     assert_attr(server, "request.id", &poll.request_id().to_string());
+
+    // Synchronous enrichment: HTTP → NATS request (producer) → the worker's
+    // process span, across the request's headers.
+    let request_id = person.request_id();
+    let trace = Trace::new(&spans, &request_id.simple().to_string());
+    let http = trace.one("gateway", "POST /api/enrichment/person", "server", None);
+    let subject = dossier_broker::ENRICH_PERSON_SUBJECT;
+    let publish = trace.one(
+        "gateway",
+        &format!("{subject} publish"),
+        "producer",
+        Some(http),
+    );
+    let process = trace.one(
+        "enrichment-worker",
+        &format!("{subject} process"),
+        "consumer",
+        Some(publish),
+    );
+    for span in [publish, process] {
+        assert_attr(span, "messaging.system", "nats");
+        assert_attr(span, "messaging.destination.name", subject);
+        assert_attr(span, "request.id", &request_id.to_string());
+    }
 }
