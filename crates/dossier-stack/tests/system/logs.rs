@@ -72,20 +72,31 @@ async fn log_lines_carry_request_trace_and_operation_ids() {
     }
 }
 
-/// No secret is logged: a full run with an API key, a vendor key and a NATS
-/// password, logging at `trace`, then every log line and every exported span
-/// attribute is searched for each of them.
+/// No secret is logged: a full run with an API key, a vendor key, a NATS
+/// password and the research worker's synthesis key, logging at `trace`;
+/// then every log line and every exported span attribute is searched for
+/// each of them.
 #[tokio::test]
 async fn no_secret_reaches_the_logs_or_the_traces() {
     const NATS_USER: &str = "dossier";
     const NATS_PASSWORD: &str = "nats-pass-7a1c9e3f0b";
     const VENDOR_KEY: &str = "vendor-key-5d2b8c4e91";
+    const SYNTHESIS_KEY: &str = "sk-synthesis-3f8a61d2c7";
 
     let vendor = MockServer::start().await;
     Mock::given(method("GET"))
         .and(header("authorization", format!("Bearer {VENDOR_KEY}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "data": [] })))
         .mount(&vendor)
+        .await;
+    // The research worker's synthesis provider, asked with its key.
+    let model = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(header("authorization", format!("Bearer {SYNTHESIS_KEY}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{ "message": { "role": "assistant", "content": "Not found in the sources." } }]
+        })))
+        .mount(&model)
         .await;
     let receiver = OtlpReceiver::start().await;
     let telemetry = Telemetry::new(TelemetryOptions {
@@ -112,9 +123,23 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
     search.providers.vendor_url = Some(vendor.uri());
     search.providers.vendor_api_key = Some(SecretString::from(VENDOR_KEY));
     let mut enrichment = enrichment_worker::Config::from_env().unwrap();
-    enrichment.broker = broker;
+    enrichment.broker = broker.clone();
     enrichment.providers = search.providers.clone();
-    let workers = start_workers_with(&telemetry, search, enrichment).await;
+    let mut research = <research_worker::Config as clap::Parser>::parse_from(["research-worker"]);
+    research.broker = broker;
+    research.research.synthesis_url = Some(format!("{}/v1/chat/completions", model.uri()));
+    research.research.synthesis_api_key = Some(SecretString::from(SYNTHESIS_KEY));
+    // No site to read (a closed loopback port): the web step fails at once.
+    research.research.site_overrides = vec!["acme.com=http://127.0.0.1:9".parse().unwrap()];
+    let mut workers = start_workers_with(&telemetry, search, enrichment).await;
+    workers.push(
+        telemetry
+            .service("research-worker")
+            .start(research_worker::App::build(research), |app, token| {
+                app.run(token)
+            })
+            .await,
+    );
 
     let search = app.post_search(&search_body()).await;
     assert_eq!(search.status, 202, "{}", search.body);
@@ -124,7 +149,14 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
         .post_person(&serde_json::json!({ "email": "p0@acme.com" }))
         .await;
     assert_eq!(person.status, 200, "{}", person.body);
-    for accepted in [&search, &batch] {
+    let research = app
+        .post_research(&serde_json::json!({
+            "subject": { "company": { "name": "Acme Corp", "domain": "acme.com" } },
+            "questions": ["How many people does Acme employ?"]
+        }))
+        .await;
+    assert_eq!(research.status, 202, "{}", research.body);
+    for accepted in [&search, &batch, &research] {
         app.wait_for_terminal(&accepted.id(), KEY_A).await;
     }
     // A rejected key is logged about too.
@@ -139,6 +171,7 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
 
     // The vendor was asked with its key: the secret was in play.
     assert!(!vendor.received_requests().await.unwrap().is_empty());
+    assert!(!model.received_requests().await.unwrap().is_empty());
     let logs = telemetry.logs().text();
     // The NATS client logs its CONNECT (with the password masked) at trace:
     // the capture covered where the password goes.
@@ -149,7 +182,13 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
     let spans = receiver.spans();
     assert!(!spans.is_empty());
     let attributes = format!("{spans:?}");
-    for secret in [KEY_A, VENDOR_KEY, NATS_PASSWORD, "dk_wrong_key_0123456789"] {
+    for secret in [
+        KEY_A,
+        VENDOR_KEY,
+        NATS_PASSWORD,
+        SYNTHESIS_KEY,
+        "dk_wrong_key_0123456789",
+    ] {
         if let Some(line) = logs.lines().find(|l| l.contains(secret)) {
             panic!("`{secret}` was logged: {line}");
         }
