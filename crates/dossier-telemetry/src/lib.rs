@@ -198,8 +198,12 @@ where
         .event_format(context.format(settings.json))
         .with_writer(writer)
         .with_filter(filter);
+    // Every layer has a filter: one unfiltered layer would make every
+    // callsite of every crate live (h2's and tonic's per-frame `trace!`
+    // spans and events included) and the registry would build them all. The
+    // context fields come from our own spans, which the trace filter keeps.
     tracing_subscriber::registry()
-        .with(context)
+        .with(context.with_filter(trace_filter()))
         .with(otel)
         .with(logs)
 }
