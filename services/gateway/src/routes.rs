@@ -607,21 +607,40 @@ fn parse_cursor(value: &str, source: &str, errors: &mut Vec<Issue>) -> Option<St
 }
 
 fn parse_results_query(pairs: &[(String, String)]) -> Result<ResultsQuery, ApiError> {
-    let mut query = ResultsQuery::default();
+    parse_query(
+        pairs,
+        ResultsQuery::default(),
+        "cursor or limit",
+        |query, name, value, errors| {
+            match name {
+                "limit" => query.limit = parse_limit(value, MAX_RESULTS_LIMIT, errors),
+                "cursor" => query.cursor = parse_cursor(value, "nextCursor", errors),
+                _ => return false,
+            }
+            true
+        },
+    )
+}
+
+/// Parses query parameters into `query`, reporting every bad one by name:
+/// repeated names, names `field` does not know (it returns false; `expected`
+/// lists the known ones), and the values `field` rejects into `errors`.
+fn parse_query<Q>(
+    pairs: &[(String, String)],
+    mut query: Q,
+    expected: &str,
+    mut field: impl FnMut(&mut Q, &str, &str, &mut Vec<Issue>) -> bool,
+) -> Result<Q, ApiError> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     for (name, value) in pairs {
         if !seen.insert(name.as_str()) {
             errors.push(Issue::parameter(name, "must be given at most once"));
-            continue;
-        }
-        match name.as_str() {
-            "limit" => query.limit = parse_limit(value, MAX_RESULTS_LIMIT, &mut errors),
-            "cursor" => query.cursor = parse_cursor(value, "nextCursor", &mut errors),
-            _ => errors.push(Issue::parameter(
+        } else if !field(&mut query, name, value, &mut errors) {
+            errors.push(Issue::parameter(
                 name,
-                "unknown parameter; expected cursor or limit",
-            )),
+                format!("unknown parameter; expected {expected}"),
+            ));
         }
     }
     if errors.is_empty() {
@@ -764,49 +783,41 @@ fn one_of<T: std::fmt::Display>(all: &[T]) -> String {
 /// Parses the list query, reporting every bad parameter by name: unknown
 /// names, repeated ones, and values out of their domain.
 fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
-    let mut query = ListQuery {
+    let query = ListQuery {
         limit: DEFAULT_LIST_LIMIT,
         ..ListQuery::default()
     };
-    let mut errors = Vec::new();
-    let mut seen = HashSet::new();
-    for (name, value) in pairs {
-        if !seen.insert(name.as_str()) {
-            errors.push(Issue::parameter(name, "must be given at most once"));
-            continue;
-        }
-        match name.as_str() {
-            "status" => match value.parse::<Status>() {
-                Ok(s) => query.status = Some(s),
-                Err(_) => errors.push(Issue::parameter(
-                    "status",
-                    format!("must be one of {}", one_of(&Status::ALL)),
-                )),
-            },
-            "kind" => match value.parse::<Kind>() {
-                Ok(k) => query.kind = Some(k),
-                Err(_) => errors.push(Issue::parameter(
-                    "kind",
-                    format!("must be one of {}", one_of(&Kind::ALL)),
-                )),
-            },
-            "limit" => {
-                if let Some(n) = parse_limit(value, MAX_LIST_LIMIT, &mut errors) {
-                    query.limit = n;
+    parse_query(
+        pairs,
+        query,
+        "status, kind, limit or cursor",
+        |query, name, value, errors| {
+            match name {
+                "status" => match value.parse::<Status>() {
+                    Ok(s) => query.status = Some(s),
+                    Err(_) => errors.push(Issue::parameter(
+                        "status",
+                        format!("must be one of {}", one_of(&Status::ALL)),
+                    )),
+                },
+                "kind" => match value.parse::<Kind>() {
+                    Ok(k) => query.kind = Some(k),
+                    Err(_) => errors.push(Issue::parameter(
+                        "kind",
+                        format!("must be one of {}", one_of(&Kind::ALL)),
+                    )),
+                },
+                "limit" => {
+                    if let Some(n) = parse_limit(value, MAX_LIST_LIMIT, errors) {
+                        query.limit = n;
+                    }
                 }
+                "cursor" => query.cursor = parse_cursor(value, "meta.nextCursor", errors),
+                _ => return false,
             }
-            "cursor" => query.cursor = parse_cursor(value, "meta.nextCursor", &mut errors),
-            _ => errors.push(Issue::parameter(
-                name,
-                "unknown parameter; expected status, kind, limit or cursor",
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(query)
-    } else {
-        Err(ApiError::invalid_parameters(errors))
-    }
+            true
+        },
+    )
 }
 
 /// `GET /api/operations`: the tenant's operations, newest first. Listings
