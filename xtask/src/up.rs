@@ -128,22 +128,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             if let Some(port) = admin_port(&args, index) {
                 cmd.env("DOSSIER_ADMIN_ADDR", format!("127.0.0.1:{port}"));
             }
-            cmd.env("DOSSIER_NATS_URL", &nats_url)
-                .env(
-                    "DOSSIER_OPERATIONS_GRPC_ADDR",
-                    format!("127.0.0.1:{}", args.grpc_port),
-                )
-                .env(
-                    "DOSSIER_OPERATIONS_URL",
-                    format!("http://127.0.0.1:{}", args.grpc_port),
-                )
-                .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{}", args.http_port))
-                .env("DOSSIER_API_KEYS_FILE", &keys_file)
-                .env("DOSSIER_DIRECTORY_FILES", &directory)
-                .env(
-                    "DOSSIER_LOG_FORMAT",
-                    std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
-                );
+            stack_env(
+                &mut cmd,
+                &nats_url,
+                args.grpc_port,
+                args.http_port,
+                &keys_file,
+            );
+            cmd.env("DOSSIER_DIRECTORY_FILES", &directory).env(
+                "DOSSIER_LOG_FORMAT",
+                std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
+            );
             children.push((service.package.into(), spawn(service.package, cmd)?));
             if let Some(port) = service.waits_for_port {
                 wait_for_port(service.package, port(&args), &stop)?;
@@ -222,6 +217,29 @@ fn api_keys(state: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     let keys_file = state.join("api-keys.toml");
     std::fs::write(&keys_file, keygen::entry_for("dev", "dev-key", &key))?;
     Ok((keys_file, Some(key)))
+}
+
+/// The environment every service of a local stack gets: where NATS, the
+/// operations service and the gateway are, and the API keys (the bench's
+/// stack uses it too, so it runs the services as `up` does).
+pub(crate) fn stack_env(
+    cmd: &mut Command,
+    nats_url: &str,
+    grpc_port: u16,
+    http_port: u16,
+    keys_file: &Path,
+) {
+    cmd.env("DOSSIER_NATS_URL", nats_url)
+        .env(
+            "DOSSIER_OPERATIONS_GRPC_ADDR",
+            format!("127.0.0.1:{grpc_port}"),
+        )
+        .env(
+            "DOSSIER_OPERATIONS_URL",
+            format!("http://127.0.0.1:{grpc_port}"),
+        )
+        .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("DOSSIER_API_KEYS_FILE", keys_file);
 }
 
 pub(crate) fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<Child> {

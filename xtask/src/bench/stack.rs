@@ -120,18 +120,14 @@ impl Stack {
         env: &[(&str, String)],
     ) -> anyhow::Result<()> {
         let mut cmd = Command::new(self.bin_dir.join(package));
-        cmd.env("DOSSIER_NATS_URL", &self.nats_url)
-            .env(
-                "DOSSIER_OPERATIONS_GRPC_ADDR",
-                format!("127.0.0.1:{}", self.grpc_port),
-            )
-            .env(
-                "DOSSIER_OPERATIONS_URL",
-                format!("http://127.0.0.1:{}", self.grpc_port),
-            )
-            .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{}", self.http_port))
-            .env("DOSSIER_API_KEYS_FILE", &self.keys_file)
-            .env("DOSSIER_LOG_FORMAT", "json")
+        up::stack_env(
+            &mut cmd,
+            &self.nats_url,
+            self.grpc_port,
+            self.http_port,
+            &self.keys_file,
+        );
+        cmd.env("DOSSIER_LOG_FORMAT", "json")
             // Quiet: a benchmark's output is its table.
             .env(
                 "RUST_LOG",
