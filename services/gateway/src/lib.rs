@@ -24,8 +24,10 @@ pub mod error;
 pub mod extract;
 pub mod grpc;
 pub mod metrics;
+mod query;
 pub mod rate_limit;
 mod routes;
+mod views;
 
 #[cfg(test)]
 mod router_tests;

@@ -1,0 +1,183 @@
+//! Accepting work: synchronous enrichment (200) and the operations that run
+//! in the background (202).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dossier_contracts::api::{
+    EnrichmentBatchRequest, PersonRecord, ResearchRequest, SearchPeopleRequest,
+};
+use dossier_contracts::v1::CreateOperationRequest;
+use dossier_contracts::{Kind, Status};
+use dossier_telemetry::propagation;
+use serde::Serialize;
+
+use super::envelope;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::context;
+use crate::error::{ApiError, Meta};
+use crate::extract::{ExternalBase, IdempotencyKey, JsonBody};
+use crate::grpc::{self, map_status};
+use crate::views::POLL_RETRY_AFTER_SECS;
+
+/// Header set on a 202 that replays an earlier request's idempotency key.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// `POST /api/enrichment/person` (200): one record enriched synchronously
+/// by an enrichment worker (NATS request-reply, see [`crate::enrich`]). The
+/// answer is the enriched record, status `matched` or `not_found`; when no
+/// worker answers in time, or the record's providers fail, 503
+/// `enrichment_unavailable` with `Retry-After`.
+pub(crate) async fn enrich_person(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(record): JsonBody<PersonRecord>,
+) -> Result<Response, ApiError> {
+    let Some(enrichment) = state.enrichment() else {
+        return Err(ApiError::enrichment_unavailable(
+            "Synchronous enrichment is not configured on this gateway; use POST /api/enrichment/batch.",
+            None,
+        ));
+    };
+    let request_id = context::request_id().to_string();
+    let enriched = enrichment
+        .enrich(&caller.tenant_id, &record, &request_id)
+        .await?;
+    tracing::info!(
+        message = "Record enriched.",
+        status = enriched["status"].as_str().unwrap_or_default()
+    );
+    Ok(envelope(enriched).into_response())
+}
+
+/// `POST /api/enrichment/batch` (202).
+pub(crate) async fn enrich_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    base: ExternalBase,
+    JsonBody(body): JsonBody<EnrichmentBatchRequest>,
+) -> Result<Response, ApiError> {
+    tracing::debug!(message = "Batch received.", records = body.records.len());
+    accept(state, caller, key, base, Kind::EnrichmentBatch, body).await
+}
+
+/// `POST /api/search/people` (202).
+pub(crate) async fn search_people(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    base: ExternalBase,
+    JsonBody(body): JsonBody<SearchPeopleRequest>,
+) -> Result<Response, ApiError> {
+    accept(state, caller, key, base, Kind::SearchPeople, body).await
+}
+
+/// `POST /api/research` (202).
+pub(crate) async fn research(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    base: ExternalBase,
+    JsonBody(body): JsonBody<ResearchRequest>,
+) -> Result<Response, ApiError> {
+    accept(state, caller, key, base, Kind::ResearchDeep, body).await
+}
+
+/// The 202 body, exactly the fields of the contract.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    id: String,
+    operation_id: String,
+    status: &'static str,
+    poll_url: String,
+    meta: Meta,
+}
+
+/// Accepts an operation of `kind`: the operations service stores the job in
+/// JetStream and creates the record before it answers, so the 202 is sent
+/// only for a durable job; when it cannot (broker or service down) the
+/// client gets 503 and nothing is stored.
+///
+/// The payload is the validated body re-serialised, so what was accepted is
+/// exactly what the worker decodes, and idempotency compares bodies by
+/// meaning (field order and whitespace do not matter).
+///
+/// An idempotent replay (same tenant, key and body: `created == false`)
+/// answers the *same* 202 as the first request — same id, `status: "queued"`
+/// — plus `Idempotent-Replayed: true`. The contract defines `status` in a 202
+/// as "always queued on acceptance", and a replay repeats that acceptance;
+/// the operation's current state is one poll away at `pollUrl`.
+async fn accept<T: Serialize>(
+    state: AppState,
+    caller: Caller,
+    key: IdempotencyKey,
+    base: ExternalBase,
+    kind: Kind,
+    body: T,
+) -> Result<Response, ApiError> {
+    let payload_json = serde_json::to_vec(&body)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("re-encode body")))?;
+    let request_id = context::request_id();
+    let trace = propagation::trace_context(&tracing::Span::current(), &request_id.to_string());
+    let request = CreateOperationRequest {
+        tenant_id: caller.tenant_id.to_string(),
+        kind: kind.to_proto() as i32,
+        payload_json,
+        idempotency_key: key.0.unwrap_or_default(),
+        trace: Some(trace),
+    };
+    let response = grpc::call(
+        state.operations(),
+        "CreateOperation",
+        request,
+        |mut client, request| async move { client.create_operation(request).await },
+    )
+    .await
+    .map_err(map_status)?
+    .into_inner();
+    let operation = response.operation.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("CreateOperation answered no operation"))
+    })?;
+    if operation.tenant_id != *caller.tenant_id {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "CreateOperation answered an operation of another tenant"
+        )));
+    }
+    let replay = !response.created;
+    let span = tracing::Span::current();
+    span.record("dossier.operation.id", operation.id.as_str());
+    span.record("dossier.operation.kind", kind.as_str());
+    tracing::info!(
+        message = if replay { "Operation replayed." } else { "Operation accepted." },
+        operation_id = %operation.id,
+        kind = %kind,
+    );
+    state.metrics().record_accepted(kind, replay);
+
+    let poll_url = base.poll_url(&operation.id);
+    let body = Accepted {
+        id: operation.id.clone(),
+        operation_id: operation.id,
+        status: Status::Queued.as_str(),
+        poll_url: poll_url.clone(),
+        meta: Meta::current(),
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&poll_url).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(POLL_RETRY_AFTER_SECS),
+    );
+    if replay {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}

@@ -1,0 +1,197 @@
+//! Reading, listing, paging and cancelling operations.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dossier_contracts::Status;
+use dossier_contracts::v1::{
+    CancelOperationRequest, GetOperationRequest, GetOperationResultsRequest, ListOperationsRequest,
+};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Issue, Meta};
+use crate::extract::{ExternalBase, OperationId};
+use crate::grpc::{self, map_status};
+use crate::query::{DEFAULT_RESULTS_LIMIT, parse_list_query, parse_results_query, query_pairs};
+use crate::views::{
+    ListMeta, ListResponse, OperationView, PageView, ResultsResponse, operation_response,
+};
+
+/// `GET /api/operations/{id}`.
+pub(crate) async fn get_operation(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: ExternalBase,
+    OperationId(id): OperationId,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    let operation = grpc::call(
+        state.operations(),
+        "GetOperation",
+        GetOperationRequest {
+            tenant_id: caller.tenant_id.to_string(),
+            id,
+        },
+        |mut client, request| async move { client.get_operation(request).await },
+    )
+    .await
+    .map_err(map_status)?
+    .into_inner();
+    let view = OperationView::new(operation, &base)?;
+    Ok(operation_response(StatusCode::OK, view))
+}
+
+/// `GET /api/operations/{id}/results?cursor=&limit=`: a page of the items
+/// (the `data` list) of a finished operation's result, for results too
+/// large for one answer. The first page is also in the operation itself;
+/// follow `page.next` to the last page (`next: null`). 409 when the
+/// operation has no result (yet) or its result has no item list.
+pub(crate) async fn get_operation_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: ExternalBase,
+    OperationId(id): OperationId,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    let pairs = query_pairs(query)?;
+    let query = parse_results_query(&pairs)?;
+    let has_cursor = query.cursor.is_some();
+    let response = grpc::call(
+        state.operations(),
+        "GetOperationResults",
+        GetOperationResultsRequest {
+            tenant_id: caller.tenant_id.to_string(),
+            id: id.clone(),
+            cursor: query.cursor.unwrap_or_default(),
+            limit: query.limit.unwrap_or(DEFAULT_RESULTS_LIMIT),
+        },
+        |mut client, request| async move { client.get_operation_results(request).await },
+    )
+    .await
+    .map_err(|status| match status.code() {
+        // The only argument the gateway cannot check itself is the
+        // opaque cursor.
+        tonic::Code::InvalidArgument if has_cursor => {
+            ApiError::invalid_parameters(vec![Issue::parameter(
+                "cursor",
+                "must be a cursor from a previous page's nextCursor",
+            )])
+        }
+        tonic::Code::FailedPrecondition => ApiError::OperationConflict(format!(
+            "The operation has no result items to page through: {}.",
+            status.message()
+        )),
+        _ => map_status(status),
+    })?
+    .into_inner();
+    let data: Value = serde_json::from_slice(&response.items_json).map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context("result page is not JSON"))
+    })?;
+    let page = response
+        .page
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("result page without its position")))?;
+    Ok(Json(ResultsResponse {
+        data,
+        page: PageView::new(page, &base.poll_url(&id), query.limit),
+        meta: Meta::current(),
+    })
+    .into_response())
+}
+
+/// `POST /api/operations/{id}/cancel`: 200 when the operation is now
+/// cancelled (it was queued), 202 when its worker was told to stop (it was
+/// processing; `cancelRequested: true`), 409 when it had already finished.
+pub(crate) async fn cancel_operation(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: ExternalBase,
+    OperationId(id): OperationId,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    let response = grpc::call(
+        state.operations(),
+        "CancelOperation",
+        CancelOperationRequest {
+            tenant_id: caller.tenant_id.to_string(),
+            id,
+        },
+        |mut client, request| async move { client.cancel_operation(request).await },
+    )
+    .await
+    .map_err(map_status)?
+    .into_inner();
+    let operation = response.operation.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("CancelOperation answered no operation"))
+    })?;
+    let view = OperationView::new(operation, &base)?;
+    tracing::info!(message = "Cancellation requested.", status = %view.status);
+    let status = if view.status == Status::Cancelled {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(operation_response(status, view))
+}
+
+/// `GET /api/operations`: the tenant's operations, newest first. Listings
+/// carry no result payloads (`result` is null); get one operation for it.
+pub(crate) async fn list_operations(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: ExternalBase,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(query)?;
+    let query = parse_list_query(&pairs)?;
+    let has_cursor = query.cursor.is_some();
+    let response = grpc::call(
+        state.operations(),
+        "ListOperations",
+        ListOperationsRequest {
+            tenant_id: caller.tenant_id.to_string(),
+            status: query.status.map_or(0, |s| s.to_proto() as i32),
+            kind: query.kind.map_or(0, |k| k.to_proto() as i32),
+            limit: query.limit,
+            cursor: query.cursor.unwrap_or_default(),
+        },
+        |mut client, request| async move { client.list_operations(request).await },
+    )
+    .await
+    .map_err(|status| {
+        // The only argument the gateway cannot check itself is the
+        // opaque cursor.
+        if status.code() == tonic::Code::InvalidArgument && has_cursor {
+            ApiError::invalid_parameters(vec![Issue::parameter(
+                "cursor",
+                "must be a cursor from a previous page's meta.nextCursor",
+            )])
+        } else {
+            map_status(status)
+        }
+    })?
+    .into_inner();
+    let data = response
+        .operations
+        .into_iter()
+        .map(|op| {
+            OperationView::new(op, &base).map(|mut view| {
+                view.result = None;
+                view
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = (!response.next_cursor.is_empty()).then_some(response.next_cursor);
+    Ok(Json(ListResponse {
+        data,
+        meta: ListMeta {
+            meta: Meta::current(),
+            next_cursor,
+        },
+    })
+    .into_response())
+}
