@@ -1,13 +1,7 @@
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use dossier_nats::{ENV_NATS_URL, NatsCredentials};
 
-/// `DOSSIER_NATS_URL`: NATS server URL(s), comma separated.
-pub const ENV_NATS_URL: &str = "DOSSIER_NATS_URL";
-/// `DOSSIER_NATS_USER`: the service's NATS user (with `DOSSIER_NATS_PASSWORD`).
-pub const ENV_NATS_USER: &str = "DOSSIER_NATS_USER";
-/// `DOSSIER_NATS_PASSWORD`: the password of `DOSSIER_NATS_USER` (never logged).
-pub const ENV_NATS_PASSWORD: &str = "DOSSIER_NATS_PASSWORD";
 /// `DOSSIER_NATS_REPLICAS`: stream and bucket replicas (1 locally, 3 in a cluster).
 pub const ENV_NATS_REPLICAS: &str = "DOSSIER_NATS_REPLICAS";
 /// `DOSSIER_NATS_REQUEST_TIMEOUT`: how long a publish ack or KV call may take.
@@ -67,35 +61,6 @@ pub struct BrokerConfig {
     /// Job consumer settings.
     #[command(flatten)]
     pub consumer: ConsumerConfig,
-}
-
-/// A NATS user and password (deployments give each service its own user
-/// with least-privilege permissions). Both or neither.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct NatsCredentials {
-    /// NATS user of this service.
-    #[arg(long = "nats-user", env = ENV_NATS_USER, requires = "password")]
-    pub user: Option<String>,
-    /// Password of the NATS user.
-    #[arg(long = "nats-password", env = ENV_NATS_PASSWORD, hide_env_values = true,
-          requires = "user", value_parser = parse_secret)]
-    pub password: Option<SecretString>,
-}
-
-impl NatsCredentials {
-    /// Adds the credentials, if any, to connection options.
-    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
-        match (&self.user, &self.password) {
-            (Some(user), Some(password)) => {
-                options.user_and_password(user.clone(), password.expose_secret().to_owned())
-            }
-            _ => options,
-        }
-    }
-}
-
-fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s))
 }
 
 /// Settings of each kind's job consumer.

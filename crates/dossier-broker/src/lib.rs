@@ -16,17 +16,16 @@
 //! | `dossier_results` | object store | results too large for a message |
 //!
 //! Besides JetStream, one core NATS subject carries request-reply calls that
-//! store nothing: [`ENRICH_PERSON_SUBJECT`] (synchronous enrichment, served
-//! by the enrichment workers' queue group [`ENRICHMENT_QUEUE_GROUP`]).
+//! store nothing: `dossier_contracts::subjects::ENRICH_PERSON` (synchronous
+//! enrichment), defined with its messages in the contracts crate. How a
+//! service connects to NATS at all is `dossier-nats`.
 #![forbid(unsafe_code)]
 
 pub mod config;
 mod topology;
 
-pub use config::{BrokerConfig, ConsumerConfig, NatsCredentials};
+pub use config::{BrokerConfig, ConsumerConfig};
 pub use topology::{Topology, TopologyError};
-
-use std::time::Duration;
 
 use dossier_contracts::Kind;
 
@@ -51,14 +50,6 @@ pub const CHECKPOINTS_BUCKET: &str = "dossier_checkpoints";
 /// Large results.
 pub const RESULTS_OBJECT_STORE: &str = "dossier_results";
 
-/// Core NATS request-reply subject of synchronous enrichment: an
-/// `EnrichPersonRequest` in, an `EnrichPersonReply` back (see
-/// `proto/dossier/v1/enrichment.proto`). Not captured by any stream.
-pub const ENRICH_PERSON_SUBJECT: &str = "dossier.enrich.person";
-/// Queue group the enrichment workers answer [`ENRICH_PERSON_SUBJECT`] in, so
-/// each request reaches exactly one of them.
-pub const ENRICHMENT_QUEUE_GROUP: &str = "enrichment-worker";
-
 /// Subject of a kind's jobs, e.g. `dossier.jobs.search.people`.
 pub fn job_subject(kind: Kind) -> String {
     format!("dossier.jobs.{}", kind.as_str())
@@ -80,26 +71,17 @@ pub fn max_deliveries_advisory_subject() -> String {
     format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*")
 }
 
-/// Connects to NATS, naming the connection after the service. The client
-/// keeps reconnecting forever in the background; callers check
-/// [`is_connected`] before work that must fail fast when the broker is gone.
+/// Connects to NATS with the broker settings, naming the connection after
+/// the service (see [`dossier_nats::connect`]).
 pub async fn connect(
     config: &BrokerConfig,
     service: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
-    config
-        .credentials
-        .apply(async_nats::ConnectOptions::new())
-        .name(service)
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(config.request_timeout))
-        .max_reconnects(None)
-        .connect(config.url.as_str())
-        .await
-}
-
-/// Whether the client is connected right now.
-pub fn is_connected(client: &async_nats::Client) -> bool {
-    client.connection_state() == async_nats::connection::State::Connected
+    dossier_nats::connect(
+        &config.url,
+        &config.credentials,
+        service,
+        config.request_timeout,
+    )
+    .await
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use dossier_broker::{NatsCredentials, Topology};
+use dossier_broker::Topology;
+use dossier_nats::NatsCredentials;
 use dossier_testkit::NatsServer;
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod domain;
+pub mod subjects;
 pub mod time_ext;
 
 pub use domain::{Kind, Status, UnknownName};

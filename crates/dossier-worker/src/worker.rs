@@ -205,7 +205,7 @@ impl<H: Handler> Worker<H> {
         crate::metrics::register(kind);
         let readiness = Readiness::new();
         let connection = client.clone();
-        readiness.require(move || dossier_broker::is_connected(&connection));
+        readiness.require(move || dossier_nats::is_connected(&connection));
         readiness.set(true);
         Ok(Worker {
             shared: Arc::new(Shared {

@@ -34,8 +34,8 @@ const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) async fn subscribe(client: &async_nats::Client) -> anyhow::Result<Subscriber> {
     let subscriber = client
         .queue_subscribe(
-            dossier_broker::ENRICH_PERSON_SUBJECT,
-            dossier_broker::ENRICHMENT_QUEUE_GROUP.to_owned(),
+            dossier_contracts::subjects::ENRICH_PERSON,
+            dossier_contracts::subjects::ENRICHMENT_QUEUE_GROUP.to_owned(),
         )
         .await?;
     client.flush().await?;
@@ -108,7 +108,10 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
         .ok()
         .and_then(|r| r.trace.clone())
         .unwrap_or_default();
-    let span = spans::nats_process(dossier_broker::ENRICH_PERSON_SUBJECT, &trace.request_id);
+    let span = spans::nats_process(
+        dossier_contracts::subjects::ENRICH_PERSON,
+        &trace.request_id,
+    );
     spans::record_request_id(&span, &trace.request_id);
     // The gateway puts the same context in the headers and in the request.
     propagation::set_message_parent(&span, message.headers.as_ref(), Some(&trace));

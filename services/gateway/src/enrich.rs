@@ -43,25 +43,17 @@ impl std::fmt::Debug for EnrichClient {
 /// until the connection is up.
 pub async fn connect(
     url: &str,
-    credentials: &dossier_broker::NatsCredentials,
+    credentials: &dossier_nats::NatsCredentials,
     timeout: Duration,
 ) -> Result<EnrichClient, async_nats::ConnectError> {
-    let client = credentials
-        .apply(async_nats::ConnectOptions::new())
-        .name("gateway")
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(timeout))
-        .max_reconnects(None)
-        .connect(url)
-        .await?;
+    let client = dossier_nats::connect(url, credentials, "gateway", timeout).await?;
     Ok(EnrichClient { client, timeout })
 }
 
 impl EnrichClient {
     /// Whether the NATS connection is up right now.
     pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+        dossier_nats::is_connected(&self.client)
     }
 
     /// Asks a worker to enrich `record` for `tenant`; the enriched record
@@ -80,7 +72,7 @@ impl EnrichClient {
         }
         // The request's producer span, a child of the HTTP span: the worker's
         // `process` span hangs under it.
-        let span = spans::nats_publish(dossier_broker::ENRICH_PERSON_SUBJECT, request_id);
+        let span = spans::nats_publish(dossier_contracts::subjects::ENRICH_PERSON, request_id);
         spans::record_request_id(&span, request_id);
         span.record("tenant.id", tenant);
         let trace = propagation::trace_context(&span, request_id);
@@ -96,7 +88,7 @@ impl EnrichClient {
         propagation::inject_nats(&span, &mut headers);
 
         let call = self.client.request_with_headers(
-            dossier_broker::ENRICH_PERSON_SUBJECT,
+            dossier_contracts::subjects::ENRICH_PERSON,
             headers,
             Bytes::from(request.encode_to_vec()),
         );

@@ -87,12 +87,12 @@ pub struct Config {
     pub operations_url: String,
     /// NATS server URL(s), comma separated, for synchronous enrichment
     /// (request-reply to the enrichment workers; no JetStream).
-    #[arg(long, env = dossier_broker::config::ENV_NATS_URL, default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = dossier_nats::ENV_NATS_URL, default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// The gateway's NATS user, when the server requires one (it needs only
     /// to publish `dossier.enrich.person` and receive replies).
     #[command(flatten)]
-    pub nats_credentials: dossier_broker::NatsCredentials,
+    pub nats_credentials: dossier_nats::NatsCredentials,
     /// Longest a synchronous enrichment may take (longer: 503).
     #[arg(long, env = ENV_ENRICH_TIMEOUT, default_value = "5s", value_parser = humantime::parse_duration)]
     pub enrich_timeout: Duration,

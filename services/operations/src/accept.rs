@@ -185,7 +185,7 @@ pub(crate) async fn create(
     let request = validate(request)?;
     // Fail fast: a disconnected client would queue the publish and the
     // caller would wait a whole ack timeout for a 503.
-    if !dossier_broker::is_connected(&shared.client) {
+    if !dossier_nats::is_connected(&shared.client) {
         return Err(Error::Disconnected);
     }
 

@@ -304,7 +304,7 @@ async fn report_health(
             }
             _ = ticker.tick() => {}
         }
-        let connected = dossier_broker::is_connected(&shared.client);
+        let connected = dossier_nats::is_connected(&shared.client);
         let projector_bound = shared.projector_bound.load(Ordering::Acquire);
         let index_caught_up = shared.index.is_caught_up();
         let ready = connected && projector_bound && index_caught_up;

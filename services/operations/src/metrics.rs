@@ -87,7 +87,7 @@ pub(crate) async fn report_queues(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if !dossier_broker::is_connected(&shared.client) {
+        if !dossier_nats::is_connected(&shared.client) {
             continue;
         }
         for kind in Kind::ALL {

@@ -104,7 +104,7 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
         log_filter: "trace".to_owned(),
         json: true,
     });
-    let credentials = dossier_broker::NatsCredentials {
+    let credentials = dossier_nats::NatsCredentials {
         user: Some(NATS_USER.to_owned()),
         password: Some(SecretString::from(NATS_PASSWORD)),
     };

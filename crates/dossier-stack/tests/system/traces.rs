@@ -346,7 +346,7 @@ async fn every_service_exports_one_trace_per_request() {
     let request_id = person.request_id();
     let trace = Trace::new(&spans, &request_id.simple().to_string());
     let http = trace.one("gateway", "POST /api/enrichment/person", "server", None);
-    let subject = dossier_broker::ENRICH_PERSON_SUBJECT;
+    let subject = dossier_contracts::subjects::ENRICH_PERSON;
     let publish = trace.one(
         "gateway",
         &format!("{subject} publish"),
