@@ -313,6 +313,7 @@ fn check_rate(limiter: &RateLimiter, caller: &Caller) -> Result<(), ApiError> {
         .check(&caller.tenant_id)
         .map_err(|retry_after| ApiError::RateLimited {
             retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+            limit: Some(limiter.burst()),
         })
 }
 

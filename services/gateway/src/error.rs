@@ -22,7 +22,7 @@ use std::fmt;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use dossier_contracts::api::FieldError;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use uuid::Uuid;
@@ -136,6 +136,16 @@ pub enum ApiError {
     RateLimited {
         /// Seconds until a request will be accepted.
         retry_after_secs: u64,
+        /// The tenant's quota (its burst), when the gateway's own limiter
+        /// refused: sent as `RateLimit-Limit`.
+        limit: Option<u32>,
+    },
+    /// The gateway has its limit of requests in flight (admission control);
+    /// nothing was done.
+    #[error("overloaded: {limit} requests in flight")]
+    Overloaded {
+        /// The in-flight limit.
+        limit: usize,
     },
     /// A dependency (operations service, broker) is unavailable or too slow;
     /// nothing was accepted.
@@ -164,6 +174,13 @@ pub enum ApiError {
     #[error(transparent)]
     Internal(anyhow::Error),
 }
+
+/// `RateLimit-Limit`: the tenant's request quota (its burst).
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests left in the quota (0 on a 429).
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the quota has room again.
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// `Retry-After` for 503s caused by a dependency, in seconds.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
@@ -223,7 +240,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. }
+            ApiError::Overloaded { .. }
+            | ApiError::Unavailable { .. }
             | ApiError::EnrichmentUnavailable { .. }
             | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -244,6 +262,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::EnrichmentUnavailable { .. } => "enrichment_unavailable",
             ApiError::NotReady(_) => "not_ready",
@@ -264,6 +283,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::Overloaded { .. } => "Overloaded",
             ApiError::Unavailable { .. } => "Service unavailable",
             ApiError::EnrichmentUnavailable { .. } => "Enrichment unavailable",
             ApiError::NotReady(_) => "Not ready",
@@ -297,6 +317,10 @@ impl ApiError {
             ApiError::RateLimited { .. } => {
                 "Too many requests for this tenant; retry after the Retry-After delay.".to_owned()
             }
+            ApiError::Overloaded { limit } => format!(
+                "The gateway is at its limit of {limit} requests in flight and did nothing with \
+                 this one; retry after the Retry-After delay."
+            ),
             ApiError::Unavailable { detail, .. } => detail.clone(),
             ApiError::EnrichmentUnavailable { detail, .. } => detail.clone(),
             ApiError::NotReady(detail) => detail.clone(),
@@ -308,8 +332,11 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
-            ApiError::Unavailable { .. }
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            ApiError::Overloaded { .. }
+            | ApiError::Unavailable { .. }
             | ApiError::EnrichmentUnavailable { .. }
             | ApiError::NotReady(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
@@ -376,6 +403,19 @@ impl ApiError {
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let ApiError::RateLimited {
+            retry_after_secs,
+            limit: Some(limit),
+        } = self
+        {
+            // The quota, none of it left, and when a request fits again.
+            headers.insert(RATELIMIT_LIMIT, HeaderValue::from(*limit));
+            headers.insert(RATELIMIT_REMAINING, HeaderValue::from(0));
+            headers.insert(
+                RATELIMIT_RESET,
+                HeaderValue::from((*retry_after_secs).max(1)),
+            );
+        }
         response
     }
 
@@ -394,6 +434,7 @@ impl ApiError {
                     .get(header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok()?.parse().ok())
                     .unwrap_or(1),
+                limit: None,
             },
             StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
                 ApiError::Unavailable {

@@ -17,6 +17,7 @@
 //! tests boot the same [`App`] on port 0, or call [`router`] directly.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod auth;
 pub mod context;
 pub mod enrich;
@@ -70,6 +71,8 @@ pub const ENV_READINESS_TIMEOUT: &str = "DOSSIER_READINESS_TIMEOUT";
 pub const ENV_RATE_LIMIT_PER_SECOND: &str = "DOSSIER_RATE_LIMIT_PER_SECOND";
 /// `DOSSIER_RATE_LIMIT_BURST`: per-tenant burst (default: the rate).
 pub const ENV_RATE_LIMIT_BURST: &str = "DOSSIER_RATE_LIMIT_BURST";
+/// `DOSSIER_MAX_IN_FLIGHT`: most API requests running at once (more: 503).
+pub const ENV_MAX_IN_FLIGHT: &str = "DOSSIER_MAX_IN_FLIGHT";
 /// `DOSSIER_SHUTDOWN_GRACE`: how long in-flight requests may finish after a shutdown signal.
 pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_SHUTDOWN_GRACE";
 /// `DOSSIER_ENRICH_TIMEOUT`: the longest a synchronous enrichment may take.
@@ -129,6 +132,12 @@ pub struct Config {
     /// Requests a tenant may burst above the rate (default: the rate).
     #[arg(long, env = ENV_RATE_LIMIT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: Option<u32>,
+    /// Most API requests running at once; one more is answered 503 with
+    /// `Retry-After` at once instead of queueing (the probes are not
+    /// counted).
+    #[arg(long, env = ENV_MAX_IN_FLIGHT, default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
     /// How long in-flight requests may finish after a shutdown signal.
     #[arg(long, env = ENV_SHUTDOWN_GRACE, default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -171,6 +180,7 @@ struct StateInner {
     max_body_bytes: usize,
     request_timeout: Duration,
     rate_limiter: Option<rate_limit::RateLimiter>,
+    admission: admission::Admission,
     metrics: metrics::Metrics,
     enrichment: Option<enrich::EnrichClient>,
 }
@@ -213,6 +223,7 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
             rate_limiter,
+            admission: admission::Admission::new(config.max_in_flight as usize),
             metrics: metrics::Metrics::install(),
             enrichment,
         })))
@@ -271,6 +282,11 @@ impl AppState {
     /// The per-tenant rate limiter, when configured.
     pub fn rate_limiter(&self) -> Option<&rate_limit::RateLimiter> {
         self.0.rate_limiter.as_ref()
+    }
+
+    /// The in-flight limit of API requests.
+    pub fn admission(&self) -> &admission::Admission {
+        &self.0.admission
     }
 
     /// The metrics recorder.

@@ -12,6 +12,9 @@ pub const REQUEST_DURATION: &str = "dossier_gateway_http_request_duration_second
 /// Operations accepted (202), by kind and whether the request was a replay.
 pub const OPERATIONS_ACCEPTED: &str = "dossier_gateway_operations_accepted_total";
 
+/// API requests shed by admission control (503 `overloaded`).
+pub const REQUESTS_SHED: &str = "dossier_gateway_requests_shed_total";
+
 /// The gateway's handle on the process-wide recorder. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Metrics(());
@@ -33,11 +36,20 @@ impl Metrics {
                 "Latency of HTTP requests answered by the gateway, by method and route template."
             );
             metrics::describe_counter!(
+                REQUESTS_SHED,
+                "API requests answered 503 overloaded because the gateway had its limit of requests in flight."
+            );
+            metrics::describe_counter!(
                 OPERATIONS_ACCEPTED,
                 "Operations accepted (202) by the gateway, by kind and whether the request replayed an idempotency key."
             );
         });
         Metrics(())
+    }
+
+    /// Records one request shed by admission control.
+    pub fn record_shed(&self) {
+        metrics::counter!(REQUESTS_SHED).increment(1);
     }
 
     /// Records one answered request.

@@ -38,6 +38,12 @@ impl RateLimiter {
         }
     }
 
+    /// The quota: how many requests a tenant may send at once.
+    pub fn burst(&self) -> u32 {
+        // Built from a `u32`, so the conversion back is exact.
+        self.burst as u32
+    }
+
     /// Takes a token for `tenant`; `Err` holds how long until one is free.
     pub fn check(&self, tenant: &Arc<str>) -> Result<(), Duration> {
         let now = Instant::now();

@@ -14,6 +14,8 @@ use uuid::Uuid;
 use crate::{ApiKeys, AppState, Config, router};
 
 const KEY_A: &str = "secret-key-acme";
+/// How long a test waits for a condition before failing.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 const KEY_G: &str = "secret-key-globex";
 
 fn config(edit: impl FnOnce(&mut Config)) -> Config {
@@ -459,7 +461,55 @@ async fn tenants_over_their_rate_get_429() {
     let answer = send(&app, me(KEY_A)).await;
     answer.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    // The quota (the burst), none left, and when there is room again.
+    assert_eq!(answer.headers["ratelimit-limit"], "2");
+    assert_eq!(answer.headers["ratelimit-remaining"], "0");
+    assert_eq!(answer.headers["ratelimit-reset"], "1");
     assert_eq!(send(&app, me(KEY_G)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn past_its_in_flight_limit_the_gateway_sheds_with_503_instead_of_queueing() {
+    let app = app_with(|c| c.max_in_flight = 1);
+    // The first request holds the only permit: its body never finishes
+    // arriving, so its handler is still reading it.
+    let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    body_tx.send(Ok(b"{\"records\":[".to_vec())).await.unwrap();
+    let held = post_json("/api/enrichment/batch", "")
+        .map(|_| Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body_rx)));
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { app.oneshot(held).await.unwrap().status() }
+    });
+    let me = || {
+        get("/api/me")
+            .header("x-api-key", KEY_A)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Until the first request is admitted, /api/me may still get through;
+    // after it, every other API request is shed at once — never queued.
+    let shed = dossier_testkit::wait_for("a request to be shed", DEADLINE, || {
+        let app = app.clone();
+        async move {
+            let answer = send(&app, me()).await;
+            (answer.status == StatusCode::SERVICE_UNAVAILABLE).then_some(answer)
+        }
+    })
+    .await;
+    shed.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    assert_eq!(shed.headers[header::RETRY_AFTER], "1");
+    // The probes are not behind the limit.
+    let health = send(&app, get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let metrics = send(&app, get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+
+    // The first request ends (its body is cut short: a 400), freeing the
+    // permit for the next one.
+    drop(body_tx);
+    assert_eq!(first.await.unwrap(), StatusCode::BAD_REQUEST);
+    assert_eq!(send(&app, me()).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::AppState;
+use crate::admission;
 use crate::auth::{Caller, X_API_KEY};
 use crate::context;
 use crate::error::{ApiError, Meta};
@@ -58,7 +59,8 @@ pub fn router(state: AppState) -> Router {
         // The tower-http limit above replaces axum's default 2 MiB one.
         .layer(DefaultBodyLimit::disable());
 
-    Router::new()
+    // Admission control guards the API, not the probes (see `admission`).
+    let api = Router::new()
         .route("/api/me", get(me))
         .route("/api/enrichment/person", post(enrich_person))
         .route("/api/enrichment/batch", post(enrich_batch))
@@ -68,6 +70,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/operations/{id}", get(get_operation))
         .route("/api/operations/{id}/results", get(get_operation_results))
         .route("/api/operations/{id}/cancel", post(cancel_operation))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
