@@ -13,10 +13,8 @@
 //! * [`ProvidersConfig`]: the providers a worker asks, from flags or
 //!   `DOSSIER_*` variables, and the [`embedded_demo`] directory.
 //!
-//! * [`resolve`]: which company a target account means (search and
-//!   research workers).
-//! * [`matching`]: which directory person a person record means, and their
-//!   current company (enrichment and research workers).
+//! What a request means in terms of the directory (target-account
+//! resolution, person matching) is `dossier-targeting`'s.
 //!
 //! # Directory files
 //!
@@ -46,11 +44,9 @@ mod config;
 pub mod generate;
 pub mod http;
 mod local;
-pub mod matching;
 pub mod model;
 mod normalize;
 mod provider;
-pub mod resolve;
 mod set;
 
 pub use config::{

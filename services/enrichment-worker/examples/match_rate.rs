@@ -21,8 +21,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use dossier_contracts::api::{EnrichmentBatchRequest, PersonRecord, Validate as _};
 use dossier_directory::{LocalDirectory, LocalDirectoryConfig, Person, ProvidersConfig};
+use dossier_targeting::matching::{CompanyCache, EnrichedRecord, Matcher};
 use enrichment_worker::checkpoint::Counts;
-use enrichment_worker::{CompanyCache, EnrichedRecord, Matcher};
 use futures::StreamExt as _;
 use serde_json::json;
 

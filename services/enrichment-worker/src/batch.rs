@@ -61,7 +61,7 @@ use serde_json::json;
 use tracing::Instrument as _;
 
 use crate::checkpoint::{CheckpointError, Checkpoints, Counts, Progress};
-use crate::matching::{CompanyCache, EnrichedRecord, Matcher, PROVIDERS_UNAVAILABLE};
+use dossier_targeting::matching::{CompanyCache, EnrichedRecord, Matcher, PROVIDERS_UNAVAILABLE};
 
 /// How often progress is re-reported while a chunk runs (see
 /// [`report_progress`]).

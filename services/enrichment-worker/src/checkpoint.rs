@@ -21,7 +21,7 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::matching::{EnrichedRecord, RecordStatus};
+use dossier_targeting::matching::{EnrichedRecord, RecordStatus};
 
 /// Largest part of a chunk's results in one KV value.
 pub const PART_BYTES: usize = 256 * 1024;

@@ -8,7 +8,7 @@
 //!   `sync.rs`): the gateway sends an `EnrichPersonRequest` on the core NATS
 //!   subject `dossier.enrich.person`; one worker of the queue group answers.
 //!
-//! Both use the same [`matching::Matcher`], so a record gets the same answer
+//! Both use the same [`Matcher`], so a record gets the same answer
 //! either way. `main.rs` only reads [`Config`] and runs [`App`]; tests build
 //! the same [`App`] in-process, with their own providers if they like
 //! ([`App::build_with_providers`]).
@@ -18,9 +18,6 @@ pub mod batch;
 pub mod checkpoint;
 mod sync;
 
-/// Person matching, shared with the research worker.
-pub use dossier_directory::matching;
-
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -28,11 +25,11 @@ use dossier_broker::BrokerConfig;
 use dossier_directory::{ProviderSet, ProvidersConfig};
 use dossier_service::CancellationToken;
 use dossier_service::admin::{Admin, AdminConfig};
+use dossier_targeting::matching::Matcher;
 use dossier_telemetry::LogConfig;
 use dossier_worker::{Worker, WorkerConfig, WorkerService};
 
 pub use batch::EnrichmentHandler;
-pub use matching::{CompanyCache, EnrichedRecord, Matcher};
 
 /// `DOSSIER_ENRICH_CHUNK_SIZE`: records per checkpointed chunk of a batch.
 pub const ENV_ENRICH_CHUNK_SIZE: &str = "DOSSIER_ENRICH_CHUNK_SIZE";

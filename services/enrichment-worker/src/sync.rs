@@ -24,7 +24,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use crate::matching::{CompanyCache, Matcher, RecordStatus};
+use dossier_targeting::matching::{
+    CompanyCache, Matcher, PROVIDERS_UNAVAILABLE, RecordError, RecordStatus,
+};
 
 /// How long requests in hand may take to finish once shutdown begins.
 const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -136,8 +138,8 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
         }
         let enriched = matcher.enrich(&record, &CompanyCache::default()).await;
         if enriched.status == RecordStatus::Error {
-            let error = enriched.error.unwrap_or_else(|| crate::matching::RecordError {
-                code: crate::matching::PROVIDERS_UNAVAILABLE.to_owned(),
+            let error = enriched.error.unwrap_or_else(|| RecordError {
+                code: PROVIDERS_UNAVAILABLE.to_owned(),
                 message: "The directory providers did not answer.".to_owned(),
             });
             tracing::warn!(message = "Synchronous enrichment failed.", code = %error.code, error = %error.message);

@@ -23,9 +23,9 @@ use dossier_contracts::api::{
     CompanyRef, Depth, PersonRecord, ResearchRequest, Seniority, normalize_domain,
 };
 use dossier_contracts::v1::Job;
-use dossier_directory::matching::{CompanyCache, Matcher, RecordStatus};
-use dossier_directory::resolve::{Resolution, TargetAccountOutcome, resolve};
 use dossier_directory::{Company, FanOut, PeopleQuery, Person, ProviderSet};
+use dossier_targeting::matching::{CompanyCache, Matcher, RecordStatus};
+use dossier_targeting::resolve::{Resolution, TargetAccountOutcome, resolve};
 use dossier_worker::{ErrorInfo, Handler, JobContext, JobError, Outcome, decode_payload};
 use serde_json::json;
 use tokio::time::Instant;

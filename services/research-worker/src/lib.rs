@@ -2,7 +2,7 @@
 //! a person and optional questions, it runs a plan of steps ([`plan`]), each
 //! a sub-task with a status, a time budget and an error: resolve the subject
 //! (the shared target-account resolution and person matching of
-//! `dossier-directory`), the company profile, the leadership and buying
+//! `dossier-targeting`), the company profile, the leadership and buying
 //! committee with the org shape, look-alike companies, evidence from the
 //! company's own web site ([`web`], text extracted by [`extract`]), answers
 //! to the questions ([`answer`], optionally written by a [`synthesis`]

@@ -1,14 +1,11 @@
 //! The search worker: runs `search.people` operations. It resolves the
-//! target account ([`resolve`]), finds people in it through the company page
+//! target account ([`dossier_targeting::resolve`]), finds people in it through the company page
 //! or the profiles' current company text, ranks them ([`search`]), and
 //! reports the outcome fields of the product's API conventions.
 #![forbid(unsafe_code)]
 
 pub mod handler;
 pub mod search;
-
-/// Target-account resolution, shared with the research worker.
-pub use dossier_directory::resolve;
 
 use dossier_broker::BrokerConfig;
 use dossier_directory::ProviderSet;

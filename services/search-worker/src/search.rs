@@ -10,7 +10,9 @@ use dossier_directory::{
 };
 use serde::Serialize;
 
-use crate::resolve::{Candidate, Resolution, SearchMode, TargetAccountOutcome, resolve};
+use dossier_targeting::resolve::{
+    Candidate, Resolution, SearchMode, TargetAccountOutcome, resolve,
+};
 
 /// People are ranked from a pool this many times larger than the limit.
 const POOL_FACTOR: usize = 5;

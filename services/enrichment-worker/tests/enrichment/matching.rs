@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use dossier_contracts::api::PersonRecord;
 use dossier_directory::{ProviderSet, embedded_demo};
-use enrichment_worker::matching::{
-    CompanyEvidence, MatchedBy, NotFoundReason, RecordStatus, name_variants,
+use dossier_targeting::matching::{
+    CompanyCache, CompanyEvidence, EnrichedRecord, MatchedBy, Matcher, NotFoundReason,
+    RecordStatus, name_variants,
 };
-use enrichment_worker::{CompanyCache, EnrichedRecord, Matcher};
 
 use crate::helpers::{Probe, TestProvider};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use dossier_contracts::api::{CompanyRef, SearchFilters, SearchPeopleRequest, Seniority};
 use dossier_directory::{ProviderSet, embedded_demo};
-use search_worker::resolve::{SearchMode, TargetAccountOutcome};
+use dossier_targeting::resolve::{SearchMode, TargetAccountOutcome};
 use search_worker::search::{CompanyMatchEvidence, ProviderOutcomeKind, SearchResult, search};
 
 fn fixture() -> ProviderSet {

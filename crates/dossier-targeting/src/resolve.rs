@@ -19,9 +19,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::{Company, FanOut, ProviderOutcome, ProviderSet, normalize_company_name};
 use dossier_contracts::api::linkedin::company_handle;
 use dossier_contracts::api::{CompanyRef, normalize_domain};
+use dossier_directory::{Company, FanOut, ProviderOutcome, ProviderSet, normalize_company_name};
 use serde::Serialize;
 
 /// How the target account's LinkedIn company handle was resolved.
