@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use dossier_directory::generate::JSONL_FILE_NAME;
-use dossier_directory::{DEFAULT_COMPANIES, DEFAULT_PEOPLE};
+use dossier_directory_gen::{DEFAULT_COMPANIES, DEFAULT_PEOPLE, JSONL_FILE_NAME};
 
 /// The seed `cargo xtask up` uses, so every laptop serves the same data.
 pub(crate) const DEFAULT_SEED: u64 = 42;
@@ -40,7 +39,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 fn generate(dir: &Path, seed: u64, people: usize, companies: usize) -> anyhow::Result<PathBuf> {
     let started = Instant::now();
-    let path = dossier_directory::write_jsonl(dir, seed, people, companies)
+    let path = dossier_directory_gen::write_jsonl(dir, seed, people, companies)
         .with_context(|| format!("writing the directory into {}", dir.display()))?;
     eprintln!(
         "xtask: wrote {people} people in {companies} companies (seed {seed}) to {} in {:.1?}",

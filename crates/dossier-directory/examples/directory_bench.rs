@@ -11,9 +11,8 @@
 use std::time::{Duration, Instant};
 
 use dossier_contracts::api::{Department, Seniority};
-use dossier_directory::{
-    DEFAULT_COMPANIES, DEFAULT_PEOPLE, DirectoryProvider, PeopleQuery, load_directory, write_jsonl,
-};
+use dossier_directory::{DirectoryProvider, PeopleQuery, load_directory};
+use dossier_directory_gen::{DEFAULT_COMPANIES, DEFAULT_PEOPLE, write_jsonl};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

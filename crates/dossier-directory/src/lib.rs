@@ -9,12 +9,12 @@
 //! * [`HttpProvider`]: an outside vendor over HTTP, with timeouts, retries
 //!   and a concurrency limit.
 //! * [`ProviderSet`]: fan a question out to several providers and merge.
-//! * [`generate()`]: a deterministic, realistic directory for benchmarks.
 //! * [`ProvidersConfig`]: the providers a worker asks, from flags or
 //!   `DOSSIER_*` variables, and the [`embedded_demo`] directory.
 //!
 //! What a request means in terms of the directory (target-account
-//! resolution, person matching) is `dossier-targeting`'s.
+//! resolution, person matching) is `dossier-targeting`'s; the deterministic
+//! demo-data generator is `dossier-directory-gen`'s (development only).
 //!
 //! # Directory files
 //!
@@ -41,7 +41,6 @@
 #![forbid(unsafe_code)]
 
 mod config;
-pub mod generate;
 pub mod http;
 mod local;
 pub mod model;
@@ -53,7 +52,6 @@ pub use config::{
     ENV_DIRECTORY_FILES, ENV_PROVIDER_DEADLINE, ENV_VENDOR_API_KEY, ENV_VENDOR_TIMEOUT,
     ENV_VENDOR_URL, ProvidersConfig, ProvidersError, embedded_demo,
 };
-pub use generate::{DEFAULT_COMPANIES, DEFAULT_PEOPLE, generate, write_jsonl};
 pub use http::{HttpConfigError, HttpProvider, HttpProviderConfig};
 pub use local::{LoadError, LoadStats, LocalDirectory, LocalDirectoryConfig, load_directory};
 pub use model::{Company, Location, Person, Position, Record, SizeBand};

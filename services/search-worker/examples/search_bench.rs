@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use dossier_contracts::api::{
     CompanyRef, Department, SearchFilters, SearchPeopleRequest, Seniority,
 };
-use dossier_directory::{
-    DEFAULT_COMPANIES, DEFAULT_PEOPLE, DirectoryProvider, ProviderSet, load_directory, write_jsonl,
-};
+use dossier_directory::{DirectoryProvider, ProviderSet, load_directory};
+use dossier_directory_gen::{DEFAULT_COMPANIES, DEFAULT_PEOPLE, JSONL_FILE_NAME, write_jsonl};
 use search_worker::search::search;
 use serde_json::json;
 
@@ -40,10 +39,7 @@ async fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    if !data
-        .join(dossier_directory::generate::JSONL_FILE_NAME)
-        .exists()
-    {
+    if !data.join(JSONL_FILE_NAME).exists() {
         write_jsonl(&data, 42, DEFAULT_PEOPLE, DEFAULT_COMPANIES).unwrap();
     }
 
