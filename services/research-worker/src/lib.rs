@@ -19,6 +19,7 @@ pub mod extract;
 pub mod handler;
 pub mod plan;
 pub mod report;
+mod steps;
 pub mod synthesis;
 pub mod web;
 
