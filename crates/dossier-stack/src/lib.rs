@@ -13,7 +13,6 @@
 pub mod telemetry;
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use dossier_broker::{JOBS_STREAM, event_subject, job_subject};
@@ -22,13 +21,9 @@ use dossier_contracts::{Kind, Status};
 use dossier_service::CancellationToken;
 use dossier_testkit::{NatsServer, wait_for, wait_until};
 use gateway::ApiKeys;
-use opentelemetry::trace::TracerProvider as _;
 use prost::Message as _;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use tracing_subscriber::Layer as _;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 use uuid::Uuid;
 
 /// Tenant `acme`'s key.
@@ -55,32 +50,6 @@ pub fn batch_body(n: usize) -> Value {
 /// A valid research request.
 pub fn research_body() -> Value {
     json!({ "subject": { "company": { "name": "Acme" } }, "questions": ["Who buys?"] })
-}
-
-/// Installs, once per test binary, a subscriber with the OpenTelemetry layer
-/// (as `dossier_telemetry::init` does in the binaries) so that spans have
-/// trace ids and the trace context reaches the jobs; logs only with
-/// `TEST_LOG=1`.
-fn init_telemetry() {
-    static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        dossier_telemetry::init_propagator();
-        let provider = dossier_telemetry::tracer_provider("gateway-tests").unwrap();
-        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("gateway-tests"));
-        let fmt = std::env::var_os("TEST_LOG").map(|_| {
-            tracing_subscriber::fmt::layer()
-                .with_test_writer()
-                .with_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-        });
-        let _ = tracing_subscriber::registry()
-            .with(otel)
-            .with(fmt)
-            .try_init();
-        provider
-    });
 }
 
 /// A service running in-process. Dropping the handle shuts the service
@@ -248,7 +217,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the stack, letting the test adjust the gateway's configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> TestApp {
-    init_telemetry();
+    dossier_testkit::init_test_logging();
     let nats = NatsServer::start().await;
     let ops_config = operations_config(&nats);
     let (ops, ops_addr, ops_admin_addr) = start_operations(ops_config).await;
@@ -532,7 +501,6 @@ impl TestApp {
             worker_id: "test-worker".to_owned(),
             occurred_at: Some(now),
             operation_created_at: Some(now),
-            trace: None,
             event: Some(event),
         };
         let js = async_nats::jetstream::new(self.nats.client().await);
@@ -561,15 +529,16 @@ impl TestApp {
         .await;
     }
 
-    /// The newest job of `kind` on the jobs stream.
-    pub async fn last_job(&self, kind: Kind) -> Job {
+    /// The newest job of `kind` on the jobs stream, with its headers (which
+    /// carry the request id and the trace context).
+    pub async fn last_job(&self, kind: Kind) -> (Job, async_nats::HeaderMap) {
         let js = async_nats::jetstream::new(self.nats.client().await);
         let stream = js.get_stream(JOBS_STREAM).await.unwrap();
         let message = stream
             .get_last_raw_message_by_subject(&job_subject(kind))
             .await
             .unwrap();
-        Job::decode(message.payload).unwrap()
+        (Job::decode(message.payload).unwrap(), message.headers)
     }
 
     /// How many jobs the jobs stream holds.

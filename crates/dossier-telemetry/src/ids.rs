@@ -68,15 +68,17 @@ mod tests {
             let child = root.in_scope(|| tracing::info_span!("child"));
             assert_eq!(propagation::trace_id(&child), Some(id.simple().to_string()));
 
-            // Through a TraceContext message, as a job carries it to a worker.
-            let tc = propagation::trace_context(&child, "req-1");
+            // Through NATS headers, as a job carries it to a worker.
+            let mut headers = async_nats::HeaderMap::new();
+            propagation::inject_nats(&child, "req-1", &mut headers);
+            let traceparent = headers.get("traceparent").unwrap().as_str();
             assert!(
-                tc.traceparent.contains(&id.simple().to_string()),
+                traceparent.contains(&id.simple().to_string()),
                 "{}",
-                tc.traceparent
+                traceparent
             );
             let remote = tracing::info_span!("worker");
-            propagation::set_parent(&remote, &tc);
+            propagation::nats_parent(&remote, Some(&headers));
             assert_eq!(
                 propagation::trace_id(&remote),
                 Some(id.simple().to_string())

@@ -1,8 +1,8 @@
 //! Telemetry shared by every service: `tracing` logs (JSON or pretty),
 //! OpenTelemetry traces (exported over OTLP only when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set), and W3C trace-context propagation
-//! through HTTP headers, NATS message headers and the `TraceContext` carried
-//! inside jobs and events.
+//! through HTTP headers, NATS message headers and gRPC metadata (one tower
+//! layer on each side of a call, [`grpc`]).
 //!
 //! The product promise is that a response's `X-Request-Id` finds the request
 //! in traces: with no incoming `traceparent`, the gateway starts the request's
@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod format;
+pub mod grpc;
 mod ids;
 pub mod propagation;
 pub mod spans;

@@ -1,20 +1,23 @@
-//! W3C trace context in and out of HTTP headers, NATS headers, and the
-//! `TraceContext` message inside jobs and events.
+//! W3C trace context and the request id in and out of HTTP headers (and so
+//! gRPC metadata, see [`crate::grpc`]) and NATS message headers.
+//!
+//! Every hop carries the trace context once, in its headers: no message
+//! repeats it in its payload. On NATS the pair is [`inject_nats`] (every
+//! publisher) and [`nats_parent`] (every consumer).
 
-use std::collections::HashMap;
-
-use dossier_contracts::v1::TraceContext;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-/// `traceparent`
-pub const TRACEPARENT: &str = "traceparent";
-/// `tracestate`
-pub const TRACESTATE: &str = "tracestate";
+use crate::spans;
+
 /// NATS header carrying the request id next to the trace context.
 pub const REQUEST_ID_HEADER: &str = "Dossier-Request-Id";
+
+/// gRPC metadata key carrying the caller's request id between services
+/// (the request id is not the trace id when the client sent a `traceparent`).
+pub const REQUEST_ID_METADATA: &str = "x-request-id";
 
 struct NatsHeaders<'a>(&'a mut async_nats::HeaderMap);
 
@@ -48,6 +51,19 @@ impl Extractor for HttpHeaders<'_> {
     }
 }
 
+struct HttpHeadersMut<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HttpHeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::try_from(value),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
 fn with_propagator<T>(
     f: impl FnOnce(&dyn opentelemetry::propagation::TextMapPropagator) -> T,
 ) -> T {
@@ -55,53 +71,6 @@ fn with_propagator<T>(
     let mut f = Some(f);
     opentelemetry::global::get_text_map_propagator(|p| f.take().map(|f| f(p)))
         .unwrap_or_else(|| unreachable!("the propagator closure runs once"))
-}
-
-struct GrpcMetadata<'a>(&'a mut tonic::metadata::MetadataMap);
-
-impl Injector for GrpcMetadata<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            tonic::metadata::MetadataValue::try_from(value.as_str()),
-        ) {
-            self.0.insert(key, value);
-        }
-    }
-}
-
-struct GrpcMetadataRef<'a>(&'a tonic::metadata::MetadataMap);
-
-impl Extractor for GrpcMetadataRef<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .filter_map(|k| match k {
-                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
-            .collect()
-    }
-}
-
-/// Writes the span's context into gRPC request metadata (`traceparent`,
-/// `tracestate`), so the server's span continues the caller's trace.
-pub fn inject_grpc(span: &tracing::Span, metadata: &mut tonic::metadata::MetadataMap) {
-    let cx = span.context();
-    with_propagator(|p| p.inject_context(&cx, &mut GrpcMetadata(metadata)));
-}
-
-/// gRPC metadata key carrying the caller's request id between services
-/// (the request id is not the trace id when the client sent a `traceparent`).
-pub const REQUEST_ID_METADATA: &str = "x-request-id";
-
-/// The remote context in gRPC request metadata.
-pub fn extract_grpc(metadata: &tonic::metadata::MetadataMap) -> Context {
-    with_propagator(|p| p.extract(&GrpcMetadataRef(metadata)))
 }
 
 /// Makes `span` a child of `cx` when it carries a valid remote span; true if
@@ -118,9 +87,16 @@ pub fn set_remote_parent(span: &tracing::Span, cx: Context) -> bool {
 }
 
 /// The remote context in HTTP request headers (empty when there is none or
-/// it is invalid).
+/// it is invalid). gRPC metadata is HTTP/2 headers, so this reads it too.
 pub fn extract_http(headers: &http::HeaderMap) -> Context {
     with_propagator(|p| p.extract(&HttpHeaders(headers)))
+}
+
+/// Writes `span`'s context into HTTP request headers (`traceparent`,
+/// `tracestate`), so the callee's span continues the caller's trace.
+pub fn inject_http(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let cx = span.context();
+    with_propagator(|p| p.inject_context(&cx, &mut HttpHeadersMut(headers)));
 }
 
 /// Whether `cx` carries a valid remote span (a usable incoming `traceparent`).
@@ -128,79 +104,46 @@ pub fn has_remote_span(cx: &Context) -> bool {
     cx.span().span_context().is_valid()
 }
 
-/// Writes the current span's context into NATS headers.
-pub fn inject_nats(span: &tracing::Span, headers: &mut async_nats::HeaderMap) {
+/// The publisher's half: writes the request id (`Dossier-Request-Id`, unless
+/// empty) and `span`'s context (`traceparent`, `tracestate`) into a
+/// message's NATS headers, and records the request id on `span`, the
+/// message's producer span.
+pub fn inject_nats(span: &tracing::Span, request_id: &str, headers: &mut async_nats::HeaderMap) {
+    if !request_id.is_empty() {
+        headers.insert(REQUEST_ID_HEADER, request_id);
+    }
+    spans::record_request_id(span, request_id);
     let cx = span.context();
     with_propagator(|p| p.inject_context(&cx, &mut NatsHeaders(headers)));
 }
 
-/// Writes a message's trace headers: the request id, and `span`'s context —
-/// or, when the span has none (no OpenTelemetry layer installed), the
-/// context the message itself carries in `trace`.
-pub fn inject_message_headers(
+/// The consumer's half: makes `span`, a message's consumer span, a child of
+/// the producer span whose context the message's NATS headers carry, records
+/// the request id they carry on it, and returns that id (empty when there is
+/// none). Call before the span is first entered.
+pub fn nats_parent<'h>(
     span: &tracing::Span,
-    trace: &TraceContext,
-    headers: &mut async_nats::HeaderMap,
-) {
-    if !trace.request_id.is_empty() {
-        headers.insert(REQUEST_ID_HEADER, trace.request_id.as_str());
+    headers: Option<&'h async_nats::HeaderMap>,
+) -> &'h str {
+    let request_id = nats_request_id(headers);
+    spans::record_request_id(span, request_id);
+    if let Some(headers) = headers {
+        set_remote_parent(
+            span,
+            with_propagator(|p| p.extract(&NatsHeadersRef(headers))),
+        );
     }
-    inject_nats(span, headers);
-    if headers.get(TRACEPARENT).is_none() && !trace.traceparent.is_empty() {
-        headers.insert(TRACEPARENT, trace.traceparent.as_str());
-        if !trace.tracestate.is_empty() {
-            headers.insert(TRACESTATE, trace.tracestate.as_str());
-        }
-    }
+    request_id
 }
 
-/// Makes the consumer span of a message a child of the producer span: from
-/// the message's NATS headers, else from the `TraceContext` it carries.
-/// Call before the span is first entered.
-pub fn set_message_parent(
-    span: &tracing::Span,
-    headers: Option<&async_nats::HeaderMap>,
-    trace: Option<&TraceContext>,
-) {
-    let from_headers = headers.is_some_and(|h| set_remote_parent(span, extract_nats(h)));
-    if !from_headers && let Some(trace) = trace {
-        set_parent(span, trace);
-    }
-}
-
-/// The remote context in NATS message headers.
-pub fn extract_nats(headers: &async_nats::HeaderMap) -> Context {
-    with_propagator(|p| p.extract(&NatsHeadersRef(headers)))
-}
-
-/// The span's context as a `TraceContext` message, with the request id.
-pub fn trace_context(span: &tracing::Span, request_id: &str) -> TraceContext {
-    let cx = span.context();
-    let mut map = HashMap::new();
-    with_propagator(|p| p.inject_context(&cx, &mut map));
-    TraceContext {
-        traceparent: map.remove(TRACEPARENT).unwrap_or_default(),
-        tracestate: map.remove(TRACESTATE).unwrap_or_default(),
-        request_id: request_id.to_owned(),
-    }
-}
-
-/// The remote context a `TraceContext` message carries.
-pub fn context_of(trace: &TraceContext) -> Context {
-    let mut map = HashMap::new();
-    if !trace.traceparent.is_empty() {
-        map.insert(TRACEPARENT.to_owned(), trace.traceparent.clone());
-    }
-    if !trace.tracestate.is_empty() {
-        map.insert(TRACESTATE.to_owned(), trace.tracestate.clone());
-    }
-    with_propagator(|p| p.extract(&map))
-}
-
-/// Makes `span` a child of the remote context in `trace` (no-op when the
-/// message carries none).
-pub fn set_parent(span: &tracing::Span, trace: &TraceContext) {
-    set_remote_parent(span, context_of(trace));
+/// The request id a message's NATS headers carry (empty when none), for a
+/// consumer that needs it before its span exists; [`nats_parent`] returns it
+/// too.
+pub fn nats_request_id(headers: Option<&async_nats::HeaderMap>) -> &str {
+    headers
+        .and_then(|h| h.get(REQUEST_ID_HEADER))
+        .map(|v| v.as_str())
+        .unwrap_or_default()
 }
 
 /// The trace id of a span as 32 hex digits, when it has one.
@@ -208,4 +151,38 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[test]
+    fn nats_headers_carry_the_context_and_the_request_id_once() {
+        crate::init_propagator();
+        let provider = crate::tracer_provider("test").unwrap();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let producer = spans::nats_publish("dossier.jobs.x", "op-1");
+            let mut headers = async_nats::HeaderMap::new();
+            inject_nats(&producer, "req-1", &mut headers);
+            assert_eq!(headers.get(REQUEST_ID_HEADER).unwrap().as_str(), "req-1");
+            let traceparent = headers.get("traceparent").unwrap().as_str().to_owned();
+            let trace = trace_id(&producer).unwrap();
+            assert!(traceparent.contains(&trace), "{traceparent}");
+
+            let consumer = spans::nats_process("dossier.jobs.x", "op-1");
+            assert_eq!(nats_parent(&consumer, Some(&headers)), "req-1");
+            assert_eq!(trace_id(&consumer), Some(trace));
+
+            // No headers: a root span and no request id.
+            let lone = spans::nats_process("dossier.jobs.x", "op-2");
+            assert_eq!(nats_parent(&lone, None), "");
+        });
+    }
 }

@@ -15,9 +15,9 @@ use tracing::field::Empty;
 pub const MESSAGING_SYSTEM: &str = "nats";
 
 /// The span of one gRPC call, e.g. `dossier.v1.Operations/GetOperation`, on
-/// the client or the server side. A server span's parent comes from the
-/// call's metadata (see [`crate::propagation::extract_grpc`]); set it before
-/// the span is entered. Record the outcome with [`record_grpc_status`].
+/// the client or the server side. The layers of [`crate::grpc`] make these
+/// spans: they set a server span's parent from the call's metadata and
+/// record the outcome with [`record_grpc_status`].
 pub fn grpc(side: RpcSide, service: &str, method: &str) -> tracing::Span {
     tracing::info_span!(
         "grpc",
@@ -72,14 +72,14 @@ pub fn record_grpc_status(span: &tracing::Span, side: RpcSide, code: tonic::Code
 
 /// The producer span of publishing one message to `subject` with message id
 /// `message_id` (the `Nats-Msg-Id`). The message's headers should carry this
-/// span's context ([`crate::propagation::inject_message_headers`]).
+/// span's context ([`crate::propagation::inject_nats`]).
 pub fn nats_publish(subject: &str, message_id: &str) -> tracing::Span {
     nats(MessagingOperation::Publish, subject, message_id)
 }
 
 /// The consumer span of processing one message from `subject` with message
-/// id `message_id`. Set its parent from the message
-/// ([`crate::propagation::set_message_parent`]) before it is entered.
+/// id `message_id`. Set its parent from the message's headers
+/// ([`crate::propagation::nats_parent`]) before it is entered.
 pub fn nats_process(subject: &str, message_id: &str) -> tracing::Span {
     nats(MessagingOperation::Process, subject, message_id)
 }

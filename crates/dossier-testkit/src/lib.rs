@@ -12,10 +12,15 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use dossier_broker::BrokerConfig;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The pinned nats-server release.
 pub const NATS_SERVER_VERSION: &str = include_str!("../../../nats-server.version").trim_ascii();
@@ -217,18 +222,31 @@ where
     }
 }
 
-/// Shows the services' logs when `TEST_LOG` is set (`TEST_LOG=1 cargo xtask test`).
+/// Installs, once per test binary, the subscriber of in-process services:
+/// an OpenTelemetry layer (no exporter), as every service binary has, so
+/// spans carry trace context and every hop passes it on in its headers; and
+/// the services' logs when `TEST_LOG` is set (`TEST_LOG=1 cargo xtask test`).
 pub fn init_test_logging() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        dossier_telemetry::init_propagator();
+        // The services' ids (a request's trace id is its request id), and
+        // no exporter.
+        let provider = dossier_telemetry::tracer_provider_to("tests", None)
+            .expect("a tracer provider without an exporter builds");
+        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("tests"));
+        let fmt = std::env::var_os("TEST_LOG").map(|_| {
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| "info".into()),
                 )
-                .with_test_writer()
-                .try_init();
-        }
+        });
+        let _ = tracing_subscriber::registry()
+            .with(otel)
+            .with(fmt)
+            .try_init();
+        provider
     });
 }

@@ -93,7 +93,7 @@ impl JobContext {
     /// The `X-Request-Id` of the request that created the operation (empty if
     /// the job carried none).
     pub fn request_id(&self) -> &str {
-        &self.inner.meta.trace.request_id
+        &self.inner.meta.request_id
     }
 
     /// The job's span (`job <kind>`); the handler already runs inside it.

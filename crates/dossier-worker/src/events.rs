@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishError, object_store::ObjectStore};
 use bytes::Bytes;
-use dossier_contracts::v1::{OperationEvent, ResultRef, TraceContext, operation_event, result_ref};
+use dossier_contracts::v1::{OperationEvent, ResultRef, operation_event, result_ref};
 use dossier_contracts::{Kind, time_ext};
 use dossier_telemetry::{propagation, spans};
 use prost::Message as _;
@@ -26,9 +26,11 @@ pub(crate) struct JobMeta {
     pub(crate) kind: Kind,
     pub(crate) attempt: u32,
     pub(crate) operation_created_at: Option<prost_types::Timestamp>,
-    /// The job span's context (or, with no OpenTelemetry layer installed, the
-    /// job's own), carried in every event so the projection joins the trace.
-    pub(crate) trace: TraceContext,
+    /// The request id the job's headers carried (empty when none); every
+    /// event's headers carry it on.
+    pub(crate) request_id: String,
+    /// The job's span: every event's headers carry a child's context, so
+    /// the projection joins the trace.
     pub(crate) span: tracing::Span,
     /// When this delivery was taken, for the job duration metric.
     pub(crate) taken_at: std::time::Instant,
@@ -41,23 +43,16 @@ impl JobMeta {
         kind: Kind,
         attempt: u32,
         operation_created_at: Option<prost_types::Timestamp>,
-        job_trace: Option<&TraceContext>,
+        request_id: String,
         span: tracing::Span,
     ) -> Self {
-        let request_id = job_trace.map(|t| t.request_id.as_str()).unwrap_or_default();
-        let mut trace = propagation::trace_context(&span, request_id);
-        if trace.traceparent.is_empty()
-            && let Some(job_trace) = job_trace
-        {
-            trace = job_trace.clone();
-        }
         Self {
             operation_id,
             tenant_id,
             kind,
             attempt,
             operation_created_at,
-            trace,
+            request_id,
             span,
             taken_at: std::time::Instant::now(),
         }
@@ -111,18 +106,14 @@ impl Events {
         let event_id = uuid::Uuid::now_v7().to_string();
         let subject = dossier_broker::event_subject(meta.kind);
         // A child of the job's span, wherever the handler calls from; the
-        // event carries this span's context, so the projection is its child.
+        // event's headers carry this span's context, so the projection is
+        // its child.
         let span = meta
             .span
             .in_scope(|| spans::nats_publish(&subject, &event_id));
         span.record("dossier.operation.id", meta.operation_id.as_str());
         span.record("dossier.event.type", event.type_name());
         span.record("dossier.job.attempt", meta.attempt);
-        spans::record_request_id(&span, &meta.trace.request_id);
-        let mut trace = propagation::trace_context(&span, &meta.trace.request_id);
-        if trace.traceparent.is_empty() {
-            trace = meta.trace.clone();
-        }
         let message = OperationEvent {
             event_id: event_id.clone(),
             operation_id: meta.operation_id.clone(),
@@ -132,13 +123,12 @@ impl Events {
             worker_id: self.worker_id.to_string(),
             occurred_at: Some(time_ext::now()),
             operation_created_at: meta.operation_created_at,
-            trace: Some(trace.clone()),
             event: Some(event),
         };
         let payload = Bytes::from(message.encode_to_vec());
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.as_str());
-        propagation::inject_message_headers(&span, &trace, &mut headers);
+        propagation::inject_nats(&span, &meta.request_id, &mut headers);
 
         let published = self
             .publish_tries(meta, &subject, headers, payload, tries)

@@ -465,7 +465,7 @@ async fn process<H: Handler>(
         }
     };
     let operation_id = job.operation_id.clone();
-    let span = job_span(
+    let (span, request_id) = job_span(
         shared.kind,
         &job,
         message.headers.as_ref(),
@@ -479,7 +479,7 @@ async fn process<H: Handler>(
     // redelivers the job after its ack deadline.
     let outcome = {
         let work = shared
-            .run_job(job, attempt, &release, span.clone())
+            .run_job(job, attempt, request_id, &release, span.clone())
             .instrument(span.clone());
         let beat = heartbeat(&message, shared.heartbeat_every);
         tokio::select! {
@@ -506,6 +506,7 @@ impl<H: Handler> Shared<H> {
         &self,
         job: Job,
         attempt: u32,
+        request_id: String,
         release: &CancellationToken,
         span: tracing::Span,
     ) -> Settle {
@@ -515,7 +516,7 @@ impl<H: Handler> Shared<H> {
             self.kind,
             attempt,
             job.created_at,
-            job.trace.as_ref(),
+            request_id,
             span.clone(),
         ));
         let operation_id = meta.operation_id.as_str();
@@ -907,14 +908,14 @@ fn joined_result(
 
 /// The consumer span of one job delivery (`dossier.jobs.<kind> process`): a
 /// child of the operations service's publish span, through the job's NATS
-/// headers (or the `TraceContext` inside the job when they carry none).
+/// headers; and the request id they carry.
 fn job_span(
     kind: Kind,
     job: &Job,
     headers: Option<&async_nats::HeaderMap>,
     attempt: u32,
     worker_id: &str,
-) -> tracing::Span {
+) -> (tracing::Span, String) {
     let subject = job_subject(kind);
     let span = spans::nats_process(&subject, &job.operation_id);
     span.record("messaging.consumer.group.name", job_consumer(kind).as_str());
@@ -923,11 +924,8 @@ fn job_span(
     span.record("dossier.job.attempt", attempt);
     span.record("dossier.worker.id", worker_id);
     span.record("tenant.id", job.tenant_id.as_str());
-    if let Some(trace) = &job.trace {
-        spans::record_request_id(&span, &trace.request_id);
-    }
-    propagation::set_message_parent(&span, headers, job.trace.as_ref());
-    span
+    let request_id = propagation::nats_parent(&span, headers).to_owned();
+    (span, request_id)
 }
 
 fn failed(error: ErrorInfo) -> Event {

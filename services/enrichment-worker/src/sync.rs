@@ -105,18 +105,13 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
         return;
     };
     let request = EnrichPersonRequest::decode(message.payload.clone());
-    let trace = request
-        .as_ref()
-        .ok()
-        .and_then(|r| r.trace.clone())
-        .unwrap_or_default();
+    // The gateway's request id names the message.
+    let headers = message.headers.as_ref();
     let span = spans::nats_process(
         dossier_contracts::subjects::ENRICH_PERSON,
-        &trace.request_id,
+        propagation::nats_request_id(headers),
     );
-    spans::record_request_id(&span, &trace.request_id);
-    // The gateway puts the same context in the headers and in the request.
-    propagation::set_message_parent(&span, message.headers.as_ref(), Some(&trace));
+    propagation::nats_parent(&span, headers);
     let reply = async {
         let request = match request {
             Ok(request) => request,

@@ -213,11 +213,13 @@ mod tests {
                 id,
             );
             assert_eq!(propagation::trace_id(&span), Some(id.simple().to_string()));
-            // The trace context sent to the operations service carries it on.
+            // The trace context sent on (here in NATS headers) carries it on.
             let child = span.in_scope(|| tracing::info_span!("handler"));
-            let tc = propagation::trace_context(&child, &id.to_string());
-            assert!(tc.traceparent.contains(&id.simple().to_string()));
-            assert_eq!(tc.request_id, id.to_string());
+            let mut headers = async_nats::HeaderMap::new();
+            propagation::inject_nats(&child, &id.to_string(), &mut headers);
+            let header = |name: &str| headers.get(name).unwrap().as_str().to_owned();
+            assert!(header("traceparent").contains(&id.simple().to_string()));
+            assert_eq!(header(propagation::REQUEST_ID_HEADER), id.to_string());
         });
     }
 

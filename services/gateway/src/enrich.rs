@@ -73,19 +73,15 @@ impl EnrichClient {
         // The request's producer span, a child of the HTTP span: the worker's
         // `process` span hangs under it.
         let span = spans::nats_publish(dossier_contracts::subjects::ENRICH_PERSON, request_id);
-        spans::record_request_id(&span, request_id);
         span.record("tenant.id", tenant);
-        let trace = propagation::trace_context(&span, request_id);
         let record_json = serde_json::to_vec(record)
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encode record")))?;
         let request = EnrichPersonRequest {
             tenant_id: tenant.to_owned(),
             record_json,
-            trace: Some(trace),
         };
         let mut headers = HeaderMap::new();
-        headers.insert(propagation::REQUEST_ID_HEADER, request_id);
-        propagation::inject_nats(&span, &mut headers);
+        propagation::inject_nats(&span, request_id, &mut headers);
 
         let call = self.client.request_with_headers(
             dossier_contracts::subjects::ENRICH_PERSON,

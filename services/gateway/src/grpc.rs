@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_contracts::v1::operations_client::OperationsClient;
-use dossier_telemetry::propagation::{self, REQUEST_ID_METADATA};
-use dossier_telemetry::spans::{self, RpcSide};
+use dossier_telemetry::grpc::{ClientTrace, ClientTraceLayer};
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tracing::Instrument as _;
+use tower::Layer as _;
 
 use crate::error::ApiError;
 
@@ -38,9 +36,19 @@ pub fn channel(
     Ok(endpoint.connect_lazy())
 }
 
-/// The operations client on `channel`.
-pub fn operations_client(channel: Channel) -> OperationsClient<Channel> {
-    OperationsClient::new(channel)
+/// The channel of the operations client: every call is traced
+/// (`dossier_telemetry::grpc::ClientTraceLayer`).
+pub type OperationsChannel = ClientTrace<Channel>;
+
+/// The operations client on `channel`. Each call gets its client span
+/// (`dossier.v1.Operations/<method>`, a child of the current span) and
+/// carries its trace context and the request's id in its metadata (the trace
+/// id and the request id differ when the caller sent a `traceparent`: the
+/// operations service logs its calls with both).
+pub fn operations_client(channel: Channel) -> OperationsClient<OperationsChannel> {
+    let layer =
+        ClientTraceLayer::new(|| crate::context::current_request_id().map(|id| id.to_string()));
+    OperationsClient::new(layer.layer(channel))
 }
 
 /// Whether the operations service answers its gRPC health check `SERVING`
@@ -133,36 +141,4 @@ impl std::error::Error for GrpcError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         std::error::Error::source(&self.0)
     }
-}
-
-/// Makes one call to the operations service inside its gRPC client span
-/// (`dossier.v1.Operations/<method>`, a child of the current span), with
-/// the span's trace context in the request metadata so the server's span is
-/// its child, and the answer's status code recorded on it.
-pub async fn call<Req, Res, F, Fut>(
-    client: OperationsClient<Channel>,
-    method: &'static str,
-    message: Req,
-    send: F,
-) -> Result<tonic::Response<Res>, tonic::Status>
-where
-    F: FnOnce(OperationsClient<Channel>, tonic::Request<Req>) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<Res>, tonic::Status>>,
-{
-    let span = spans::grpc(RpcSide::Client, OPERATIONS_SERVICE_NAME, method);
-    let mut request = tonic::Request::new(message);
-    propagation::inject_grpc(&span, request.metadata_mut());
-    // The trace id and the request id differ when the caller sent a
-    // `traceparent`: the operations service logs its calls with both.
-    if let Some(id) = crate::context::current_request_id()
-        && let Ok(value) = MetadataValue::try_from(id.to_string())
-    {
-        request.metadata_mut().insert(REQUEST_ID_METADATA, value);
-    }
-    let result = send(client, request).instrument(span.clone()).await;
-    let code = result
-        .as_ref()
-        .map_or_else(tonic::Status::code, |_| Code::Ok);
-    spans::record_grpc_status(&span, RpcSide::Client, code);
-    result
 }

@@ -172,7 +172,7 @@ pub struct AppState(Arc<StateInner>);
 struct StateInner {
     keys: ApiKeys,
     channel: Channel,
-    operations: OperationsClient<Channel>,
+    operations: OperationsClient<grpc::OperationsChannel>,
     public_base_url: Option<String>,
     listen_addr: SocketAddr,
     readiness: Readiness,
@@ -240,7 +240,7 @@ impl AppState {
     }
 
     /// A client of the operations service (clones share one channel).
-    pub fn operations(&self) -> OperationsClient<Channel> {
+    pub fn operations(&self) -> OperationsClient<grpc::OperationsChannel> {
         self.0.operations.clone()
     }
 

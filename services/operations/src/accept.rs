@@ -49,7 +49,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use dossier_contracts::v1::{CreateOperationRequest, Job, Operation, TraceContext};
+use dossier_contracts::v1::{CreateOperationRequest, Job, Operation};
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::{propagation, spans};
 use prost::Message as _;
@@ -80,7 +80,8 @@ struct Validated {
     /// SHA-256 of the kind and the canonical JSON of the payload.
     request_hash: String,
     idempotency_key: Option<String>,
-    trace: TraceContext,
+    /// The caller's request id (gRPC metadata `x-request-id`).
+    request_id: String,
 }
 
 /// Checks a tenant id: `[A-Za-z0-9_-]{1,64}`. Tenant ids become parts of KV
@@ -99,7 +100,7 @@ pub(crate) fn validate_tenant(tenant: &str) -> Result<(), Error> {
     }
 }
 
-fn validate(request: CreateOperationRequest) -> Result<Validated, Error> {
+fn validate(request: CreateOperationRequest, request_id: String) -> Result<Validated, Error> {
     validate_tenant(&request.tenant_id)?;
     let kind = Kind::from_proto(request.kind)
         .ok_or_else(|| Error::InvalidArgument("kind must be specified".to_owned()))?;
@@ -120,7 +121,7 @@ fn validate(request: CreateOperationRequest) -> Result<Validated, Error> {
         request_hash: request_hash(kind, &json),
         payload: Bytes::from(request.payload_json),
         idempotency_key,
-        trace: request.trace.unwrap_or_default(),
+        request_id,
     })
 }
 
@@ -177,12 +178,14 @@ fn idempotency_kv_key(tenant: &str, key: &str) -> String {
     format!("{tenant}.{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
-/// Accepts an operation; returns it and whether this call created it.
+/// Accepts an operation for the request `request_id`; returns it and
+/// whether this call created it.
 pub(crate) async fn create(
     shared: &Shared,
     request: CreateOperationRequest,
+    request_id: String,
 ) -> Result<(Operation, bool), Error> {
-    let request = validate(request)?;
+    let request = validate(request, request_id)?;
     // Fail fast: a disconnected client would queue the publish and the
     // caller would wait a whole ack timeout for a 503.
     if !dossier_nats::is_connected(&shared.client) {
@@ -211,7 +214,7 @@ pub(crate) async fn create(
         status: Status::Queued.to_proto() as i32,
         created_at: Some(now),
         updated_at: Some(now),
-        request_id: request.trace.request_id.clone(),
+        request_id: request.request_id.clone(),
         attempt: 0,
         ..Operation::default()
     };
@@ -289,28 +292,20 @@ async fn publish_job(
     created_at: prost_types::Timestamp,
 ) -> Result<(), Error> {
     let subject = dossier_broker::job_subject(request.kind);
-    // The producer span: the job's headers and its `TraceContext` carry this
-    // span's context, so the worker's span is its child.
+    // The producer span: the job's headers carry its context, so the
+    // worker's span is its child.
     let span = spans::nats_publish(&subject, id);
     span.record("dossier.operation.id", id);
-    spans::record_request_id(&span, &request.trace.request_id);
-    // Without an OpenTelemetry layer (tests) the span has no context, so pass
-    // the caller's through unchanged.
-    let mut trace = propagation::trace_context(&span, &request.trace.request_id);
-    if trace.traceparent.is_empty() {
-        trace = request.trace.clone();
-    }
     let job = Job {
         operation_id: id.to_owned(),
         tenant_id: request.tenant.clone(),
         kind: request.kind.to_proto() as i32,
         payload_json: request.payload.to_vec(),
         created_at: Some(created_at),
-        trace: Some(trace.clone()),
     };
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
-    propagation::inject_message_headers(&span, &trace, &mut headers);
+    propagation::inject_nats(&span, &request.request_id, &mut headers);
 
     let publish = async {
         shared

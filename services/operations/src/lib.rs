@@ -242,6 +242,11 @@ impl App {
 
         tracing::info!(message = "Operations service listening.", %addr);
         let served = tonic::transport::Server::builder()
+            // Every call to the operations service in a server span that
+            // continues the caller's trace; health and reflection untraced.
+            .layer(dossier_telemetry::grpc::ServerTraceLayer::new(
+                dossier_contracts::v1::operations_server::SERVICE_NAME,
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(OperationsServer::new(service::OperationsService::new(

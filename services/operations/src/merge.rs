@@ -31,16 +31,23 @@ pub const MAX_DELIVERIES_CODE: &str = "max_deliveries_exceeded";
 /// Merges `event` into `record` (`None`: the operation has no record yet) and
 /// returns the new record, or `None` when the event changes nothing (a
 /// duplicate, a late event, or any event for a terminal record).
+/// `request_id` is the one the event's headers carry: a record made from the
+/// event keeps it.
 ///
 /// `updated_at` of a changed record is now.
-pub fn merge(record: Option<Operation>, event: &OperationEvent) -> Option<Operation> {
-    merge_at(record, event, time_ext::now())
+pub fn merge(
+    record: Option<Operation>,
+    event: &OperationEvent,
+    request_id: &str,
+) -> Option<Operation> {
+    merge_at(record, event, request_id, time_ext::now())
 }
 
 /// [`merge`] with an explicit "now", for tests.
 pub fn merge_at(
     record: Option<Operation>,
     event: &OperationEvent,
+    request_id: &str,
     now: Timestamp,
 ) -> Option<Operation> {
     let (mut next, is_new) = match record {
@@ -56,7 +63,7 @@ pub fn merge_at(
             }
             (record, false)
         }
-        None => (seed(event, now), true),
+        None => (seed(event, request_id, now), true),
     };
     let before = next.clone();
     let at = event.occurred_at.unwrap_or(now);
@@ -158,7 +165,7 @@ fn cancelled_error(message: &str) -> OperationError {
 /// A record for an operation first seen through one of its events (the
 /// worker's event overtook the accept path's record write, or the record was
 /// never written because the accept path died after storing the job).
-fn seed(event: &OperationEvent, now: Timestamp) -> Operation {
+fn seed(event: &OperationEvent, request_id: &str, now: Timestamp) -> Operation {
     Operation {
         id: event.operation_id.clone(),
         tenant_id: event.tenant_id.clone(),
@@ -171,11 +178,7 @@ fn seed(event: &OperationEvent, now: Timestamp) -> Operation {
                 .unwrap_or(now),
         ),
         updated_at: Some(now),
-        request_id: event
-            .trace
-            .as_ref()
-            .map(|t| t.request_id.clone())
-            .unwrap_or_default(),
+        request_id: request_id.to_owned(),
         ..Operation::default()
     }
 }
@@ -202,10 +205,13 @@ mod tests {
     use dossier_contracts::Kind;
     use dossier_contracts::v1::{
         Cancelled, Failed, PartiallySucceeded, Progressed, ResultRef, Started, Succeeded,
-        TraceContext, result_ref,
+        result_ref,
     };
 
     use super::*;
+
+    /// The request id the test events' headers carry.
+    const REQUEST_ID: &str = "req-1";
 
     fn ts(seconds: i64) -> Timestamp {
         Timestamp { seconds, nanos: 0 }
@@ -221,10 +227,6 @@ mod tests {
             worker_id: "w".to_owned(),
             occurred_at: Some(ts(50)),
             operation_created_at: Some(ts(10)),
-            trace: Some(TraceContext {
-                request_id: "req-1".to_owned(),
-                ..TraceContext::default()
-            }),
             event: Some(event),
         }
     }
@@ -271,7 +273,7 @@ mod tests {
     }
 
     fn apply(record: Option<Operation>, e: Event) -> Option<Operation> {
-        merge_at(record, &event(e), ts(100))
+        merge_at(record, &event(e), REQUEST_ID, ts(100))
     }
 
     fn processing(progress: Option<u32>) -> Operation {
@@ -463,12 +465,12 @@ mod tests {
     fn a_higher_attempt_is_recorded_even_without_other_changes() {
         let mut e = event(started());
         e.attempt = 3;
-        let merged = merge_at(Some(processing(None)), &e, ts(200)).unwrap();
+        let merged = merge_at(Some(processing(None)), &e, REQUEST_ID, ts(200)).unwrap();
         assert_eq!(merged.attempt, 3);
         assert_eq!(merged.updated_at, Some(ts(200)));
         // A lower attempt afterwards is ignored.
         e.attempt = 2;
-        assert_eq!(merge_at(Some(merged), &e, ts(300)), None);
+        assert_eq!(merge_at(Some(merged), &e, REQUEST_ID, ts(300)), None);
     }
 
     #[test]
@@ -482,7 +484,12 @@ mod tests {
             let mut last_rank = 0;
             let mut last_progress = 0;
             for &i in order {
-                if let Some(next) = merge_at(current.clone(), &event(events[i].clone()), ts(100)) {
+                if let Some(next) = merge_at(
+                    current.clone(),
+                    &event(events[i].clone()),
+                    REQUEST_ID,
+                    ts(100),
+                ) {
                     let status = status_of(&next);
                     assert!(status.rank() >= last_rank);
                     assert!(next.progress.unwrap_or(0) >= last_progress);

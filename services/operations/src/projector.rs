@@ -206,11 +206,6 @@ async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
         settle(&message, AckKind::Term).await;
         return;
     }
-    let request_id = event
-        .trace
-        .as_ref()
-        .map(|t| t.request_id.as_str())
-        .unwrap_or_default();
     // Built by hand rather than with `#[instrument]`: the parent (the
     // worker's publish span) must be set before the span is first entered.
     let span = spans::nats_process(message.subject.as_str(), &event.event_id);
@@ -224,10 +219,9 @@ async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
     if let Some(kind) = &event.event {
         span.record("dossier.event.type", kind.type_name());
     }
-    spans::record_request_id(&span, request_id);
-    propagation::set_message_parent(&span, message.headers.as_ref(), event.trace.as_ref());
+    let request_id = propagation::nats_parent(&span, message.headers.as_ref());
     async {
-        match project(&shared, &event).await {
+        match project(&shared, &event, request_id).await {
             Ok(()) => {
                 if let (Some(kind), Ok(info)) = (Kind::from_proto(event.kind), message.info()) {
                     crate::metrics::projected(kind, SystemTime::from(info.published));
@@ -269,13 +263,18 @@ async fn settle(message: &jetstream::Message, kind: AckKind) {
     }
 }
 
-/// Merges `event` into its record (creating it when absent) with
-/// compare-and-set, and tells the local list index.
-pub(crate) async fn project(shared: &Shared, event: &OperationEvent) -> Result<(), Error> {
+/// Merges `event`, which the request `request_id` caused, into its record
+/// (creating it when absent) with compare-and-set, and tells the local list
+/// index.
+pub(crate) async fn project(
+    shared: &Shared,
+    event: &OperationEvent,
+    request_id: &str,
+) -> Result<(), Error> {
     let modified = shared
         .records
         .modify(&event.operation_id, |current| {
-            Ok(match merge(current.cloned(), event) {
+            Ok(match merge(current.cloned(), event, request_id) {
                 Some(next) => Change::Write(next),
                 None => Change::Keep(()),
             })
@@ -357,16 +356,15 @@ async fn fail_dead_job(shared: &Shared, advisory: &MaxDeliverAdvisory) -> Result
             let span = tracing::info_span!(
                 "dead_letter",
                 dossier.operation.id = %job.operation_id,
-                request.id = %event.trace.as_ref().map(|t| t.request_id.as_str()).unwrap_or_default(),
+                request.id = tracing::field::Empty,
                 consumer = %advisory.consumer,
                 deliveries = advisory.deliveries,
             );
-            if let Some(trace) = &job.trace {
-                dossier_telemetry::propagation::set_parent(&span, trace);
-            }
+            // The job's headers: the dead letter joins the request's trace.
+            let request_id = propagation::nats_parent(&span, Some(&raw.headers));
             async {
                 if check_event(&event).is_ok() {
-                    project(shared, &event).await?;
+                    project(shared, &event, request_id).await?;
                     crate::metrics::dead_letter(Kind::from_proto(job.kind));
                     tracing::warn!(message = "Job failed after its last delivery.", operation_id = %job.operation_id, deliveries = advisory.deliveries);
                 } else {
@@ -403,7 +401,6 @@ fn dead_letter_event(job: &Job, advisory: &MaxDeliverAdvisory) -> OperationEvent
         worker_id: "operations".to_owned(),
         occurred_at: Some(time_ext::now()),
         operation_created_at: job.created_at,
-        trace: job.trace.clone(),
         event: Some(operation_event::Event::Failed(Failed {
             error: Some(OperationError {
                 code: MAX_DELIVERIES_CODE.to_owned(),

@@ -14,11 +14,10 @@ use dossier_contracts::v1::{
     CancelOperationRequest, CancelOperationResponse, CreateOperationRequest,
     CreateOperationResponse, GetOperationRequest, GetOperationResultsRequest,
     GetOperationResultsResponse, ListOperationsRequest, ListOperationsResponse, Operation,
-    ResultRef, TraceContext, result_ref,
+    ResultRef, result_ref,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::propagation;
-use dossier_telemetry::spans::{self, RpcSide};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -67,45 +66,15 @@ impl OperationsService {
     }
 }
 
-/// `dossier.v1.Operations`, as spans name it.
-const SERVICE_NAME: &str = "dossier.v1.Operations";
-
-/// The server span of a call: a child of the caller's span when the call's
-/// metadata carries a `traceparent` (the gateway sends one), else of the
-/// `TraceContext` inside the message when there is one, else a root.
-fn server_span<T>(
-    method: &'static str,
-    request: &Request<T>,
-    message_trace: Option<&TraceContext>,
-) -> tracing::Span {
-    let span = spans::grpc(RpcSide::Server, SERVICE_NAME, method);
-    if let Some(id) = request
-        .metadata()
-        .get(propagation::REQUEST_ID_METADATA)
-        .and_then(|value| value.to_str().ok())
-    {
-        spans::record_request_id(&span, id);
+/// Records the call's tenant and operation on its server span (made by
+/// `dossier_telemetry::grpc::ServerTraceLayer`, which runs every call inside
+/// it).
+fn record_call(tenant: &str, operation_id: Option<&str>) {
+    let span = tracing::Span::current();
+    span.record("tenant.id", tenant);
+    if let Some(id) = operation_id {
+        span.record("dossier.operation.id", id);
     }
-    let remote = propagation::extract_grpc(request.metadata());
-    if !propagation::set_remote_parent(&span, remote)
-        && let Some(trace) = message_trace
-    {
-        propagation::set_parent(&span, trace);
-    }
-    span
-}
-
-/// Runs a call inside its server span and records its status code there.
-async fn traced<T>(
-    span: tracing::Span,
-    call: impl Future<Output = Result<T, tonic::Status>>,
-) -> Result<T, tonic::Status> {
-    let result = call.instrument(span.clone()).await;
-    let code = result
-        .as_ref()
-        .map_or_else(tonic::Status::code, |_| tonic::Code::Ok);
-    spans::record_grpc_status(&span, RpcSide::Server, code);
-    result
 }
 
 #[tonic::async_trait]
@@ -114,87 +83,67 @@ impl Operations for OperationsService {
         &self,
         request: Request<CreateOperationRequest>,
     ) -> Result<Response<CreateOperationResponse>, tonic::Status> {
-        let span = server_span(
-            "CreateOperation",
-            &request,
-            request.get_ref().trace.as_ref(),
-        );
+        // The caller's request id names the operation's request for good
+        // (the record keeps it; the job carries it to the worker).
+        let request_id = request
+            .metadata()
+            .get(propagation::REQUEST_ID_METADATA)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let request = request.into_inner();
-        let trace = request.trace.clone().unwrap_or_default();
-        spans::record_request_id(&span, &trace.request_id);
+        let span = tracing::Span::current();
         span.record("tenant.id", request.tenant_id.as_str());
-        traced(span.clone(), async {
-            let (operation, created) = accept::create(&self.shared, request).await?;
-            span.record("dossier.operation.id", operation.id.as_str());
-            Ok(Response::new(CreateOperationResponse {
-                operation: Some(operation),
-                created,
-            }))
-        })
-        .await
+        let (operation, created) = accept::create(&self.shared, request, request_id).await?;
+        span.record("dossier.operation.id", operation.id.as_str());
+        Ok(Response::new(CreateOperationResponse {
+            operation: Some(operation),
+            created,
+        }))
     }
 
     async fn get_operation(
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Operation>, tonic::Status> {
-        let span = server_span("GetOperation", &request, None);
         let request = request.into_inner();
-        span.record("dossier.operation.id", request.id.as_str());
-        span.record("tenant.id", request.tenant_id.as_str());
-        traced(span, async {
-            let found = self.load_owned(&request.tenant_id, &request.id).await?;
-            let operation = inline_result(&self.shared, found.record).await?;
-            Ok(Response::new(operation))
-        })
-        .await
+        record_call(&request.tenant_id, Some(&request.id));
+        let found = self.load_owned(&request.tenant_id, &request.id).await?;
+        let operation = inline_result(&self.shared, found.record).await?;
+        Ok(Response::new(operation))
     }
 
     async fn list_operations(
         &self,
         request: Request<ListOperationsRequest>,
     ) -> Result<Response<ListOperationsResponse>, tonic::Status> {
-        let span = server_span("ListOperations", &request, None);
         let request = request.into_inner();
-        span.record("tenant.id", request.tenant_id.as_str());
-        traced(span, async {
-            Ok(Response::new(list(&self.shared, request).await?))
-        })
-        .await
+        record_call(&request.tenant_id, None);
+        Ok(Response::new(list(&self.shared, request).await?))
     }
 
     async fn cancel_operation(
         &self,
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<CancelOperationResponse>, tonic::Status> {
-        let span = server_span("CancelOperation", &request, None);
         let request = request.into_inner();
-        span.record("dossier.operation.id", request.id.as_str());
-        span.record("tenant.id", request.tenant_id.as_str());
-        traced(span, async {
-            let found = self.load_owned(&request.tenant_id, &request.id).await?;
-            let operation = cancel_operation(&self.shared, &request.tenant_id, found).await?;
-            Ok(Response::new(CancelOperationResponse {
-                operation: Some(operation),
-            }))
-        })
-        .await
+        record_call(&request.tenant_id, Some(&request.id));
+        let found = self.load_owned(&request.tenant_id, &request.id).await?;
+        let operation = cancel_operation(&self.shared, &request.tenant_id, found).await?;
+        Ok(Response::new(CancelOperationResponse {
+            operation: Some(operation),
+        }))
     }
 
     async fn get_operation_results(
         &self,
         request: Request<GetOperationResultsRequest>,
     ) -> Result<Response<GetOperationResultsResponse>, tonic::Status> {
-        let span = server_span("GetOperationResults", &request, None);
         let request = request.into_inner();
-        span.record("dossier.operation.id", request.id.as_str());
-        span.record("tenant.id", request.tenant_id.as_str());
-        traced(span, async {
-            let found = self.load_owned(&request.tenant_id, &request.id).await?;
-            let page = result_items(&self.shared, &found.record, &request).await?;
-            Ok(Response::new(page))
-        })
-        .await
+        record_call(&request.tenant_id, Some(&request.id));
+        let found = self.load_owned(&request.tenant_id, &request.id).await?;
+        let page = result_items(&self.shared, &found.record, &request).await?;
+        Ok(Response::new(page))
     }
 
     type WatchOperationStream = ReceiverStream<Result<Operation, tonic::Status>>;
@@ -203,35 +152,30 @@ impl Operations for OperationsService {
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Self::WatchOperationStream>, tonic::Status> {
-        let span = server_span("WatchOperation", &request, None);
         let request = request.into_inner();
-        span.record("dossier.operation.id", request.id.as_str());
-        span.record("tenant.id", request.tenant_id.as_str());
-        traced(span, async {
-            validate_tenant(&request.tenant_id)?;
-            let Ok(id) = Uuid::parse_str(&request.id) else {
-                return Err(Error::NotFound.into());
-            };
-            let id = id.to_string();
-            // Watch first, then read: a change between the two is then seen by
-            // the watch, and revisions tell what was already sent.
-            let watch = self
-                .shared
-                .records
-                .kv()
-                .watch(&id)
-                .await
-                .map_err(|e| Error::broker("watching an operation")(e.into()))?;
-            let current = self.load_owned(&request.tenant_id, &id).await?;
-            let (tx, rx) = mpsc::channel(16);
-            let shared = self.shared.clone();
-            tokio::spawn(
-                forward_changes(shared, id, current, watch, tx)
-                    .instrument(tracing::Span::current()),
-            );
-            Ok(Response::new(ReceiverStream::new(rx)))
-        })
-        .await
+        record_call(&request.tenant_id, Some(&request.id));
+        validate_tenant(&request.tenant_id)?;
+        let Ok(id) = Uuid::parse_str(&request.id) else {
+            return Err(Error::NotFound.into());
+        };
+        let id = id.to_string();
+        // Watch first, then read: a change between the two is then seen by
+        // the watch, and revisions tell what was already sent.
+        let watch = self
+            .shared
+            .records
+            .kv()
+            .watch(&id)
+            .await
+            .map_err(|e| Error::broker("watching an operation")(e.into()))?;
+        let current = self.load_owned(&request.tenant_id, &id).await?;
+        let (tx, rx) = mpsc::channel(16);
+        let shared = self.shared.clone();
+        // The stream outlives the call: its task stays in the call's span.
+        tokio::spawn(
+            forward_changes(shared, id, current, watch, tx).instrument(tracing::Span::current()),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer};
 use dossier_broker::{BrokerConfig, Topology, job_consumer, job_subject};
-use dossier_contracts::v1::{Job, OperationEvent, TraceContext, operation_event::Event};
+use dossier_contracts::v1::{Job, OperationEvent, operation_event::Event};
 use dossier_contracts::{Kind, time_ext};
 use dossier_service::CancellationToken;
 use dossier_testkit::{NatsServer, init_test_logging, wait_for, wait_until};
@@ -29,6 +29,15 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(15);
 pub(crate) struct Recorded {
     pub(crate) event: OperationEvent,
     pub(crate) headers: HeaderMap,
+}
+
+/// A job as the operations service publishes it: the message, and the
+/// request id and trace context its headers carry.
+#[derive(Clone, Debug)]
+pub(crate) struct TestJob {
+    pub(crate) job: Job,
+    pub(crate) request_id: String,
+    pub(crate) traceparent: String,
 }
 
 /// One test's broker, and the events read from it so far.
@@ -116,39 +125,45 @@ impl TestEnv {
     }
 
     /// A job of [`KIND`] with a fresh id, a request id and a trace context.
-    pub(crate) fn job(&self, payload: Value) -> Job {
+    pub(crate) fn job(&self, payload: Value) -> TestJob {
         let operation_id = uuid::Uuid::now_v7().to_string();
         // As the gateway does with no incoming `traceparent`: the request id
         // is the trace id.
         let request_id = uuid::Uuid::now_v7();
         let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
-        Job {
-            operation_id,
-            tenant_id: "tenant-a".to_owned(),
-            kind: KIND.to_proto() as i32,
-            payload_json: serde_json::to_vec(&payload).unwrap(),
-            created_at: Some(time_ext::now()),
-            trace: Some(TraceContext {
-                traceparent: format!("00-{}-{span_id}-01", request_id.simple()),
-                tracestate: String::new(),
-                request_id: request_id.to_string(),
-            }),
+        TestJob {
+            job: Job {
+                operation_id,
+                tenant_id: "tenant-a".to_owned(),
+                kind: KIND.to_proto() as i32,
+                payload_json: serde_json::to_vec(&payload).unwrap(),
+                created_at: Some(time_ext::now()),
+            },
+            request_id: request_id.to_string(),
+            traceparent: format!("00-{}-{span_id}-01", request_id.simple()),
         }
     }
 
     /// Publishes `job` with `Nats-Msg-Id` = operation id and waits for the ack.
-    pub(crate) async fn publish(&self, job: Job) -> String {
+    pub(crate) async fn publish(&self, job: TestJob) -> String {
         self.try_publish(job).await.expect("job stored")
     }
 
     /// Publishes `job` like [`TestEnv::publish`]; `None` while the broker
     /// does not take it (during a restart).
-    pub(crate) async fn try_publish(&self, job: Job) -> Option<String> {
+    pub(crate) async fn try_publish(&self, test_job: TestJob) -> Option<String> {
+        let TestJob {
+            job,
+            request_id,
+            traceparent,
+        } = test_job;
         let mut headers = HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
             job.operation_id.as_str(),
         );
+        headers.insert("Dossier-Request-Id", request_id.as_str());
+        headers.insert("traceparent", traceparent.as_str());
         let ack = self
             .js
             .publish_with_headers(job_subject(KIND), headers, job.encode_to_vec().into())

@@ -17,11 +17,14 @@ async fn a_job_succeeds_with_started_and_succeeded_events() {
     let env = TestEnv::start().await;
     let calls = Counter::default();
     let handler_calls = calls.clone();
+    let request_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_request_ids = request_ids.clone();
     let worker = env
         .worker(
             env.config(),
             handler_fn(move |ctx, job| {
                 handler_calls.incr();
+                let seen_request_ids = seen_request_ids.clone();
                 async move {
                     assert_eq!(ctx.operation_id(), job.operation_id);
                     assert_eq!(ctx.tenant_id(), "tenant-a");
@@ -29,7 +32,11 @@ async fn a_job_succeeds_with_started_and_succeeded_events() {
                     assert_eq!(ctx.attempt(), 1);
                     assert_eq!(ctx.max_deliver(), 3);
                     assert!(!ctx.is_last_attempt());
-                    assert_eq!(ctx.request_id(), job.trace.as_ref().unwrap().request_id);
+                    // Checked below: the request id of the job's headers.
+                    seen_request_ids
+                        .lock()
+                        .unwrap()
+                        .push(ctx.request_id().to_owned());
                     assert!(!ctx.is_cancelled());
                     let payload: serde_json::Value = dossier_worker::decode_payload(&job)?;
                     Ok(Outcome::Succeeded(json!({ "echo": payload })))
@@ -40,10 +47,11 @@ async fn a_job_succeeds_with_started_and_succeeded_events() {
     assert!(worker.readiness().is_ready());
 
     let job = env.job(json!({ "q": "engineers" }));
-    let created_at = job.created_at;
-    let trace = job.trace.clone().unwrap();
+    let created_at = job.job.created_at;
+    let trace = job.clone();
     let operation_id = env.publish(job).await;
     assert!(worker.try_process_one(DEADLINE).await.unwrap());
+    assert_eq!(*request_ids.lock().unwrap(), [trace.request_id.as_str()]);
 
     env.wait_terminal(&operation_id).await;
     let recorded = env.recorded(&operation_id).await;
@@ -60,12 +68,12 @@ async fn a_job_succeeds_with_started_and_succeeded_events() {
         assert!(e.occurred_at.is_some());
         let id = uuid::Uuid::parse_str(&e.event_id).unwrap();
         assert_eq!(id.get_version_num(), 7);
-        // The event's trace continues the request's trace.
-        let event_trace = e.trace.as_ref().unwrap();
-        assert_eq!(event_trace.request_id, trace.request_id);
-        assert_eq!(event_trace.traceparent[3..35], trace.traceparent[3..35]);
-        // The event id deduplicates re-publishes; W3C context rides along.
+        // The event's trace continues the request's trace, in its headers.
         let headers = &r.headers;
+        let header = |name: &str| headers.get(name).unwrap().as_str().to_owned();
+        assert_eq!(header("Dossier-Request-Id"), trace.request_id);
+        assert_eq!(header("traceparent")[3..35], trace.traceparent[3..35]);
+        // The event id deduplicates re-publishes; W3C context rides along.
         assert_eq!(
             headers.get("Nats-Msg-Id").unwrap().as_str(),
             e.event_id.as_str()
@@ -326,7 +334,7 @@ async fn the_job_span_and_its_events_continue_the_requests_trace() {
         )
         .await;
     let job = env.job(json!({}));
-    let traceparent = job.trace.as_ref().unwrap().traceparent.clone();
+    let traceparent = job.traceparent.clone();
     let operation_id = env.publish(job).await;
     assert!(worker.try_process_one(DEADLINE).await.unwrap());
     env.wait_terminal(&operation_id).await;
@@ -335,13 +343,10 @@ async fn the_job_span_and_its_events_continue_the_requests_trace() {
     let parent_span_id = &traceparent[36..52];
     assert_eq!(handler_trace.lock().unwrap().as_deref(), Some(trace_id));
     for r in env.recorded(&operation_id).await {
-        let event_traceparent = &r.event.trace.as_ref().unwrap().traceparent;
+        // The context travels in the event's headers only.
+        let event_traceparent = r.headers.get("traceparent").unwrap().as_str();
         // Same trace, but the worker's own span (a child of the request's).
         assert_eq!(&event_traceparent[3..35], trace_id);
         assert_ne!(&event_traceparent[36..52], parent_span_id);
-        assert_eq!(
-            r.headers.get("traceparent").unwrap().as_str(),
-            event_traceparent.as_str()
-        );
     }
 }

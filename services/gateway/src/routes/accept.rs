@@ -10,7 +10,6 @@ use dossier_contracts::api::{
 };
 use dossier_contracts::v1::CreateOperationRequest;
 use dossier_contracts::{Kind, Status};
-use dossier_telemetry::propagation;
 use serde::Serialize;
 
 use super::envelope;
@@ -19,7 +18,7 @@ use crate::auth::Caller;
 use crate::context;
 use crate::error::{ApiError, Meta};
 use crate::extract::{ExternalBase, IdempotencyKey, JsonBody};
-use crate::grpc::{self, map_status};
+use crate::grpc::map_status;
 use crate::views::POLL_RETRY_AFTER_SECS;
 
 /// Header set on a 202 that replays an earlier request's idempotency key.
@@ -121,24 +120,18 @@ async fn accept<T: Serialize>(
 ) -> Result<Response, ApiError> {
     let payload_json = serde_json::to_vec(&body)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("re-encode body")))?;
-    let request_id = context::request_id();
-    let trace = propagation::trace_context(&tracing::Span::current(), &request_id.to_string());
     let request = CreateOperationRequest {
         tenant_id: caller.tenant_id.to_string(),
         kind: kind.to_proto() as i32,
         payload_json,
         idempotency_key: key.0.unwrap_or_default(),
-        trace: Some(trace),
     };
-    let response = grpc::call(
-        state.operations(),
-        "CreateOperation",
-        request,
-        |mut client, request| async move { client.create_operation(request).await },
-    )
-    .await
-    .map_err(map_status)?
-    .into_inner();
+    let response = state
+        .operations()
+        .create_operation(request)
+        .await
+        .map_err(map_status)?
+        .into_inner();
     let operation = response.operation.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("CreateOperation answered no operation"))
     })?;

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Issue, Meta};
 use crate::extract::{ExternalBase, OperationId};
-use crate::grpc::{self, map_status};
+use crate::grpc::map_status;
 use crate::query::{DEFAULT_RESULTS_LIMIT, parse_list_query, parse_results_query, query_pairs};
 use crate::views::{
     ListMeta, ListResponse, OperationView, PageView, ResultsResponse, operation_response,
@@ -29,18 +29,15 @@ pub(crate) async fn get_operation(
     OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("dossier.operation.id", id.as_str());
-    let operation = grpc::call(
-        state.operations(),
-        "GetOperation",
-        GetOperationRequest {
+    let operation = state
+        .operations()
+        .get_operation(GetOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
             id,
-        },
-        |mut client, request| async move { client.get_operation(request).await },
-    )
-    .await
-    .map_err(map_status)?
-    .into_inner();
+        })
+        .await
+        .map_err(map_status)?
+        .into_inner();
     let view = OperationView::new(operation, &base)?;
     Ok(operation_response(StatusCode::OK, view))
 }
@@ -61,34 +58,31 @@ pub(crate) async fn get_operation_results(
     let pairs = query_pairs(query)?;
     let query = parse_results_query(&pairs)?;
     let has_cursor = query.cursor.is_some();
-    let response = grpc::call(
-        state.operations(),
-        "GetOperationResults",
-        GetOperationResultsRequest {
+    let response = state
+        .operations()
+        .get_operation_results(GetOperationResultsRequest {
             tenant_id: caller.tenant_id.to_string(),
             id: id.clone(),
             cursor: query.cursor.unwrap_or_default(),
             limit: query.limit.unwrap_or(DEFAULT_RESULTS_LIMIT),
-        },
-        |mut client, request| async move { client.get_operation_results(request).await },
-    )
-    .await
-    .map_err(|status| match status.code() {
-        // The only argument the gateway cannot check itself is the
-        // opaque cursor.
-        tonic::Code::InvalidArgument if has_cursor => {
-            ApiError::invalid_parameters(vec![Issue::parameter(
-                "cursor",
-                "must be a cursor from a previous page's nextCursor",
-            )])
-        }
-        tonic::Code::FailedPrecondition => ApiError::OperationConflict(format!(
-            "The operation has no result items to page through: {}.",
-            status.message()
-        )),
-        _ => map_status(status),
-    })?
-    .into_inner();
+        })
+        .await
+        .map_err(|status| match status.code() {
+            // The only argument the gateway cannot check itself is the
+            // opaque cursor.
+            tonic::Code::InvalidArgument if has_cursor => {
+                ApiError::invalid_parameters(vec![Issue::parameter(
+                    "cursor",
+                    "must be a cursor from a previous page's nextCursor",
+                )])
+            }
+            tonic::Code::FailedPrecondition => ApiError::OperationConflict(format!(
+                "The operation has no result items to page through: {}.",
+                status.message()
+            )),
+            _ => map_status(status),
+        })?
+        .into_inner();
     let data: Value = serde_json::from_slice(&response.items_json).map_err(|e| {
         ApiError::Internal(anyhow::Error::new(e).context("result page is not JSON"))
     })?;
@@ -113,18 +107,15 @@ pub(crate) async fn cancel_operation(
     OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("dossier.operation.id", id.as_str());
-    let response = grpc::call(
-        state.operations(),
-        "CancelOperation",
-        CancelOperationRequest {
+    let response = state
+        .operations()
+        .cancel_operation(CancelOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
             id,
-        },
-        |mut client, request| async move { client.cancel_operation(request).await },
-    )
-    .await
-    .map_err(map_status)?
-    .into_inner();
+        })
+        .await
+        .map_err(map_status)?
+        .into_inner();
     let operation = response.operation.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("CancelOperation answered no operation"))
     })?;
@@ -149,32 +140,29 @@ pub(crate) async fn list_operations(
     let pairs = query_pairs(query)?;
     let query = parse_list_query(&pairs)?;
     let has_cursor = query.cursor.is_some();
-    let response = grpc::call(
-        state.operations(),
-        "ListOperations",
-        ListOperationsRequest {
+    let response = state
+        .operations()
+        .list_operations(ListOperationsRequest {
             tenant_id: caller.tenant_id.to_string(),
             status: query.status.map_or(0, |s| s.to_proto() as i32),
             kind: query.kind.map_or(0, |k| k.to_proto() as i32),
             limit: query.limit,
             cursor: query.cursor.unwrap_or_default(),
-        },
-        |mut client, request| async move { client.list_operations(request).await },
-    )
-    .await
-    .map_err(|status| {
-        // The only argument the gateway cannot check itself is the
-        // opaque cursor.
-        if status.code() == tonic::Code::InvalidArgument && has_cursor {
-            ApiError::invalid_parameters(vec![Issue::parameter(
-                "cursor",
-                "must be a cursor from a previous page's meta.nextCursor",
-            )])
-        } else {
-            map_status(status)
-        }
-    })?
-    .into_inner();
+        })
+        .await
+        .map_err(|status| {
+            // The only argument the gateway cannot check itself is the
+            // opaque cursor.
+            if status.code() == tonic::Code::InvalidArgument && has_cursor {
+                ApiError::invalid_parameters(vec![Issue::parameter(
+                    "cursor",
+                    "must be a cursor from a previous page's meta.nextCursor",
+                )])
+            } else {
+                map_status(status)
+            }
+        })?
+        .into_inner();
     let data = response
         .operations
         .into_iter()

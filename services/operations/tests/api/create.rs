@@ -95,13 +95,10 @@ async fn the_job_is_stored_before_the_answer_with_the_operation_id_as_message_id
     assert_eq!(job.kind, Kind::SearchPeople.to_proto() as i32);
     assert_eq!(job.payload_json, payload.as_bytes());
     assert_eq!(job.created_at, op.created_at);
-    let trace = job.trace.unwrap();
-    assert_eq!(trace.request_id, op.request_id);
-    assert!(
-        trace
-            .traceparent
-            .contains("0af7651916cd43dd8448eb211c80319c")
-    );
+    // The request id and the trace context travel in the job's headers.
+    let header = |name: &str| stored.headers.get(name).unwrap().as_str().to_owned();
+    assert_eq!(header("Dossier-Request-Id"), op.request_id);
+    assert!(header("traceparent").contains("0af7651916cd43dd8448eb211c80319c"));
 
     let info = app.topology.jobs.cached_info();
     assert_eq!(

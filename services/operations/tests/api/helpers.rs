@@ -9,7 +9,7 @@ use dossier_contracts::v1::operation_event::Event;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_contracts::v1::{
     CancelOperationRequest, CreateOperationRequest, CreateOperationResponse, GetOperationRequest,
-    ListOperationsRequest, ListOperationsResponse, Operation, OperationEvent, TraceContext,
+    ListOperationsRequest, ListOperationsResponse, Operation, OperationEvent,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_testkit::{NatsServer, init_test_logging, wait_for, wait_until};
@@ -144,7 +144,12 @@ impl TestApp {
         idempotency_key: &str,
     ) -> Result<CreateOperationResponse, tonic::Status> {
         self.client()
-            .create_operation(create_request(tenant, kind, payload, idempotency_key))
+            .create_operation(from_gateway(create_request(
+                tenant,
+                kind,
+                payload,
+                idempotency_key,
+            )))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -185,9 +190,21 @@ impl TestApp {
 
     /// Publishes an event as a worker does (acked, `Nats-Msg-Id` = event id).
     pub async fn publish_event(&self, event: &OperationEvent) {
+        self.publish_event_of_request(event, "").await;
+    }
+
+    /// [`TestApp::publish_event`] with the request id a worker's event
+    /// headers carry (`Dossier-Request-Id`).
+    pub async fn publish_event_of_request(&self, event: &OperationEvent, request_id: &str) {
         let kind = Kind::from_proto(event.kind).unwrap();
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, event.event_id.as_str());
+        if !request_id.is_empty() {
+            headers.insert(
+                dossier_telemetry::propagation::REQUEST_ID_HEADER,
+                request_id,
+            );
+        }
         self.js
             .publish_with_headers(
                 dossier_broker::event_subject(kind),
@@ -282,12 +299,22 @@ pub fn create_request(
         kind: kind.to_proto() as i32,
         payload_json: payload.as_bytes().to_vec(),
         idempotency_key: idempotency_key.to_owned(),
-        trace: Some(TraceContext {
-            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
-            tracestate: String::new(),
-            request_id: "0af76519-16cd-43dd-8448-eb211c80319c".to_owned(),
-        }),
     }
+}
+
+/// The trace the gateway's calls continue in these tests.
+pub const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+/// The request id the gateway's calls carry in these tests.
+pub const REQUEST_ID: &str = "0af76519-16cd-43dd-8448-eb211c80319c";
+
+/// `message` as the gateway sends it: its metadata carries the caller's
+/// trace context and request id.
+pub fn from_gateway<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert("traceparent", TRACEPARENT.parse().unwrap());
+    metadata.insert("x-request-id", REQUEST_ID.parse().unwrap());
+    request
 }
 
 pub async fn get_on(
@@ -316,10 +343,6 @@ pub fn event_for(op: &Operation, attempt: u32, event: Event) -> OperationEvent {
         worker_id: "test-worker".to_owned(),
         occurred_at: Some(time_ext::now()),
         operation_created_at: op.created_at,
-        trace: Some(TraceContext {
-            request_id: op.request_id.clone(),
-            ..TraceContext::default()
-        }),
         event: Some(event),
     }
 }

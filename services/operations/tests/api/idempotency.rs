@@ -3,7 +3,7 @@
 use dossier_contracts::Kind;
 use tonic::Code;
 
-use crate::helpers::{TestApp, create_request};
+use crate::helpers::{TestApp, create_request, from_gateway};
 
 #[tokio::test]
 async fn same_key_and_body_returns_the_same_operation_and_one_job() {
@@ -70,12 +70,12 @@ async fn concurrent_creates_with_one_key_make_one_operation_and_one_job() {
         let mut client = app.client();
         async move {
             client
-                .create_operation(create_request(
+                .create_operation(from_gateway(create_request(
                     "acme",
                     Kind::EnrichmentBatch,
                     r#"{"records":[{"email":"a@b.c"}]}"#,
                     "same-key",
-                ))
+                )))
                 .await
                 .unwrap()
                 .into_inner()

@@ -193,7 +193,8 @@ async fn an_event_for_an_unknown_operation_creates_its_record() {
         request_id: "req-77".to_owned(),
         ..Operation::default()
     };
-    app.publish_event(&event_for(&op, 1, progressed(20))).await;
+    app.publish_event_of_request(&event_for(&op, 1, progressed(20)), &op.request_id)
+        .await;
 
     let got = app
         .wait_for_status("acme", &op.id, Status::Processing)
