@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dossier_contracts::v1::{Operation, OperationError, ResultPage, result_ref};
+use dossier_contracts::v1::{self, OperationError, ResultPage};
 use dossier_contracts::{Kind, Status, time_ext};
 use serde::Serialize;
 use serde_json::Value;
@@ -45,12 +45,15 @@ pub(crate) struct ErrorView {
 }
 
 impl OperationView {
-    /// Converts a record. `result` is shown for `succeeded`,
-    /// `partial_success`, and `cancelled` operations that kept partial work;
-    /// `error` for `failed` and `cancelled` ones (`{"code": "cancelled"}` when
-    /// the record has none); progress is 100 once succeeded or partially
-    /// succeeded.
-    pub(crate) fn new(op: Operation, base: &ExternalBase) -> Result<OperationView, ApiError> {
+    /// Converts the operations service's answer. `result` is shown for
+    /// `succeeded`, `partial_success`, and `cancelled` operations that kept
+    /// partial work; `error` for `failed` and `cancelled` ones
+    /// (`{"code": "cancelled"}` when the answer has none); progress is 100
+    /// once succeeded or partially succeeded.
+    pub(crate) fn new(
+        op: v1::OperationView,
+        base: &ExternalBase,
+    ) -> Result<OperationView, ApiError> {
         let page = op.result_page.clone();
         let kind = Kind::from_proto(op.kind).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("operation {} has kind {}", op.id, op.kind))
@@ -64,9 +67,9 @@ impl OperationView {
         })?;
         let result = match status {
             Status::Succeeded | Status::PartialSuccess | Status::Cancelled => op
-                .result
-                .as_ref()
-                .and_then(|r| result_json(&op.id, r))
+                .result_json
+                .as_deref()
+                .and_then(|json| result_json(&op.id, json))
                 .map(|mut result| {
                     // A result with an item list carries its first page and
                     // says where the rest is.
@@ -120,22 +123,13 @@ impl OperationView {
     }
 }
 
-fn result_json(id: &str, result: &dossier_contracts::v1::ResultRef) -> Option<Value> {
-    match &result.location {
-        Some(result_ref::Location::InlineJson(bytes)) => match serde_json::from_slice(bytes) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                tracing::error!(message = "Stored result is not JSON.", operation_id = %id, %error);
-                None
-            }
-        },
-        Some(result_ref::Location::ObjectName(name)) => {
-            // GetOperation always inlines results; a reference here means
-            // the operations service broke that promise.
-            tracing::error!(message = "Result was not inlined.", operation_id = %id, object = %name);
+fn result_json(id: &str, json: &[u8]) -> Option<Value> {
+    match serde_json::from_slice(json) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            tracing::error!(message = "Stored result is not JSON.", operation_id = %id, %error);
             None
         }
-        None => None,
     }
 }
 
@@ -245,23 +239,20 @@ pub(crate) struct ListMeta {
 mod tests {
     use super::*;
 
-    fn op(status: Status) -> Operation {
-        Operation {
+    fn op(status: Status) -> v1::OperationView {
+        v1::OperationView {
             id: "0190b7a0-0000-7000-8000-000000000001".to_owned(),
             tenant_id: "acme".to_owned(),
             kind: Kind::SearchPeople.to_proto() as i32,
             status: status.to_proto() as i32,
             progress: Some(40),
-            result: Some(dossier_contracts::v1::ResultRef {
-                location: Some(result_ref::Location::InlineJson(br#"{"data":[]}"#.to_vec())),
-                size_bytes: 11,
-            }),
+            result_json: Some(br#"{"data":[]}"#.to_vec()),
             error: None,
             created_at: Some(prost_types::Timestamp {
                 seconds: 0,
                 nanos: 0,
             }),
-            ..Operation::default()
+            ..v1::OperationView::default()
         }
     }
 

@@ -10,6 +10,9 @@
 //! - **Serve** (`service.rs`): Get, List (from an in-memory index, see
 //!   `index.rs`), Cancel, Watch and GetOperationResults (result items in
 //!   pages, see `results.rs`) over gRPC, plus gRPC health and reflection.
+//!   Answers are `OperationView`s, made from the stored records in one
+//!   place (`view.rs`); every call runs in the server span of
+//!   `dossier_telemetry::grpc::ServerTraceLayer`.
 //!
 //! ## State and replicas
 //!
@@ -41,6 +44,7 @@ mod projector;
 mod records;
 mod results;
 mod service;
+mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use dossier_contracts::v1::{
     CancelOperationRequest, CancelOperationResponse, CreateOperationRequest,
     CreateOperationResponse, GetOperationRequest, GetOperationResultsRequest,
     GetOperationResultsResponse, ListOperationsRequest, ListOperationsResponse, Operation,
-    ResultRef, result_ref,
+    OperationView,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::propagation;
@@ -30,7 +30,7 @@ use crate::accept::{self, validate_tenant};
 use crate::error::{Error, error_chain};
 use crate::merge::{CancelOutcome, cancel, status_of};
 use crate::records::{Change, Modified, Versioned};
-use crate::results;
+use crate::{results, view};
 
 /// Page size when the request leaves it at 0.
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
@@ -97,7 +97,7 @@ impl Operations for OperationsService {
         let (operation, created) = accept::create(&self.shared, request, request_id).await?;
         span.record("dossier.operation.id", operation.id.as_str());
         Ok(Response::new(CreateOperationResponse {
-            operation: Some(operation),
+            operation: Some(view::without_result(operation)),
             created,
         }))
     }
@@ -105,11 +105,11 @@ impl Operations for OperationsService {
     async fn get_operation(
         &self,
         request: Request<GetOperationRequest>,
-    ) -> Result<Response<Operation>, tonic::Status> {
+    ) -> Result<Response<OperationView>, tonic::Status> {
         let request = request.into_inner();
         record_call(&request.tenant_id, Some(&request.id));
         let found = self.load_owned(&request.tenant_id, &request.id).await?;
-        let operation = inline_result(&self.shared, found.record).await?;
+        let operation = view::with_result(&self.shared, found.record).await?;
         Ok(Response::new(operation))
     }
 
@@ -146,7 +146,7 @@ impl Operations for OperationsService {
         Ok(Response::new(page))
     }
 
-    type WatchOperationStream = ReceiverStream<Result<Operation, tonic::Status>>;
+    type WatchOperationStream = ReceiverStream<Result<OperationView, tonic::Status>>;
 
     async fn watch_operation(
         &self,
@@ -187,13 +187,13 @@ async fn forward_changes(
     id: String,
     current: Versioned,
     mut watch: async_nats::jetstream::kv::Watch,
-    tx: mpsc::Sender<Result<Operation, tonic::Status>>,
+    tx: mpsc::Sender<Result<OperationView, tonic::Status>>,
 ) {
     let mut last_revision = current.revision;
     let mut record = current.record;
     loop {
         let terminal = status_of(&record).is_terminal();
-        let message = inline_result(&shared, record)
+        let message = view::with_result(&shared, record)
             .await
             .map_err(tonic::Status::from);
         let failed = message.is_err();
@@ -238,39 +238,6 @@ async fn forward_changes(
             }
         };
     }
-}
-
-/// Replaces the record's result reference with the result itself, inline;
-/// a result whose `data` array holds more than the first page carries only
-/// that page, and `result_page` says where the rest is (see `results.rs`).
-async fn inline_result(shared: &Shared, mut operation: Operation) -> Result<Operation, Error> {
-    let Some(reference) = operation.result.take() else {
-        return Ok(operation);
-    };
-    let parsed = results::load(
-        &shared.topology.results,
-        &shared.results,
-        &operation.id,
-        &reference,
-    )
-    .await?;
-    let (json, page) = match (parsed.as_deref(), &reference.location) {
-        (None, _) => return Ok(operation),
-        // Items that fit the first page are served as stored.
-        (Some(results::Parsed::Paged(paged)), _) if paged.total() > results::FIRST_PAGE_ITEMS => {
-            let (json, page) = paged.first_page(results::FIRST_PAGE_ITEMS);
-            (json, Some(page))
-        }
-        (_, Some(result_ref::Location::InlineJson(json))) => (json.clone(), None),
-        (Some(results::Parsed::Whole(json)), _) => (json.clone(), None),
-        (Some(results::Parsed::Paged(paged)), _) => (paged.first_page(paged.total()).0, None),
-    };
-    operation.result = Some(ResultRef {
-        size_bytes: json.len() as u64,
-        location: Some(result_ref::Location::InlineJson(json)),
-    });
-    operation.result_page = page;
-    Ok(operation)
 }
 
 /// A page of the items of the operation's result.
@@ -373,7 +340,7 @@ async fn list(
         .await;
     let mut operations = Vec::with_capacity(loaded.len());
     for found in loaded {
-        let Some(Versioned { mut record, .. }) = found? else {
+        let Some(Versioned { record, .. }) = found? else {
             continue;
         };
         // The index may lag the record by a moment; never show another
@@ -384,8 +351,7 @@ async fn list(
         {
             continue;
         }
-        record.result = None;
-        operations.push(record);
+        operations.push(view::without_result(record));
     }
     Ok(ListOperationsResponse {
         operations,
@@ -413,7 +379,7 @@ async fn cancel_operation(
     shared: &Shared,
     tenant: &str,
     found: Versioned,
-) -> Result<Operation, Error> {
+) -> Result<OperationView, Error> {
     if let Some(status) = Some(status_of(&found.record)).filter(|s| s.is_terminal()) {
         return Err(Error::Terminal(status));
     }
@@ -456,7 +422,7 @@ async fn cancel_operation(
         }
         Modified::Unchanged(record) => record,
     };
-    inline_result(shared, operation).await
+    view::with_result(shared, operation).await
 }
 
 #[cfg(test)]

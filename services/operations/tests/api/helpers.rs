@@ -9,7 +9,7 @@ use dossier_contracts::v1::operation_event::Event;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_contracts::v1::{
     CancelOperationRequest, CreateOperationRequest, CreateOperationResponse, GetOperationRequest,
-    ListOperationsRequest, ListOperationsResponse, Operation, OperationEvent,
+    ListOperationsRequest, ListOperationsResponse, Operation, OperationEvent, OperationView,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_testkit::{NatsServer, init_test_logging, wait_for, wait_until};
@@ -155,7 +155,7 @@ impl TestApp {
     }
 
     /// Creates an operation that must succeed and returns it.
-    pub async fn create_ok(&self, tenant: &str, kind: Kind) -> Operation {
+    pub async fn create_ok(&self, tenant: &str, kind: Kind) -> OperationView {
         let response = self
             .create(tenant, kind, r#"{"targetAccount":{"name":"Acme"}}"#, "")
             .await
@@ -164,11 +164,11 @@ impl TestApp {
         response.operation.unwrap()
     }
 
-    pub async fn get(&self, tenant: &str, id: &str) -> Result<Operation, tonic::Status> {
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<OperationView, tonic::Status> {
         get_on(&self.client(), tenant, id).await
     }
 
-    pub async fn cancel(&self, tenant: &str, id: &str) -> Result<Operation, tonic::Status> {
+    pub async fn cancel(&self, tenant: &str, id: &str) -> Result<OperationView, tonic::Status> {
         self.client()
             .cancel_operation(CancelOperationRequest {
                 tenant_id: tenant.to_owned(),
@@ -240,8 +240,8 @@ impl TestApp {
         tenant: &str,
         id: &str,
         what: &str,
-        check: impl Fn(&Operation) -> bool,
-    ) -> Operation {
+        check: impl Fn(&OperationView) -> bool,
+    ) -> OperationView {
         let client = self.client();
         let check = &check;
         wait_for(what, DEADLINE, || {
@@ -257,7 +257,7 @@ impl TestApp {
     }
 
     /// Waits until `id` has `status`.
-    pub async fn wait_for_status(&self, tenant: &str, id: &str, status: Status) -> Operation {
+    pub async fn wait_for_status(&self, tenant: &str, id: &str, status: Status) -> OperationView {
         self.wait_for_op(tenant, id, &format!("status {status}"), |op| {
             op.status == status.to_proto() as i32
         })
@@ -272,6 +272,17 @@ impl TestApp {
             .await
             .unwrap();
         jobs.info().await.unwrap().state.messages
+    }
+
+    /// The record of `id` as stored in KV (what answers leave out: the
+    /// request id, the attempt, the result reference).
+    pub async fn record(&self, id: &str) -> Operation {
+        let kv = self
+            .js
+            .get_key_value(dossier_broker::OPERATIONS_BUCKET)
+            .await
+            .unwrap();
+        Operation::decode(kv.get(id).await.unwrap().unwrap()).unwrap()
     }
 
     /// Keys in the operations bucket.
@@ -321,7 +332,7 @@ pub async fn get_on(
     client: &OperationsClient<Channel>,
     tenant: &str,
     id: &str,
-) -> Result<Operation, tonic::Status> {
+) -> Result<OperationView, tonic::Status> {
     client
         .clone()
         .get_operation(GetOperationRequest {
@@ -333,7 +344,7 @@ pub async fn get_on(
 }
 
 /// An event about `op` as a worker would publish it.
-pub fn event_for(op: &Operation, attempt: u32, event: Event) -> OperationEvent {
+pub fn event_for(op: &OperationView, attempt: u32, event: Event) -> OperationEvent {
     OperationEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         operation_id: op.id.clone(),
@@ -347,6 +358,6 @@ pub fn event_for(op: &Operation, attempt: u32, event: Event) -> OperationEvent {
     }
 }
 
-pub fn status(op: &Operation) -> Status {
+pub fn status(op: &OperationView) -> Status {
     Status::from_proto(op.status).unwrap()
 }
