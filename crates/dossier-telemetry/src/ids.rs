@@ -46,20 +46,26 @@ pub fn root_span_with_trace_id(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
     use crate::propagation;
 
-    #[test]
-    fn root_span_takes_the_chosen_trace_id_and_children_inherit_it() {
+    /// Runs `f` with a subscriber whose spans have OpenTelemetry contexts
+    /// made by the services' id generator, and the W3C propagator.
+    pub(crate) fn with_tracer<T>(f: impl FnOnce() -> T) -> T {
         crate::init_propagator();
-        let provider = crate::tracer_provider("test").unwrap();
+        let provider = crate::tracer_provider_to("test", None).unwrap();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    #[test]
+    fn root_span_takes_the_chosen_trace_id_and_children_inherit_it() {
+        with_tracer(|| {
             let id = uuid::Uuid::now_v7();
             let trace_id = TraceId::from_bytes(*id.as_bytes());
             let root = root_span_with_trace_id(trace_id, || tracing::info_span!("request"));

@@ -156,18 +156,12 @@ pub fn trace_id(span: &tracing::Span) -> Option<String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use opentelemetry::trace::TracerProvider as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
     use super::*;
+    use crate::ids::tests::with_tracer;
 
     #[test]
     fn nats_headers_carry_the_context_and_the_request_id_once() {
-        crate::init_propagator();
-        let provider = crate::tracer_provider("test").unwrap();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
+        with_tracer(|| {
             let producer = spans::nats_publish("dossier.jobs.x", "op-1");
             let mut headers = async_nats::HeaderMap::new();
             inject_nats(&producer, "req-1", &mut headers);
