@@ -9,19 +9,25 @@
 //!   "errors": [ { "pointer": "/records/3/email", "detail": "not an email address" },
 //!               { "parameter": "limit", "detail": "must be an integer from 1 to 100" },
 //!               { "header": "Idempotency-Key", "detail": "must be 1 to 255 characters" } ],
-//!   "meta": { "requestId": "…" } }
+//!   "errorCount": 3, "meta": { "requestId": "…" } }
 //! ```
 //!
 //! Each entry of `errors` names exactly one location: `pointer` (an RFC 6901
 //! JSON pointer into the body), `parameter` (a query parameter) or `header`
 //! (a request header). `type` is stable per problem; its last path segment is
 //! a snake_case code clients may switch on.
+//!
+//! An answer stays small whatever the request: at most
+//! [`MAX_LISTED_ERRORS`] entries are listed and `errorCount` says how many
+//! there were in all; names and values echoed from the request are cut
+//! short; and the whole document is kept under [`MAX_PROBLEM_BYTES`].
 
 use std::fmt;
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
-use dossier_contracts::api::FieldError;
+use dossier_contracts::api::{
+    FieldError, FieldErrors, MAX_DETAIL_CHARS, MAX_LISTED_ERRORS, MAX_LOCATION_CHARS, clip,
+};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
@@ -33,6 +39,10 @@ use crate::context;
 pub const PROBLEM_TYPE_BASE: &str = "https://dossier.dev/problems/";
 /// The media type of error bodies.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+/// Largest problem document, in bytes: errors past it are counted, not listed.
+pub const MAX_PROBLEM_BYTES: usize = 64 * 1024;
+/// Most characters of a problem's `detail`, which may quote a dependency.
+const MAX_PROBLEM_DETAIL_CHARS: usize = 1024;
 
 /// Where in the request a problem is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,25 +69,29 @@ pub struct Issue {
 impl Issue {
     /// A problem with a body field.
     pub fn pointer(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            location: Location::Pointer(pointer.into()),
-            detail: detail.into(),
-        }
+        Self::new(Location::Pointer, pointer, detail)
     }
 
     /// A problem with a query parameter.
     pub fn parameter(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            location: Location::Parameter(name.into()),
-            detail: detail.into(),
-        }
+        Self::new(Location::Parameter, name, detail)
     }
 
     /// A problem with a request header.
     pub fn header(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Location::Header, name, detail)
+    }
+
+    /// Names and details come from the client (a parameter's name, a
+    /// value quoted in a decoding message): cut short, whatever was sent.
+    fn new(
+        location: fn(String) -> Location,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
-            location: Location::Header(name.into()),
-            detail: detail.into(),
+            location: location(clip(name, MAX_LOCATION_CHARS)),
+            detail: clip(detail, MAX_DETAIL_CHARS),
         }
     }
 }
@@ -100,8 +114,11 @@ pub enum ApiError {
     Validation {
         /// Summary.
         detail: String,
-        /// One entry per bad field, parameter or header.
+        /// One entry per bad field, parameter or header: the first
+        /// [`MAX_LISTED_ERRORS`].
         errors: Vec<Issue>,
+        /// How many there were in all (`errorCount`), listed or not.
+        total: usize,
     },
     /// No API key, or one that is not configured.
     #[error("missing or unknown API key")]
@@ -187,18 +204,24 @@ const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 impl ApiError {
     /// A validation problem from body field errors.
-    pub fn invalid_body(errors: Vec<FieldError>) -> Self {
+    pub fn invalid_body(errors: FieldErrors) -> Self {
+        let total = errors.total();
+        let errors: Vec<Issue> = errors.into_iter().map(Issue::from).collect();
         ApiError::Validation {
-            detail: "The request body has invalid fields.".to_owned(),
-            errors: errors.into_iter().map(Issue::from).collect(),
+            detail: listed_detail("The request body", "fields", &errors, total),
+            errors,
+            total,
         }
     }
 
     /// A validation problem with query parameters.
-    pub fn invalid_parameters(errors: Vec<Issue>) -> Self {
+    pub fn invalid_parameters(mut errors: Vec<Issue>) -> Self {
+        let total = errors.len();
+        errors.truncate(MAX_LISTED_ERRORS);
         ApiError::Validation {
-            detail: "The query has invalid parameters.".to_owned(),
+            detail: listed_detail("The query", "parameters", &errors, total),
             errors,
+            total,
         }
     }
 
@@ -207,6 +230,16 @@ impl ApiError {
         ApiError::Validation {
             detail: format!("The {name} header is invalid."),
             errors: vec![Issue::header(name, detail)],
+            total: 1,
+        }
+    }
+
+    /// A validation problem that names no field, parameter or header.
+    pub fn invalid_request(detail: impl Into<String>) -> Self {
+        ApiError::Validation {
+            detail: detail.into(),
+            errors: Vec::new(),
+            total: 0,
         }
     }
 
@@ -379,19 +412,22 @@ impl ApiError {
     pub fn to_response(&self, request_id: Uuid) -> Response {
         self.log();
         let status = self.status();
-        let errors = match self {
-            ApiError::Validation { errors, .. } => errors.clone(),
-            _ => Vec::new(),
+        let (errors, error_count) = match self {
+            ApiError::Validation { errors, total, .. } => {
+                (errors.clone(), Some(*total).filter(|n| *n > 0))
+            }
+            _ => (Vec::new(), None),
         };
         let body = Problem {
             r#type: format!("{PROBLEM_TYPE_BASE}{}", self.code()),
             title: self.title(),
             status: status.as_u16(),
-            detail: self.detail(),
+            detail: clip(self.detail(), MAX_PROBLEM_DETAIL_CHARS),
             errors,
+            error_count,
             meta: Meta { request_id },
         };
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (status, body.into_bytes()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -442,10 +478,7 @@ impl ApiError {
                     source: None,
                 }
             }
-            s if s.is_client_error() => ApiError::Validation {
-                detail: "The request is invalid.".to_owned(),
-                errors: Vec::new(),
-            },
+            s if s.is_client_error() => ApiError::invalid_request("The request is invalid."),
             s => ApiError::Internal(anyhow::anyhow!("bare {s} response")),
         }
     }
@@ -462,10 +495,10 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { limit: 0 }
         } else {
-            ApiError::Validation {
-                detail: format!("Cannot read the request body: {}.", rejection.body_text()),
-                errors: Vec::new(),
-            }
+            ApiError::invalid_request(format!(
+                "Cannot read the request body: {}.",
+                rejection.body_text()
+            ))
         }
     }
 }
@@ -479,7 +512,48 @@ struct Problem {
     detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<Issue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_count: Option<usize>,
     meta: Meta,
+}
+
+impl Problem {
+    /// The JSON document, under [`MAX_PROBLEM_BYTES`]: when the listed
+    /// errors (each already cut short, but quoting the client can still
+    /// take six bytes a character once escaped) do not fit, fewer are
+    /// listed; `errorCount` still counts them all.
+    fn into_bytes(mut self) -> Vec<u8> {
+        loop {
+            // Strings and integers always serialize.
+            let bytes = serde_json::to_vec(&self).unwrap_or_default();
+            if bytes.len() <= MAX_PROBLEM_BYTES || self.errors.is_empty() {
+                return bytes;
+            }
+            // Keep the share that fits, at least one fewer each round.
+            let fits = self.errors.len() * MAX_PROBLEM_BYTES / bytes.len();
+            self.errors.truncate(fits.min(self.errors.len() - 1));
+            if let Some(total) = self.error_count {
+                self.detail = format!(
+                    "The request has {total} errors; the first {} are listed.",
+                    self.errors.len()
+                );
+            }
+        }
+    }
+}
+
+/// The detail of a validation problem about `what` (`fields`) of `whole`
+/// (`The request body`), saying so when only the first of `total` errors
+/// are `listed`.
+fn listed_detail(whole: &str, what: &str, listed: &[Issue], total: usize) -> String {
+    if listed.len() < total {
+        format!(
+            "{whole} has {total} invalid {what}; the first {} are listed.",
+            listed.len()
+        )
+    } else {
+        format!("{whole} has invalid {what}.")
+    }
 }
 
 /// `meta` of every JSON body.

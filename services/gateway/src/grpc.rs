@@ -94,10 +94,9 @@ pub fn map_status(status: tonic::Status) -> ApiError {
                 GrpcError(status),
             )
         }
-        Code::InvalidArgument => ApiError::Validation {
-            detail: format!("The request was refused: {}", status.message()),
-            errors: Vec::new(),
-        },
+        Code::InvalidArgument => {
+            ApiError::invalid_request(format!("The request was refused: {}", status.message()))
+        }
         // A transport failure that tonic could not classify (e.g. a reset
         // connection while the operations service restarts) is as transient
         // as UNAVAILABLE.

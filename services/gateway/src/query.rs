@@ -25,12 +25,12 @@ const MAX_RESULTS_LIMIT: u32 = 1_000;
 pub(crate) fn query_pairs(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Vec<(String, String)>, ApiError> {
-    query
-        .map(|Query(pairs)| pairs)
-        .map_err(|rejection| ApiError::Validation {
-            detail: format!("The query string is invalid: {}.", rejection.body_text()),
-            errors: Vec::new(),
-        })
+    query.map(|Query(pairs)| pairs).map_err(|rejection| {
+        ApiError::invalid_request(format!(
+            "The query string is invalid: {}.",
+            rejection.body_text()
+        ))
+    })
 }
 
 /// The validated query of `GET /api/operations/{id}/results`.

@@ -3,19 +3,32 @@
 //! accepts work; workers decode job payloads with the same types, so what was
 //! accepted is exactly what runs.
 
+mod bounded;
 pub mod linkedin;
 mod parse;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use parse::{Body, BodyError, parse_body};
-pub use validate::{FieldError, Validate, normalize_domain};
+pub use parse::{Body, BodyError, ListLimit, parse_body};
+pub use validate::{
+    FieldError, FieldErrors, MAX_DETAIL_CHARS, MAX_LOCATION_CHARS, Validate, clip, normalize_domain,
+};
 
 /// Most records in one batch enrichment request.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
 /// Most questions in one research request.
 pub const MAX_RESEARCH_QUESTIONS: usize = 10;
+/// Most entries in one search filter list.
+pub const MAX_FILTER_VALUES: usize = 50;
+/// Most errors listed for one request; the rest are only counted.
+pub const MAX_LISTED_ERRORS: usize = 100;
+/// Most JSON values (scalars, arrays, objects) read from one body. The
+/// largest valid body is a batch of [`MAX_BATCH_RECORDS`] records of an
+/// object and six fields each: seven values a record. One record more than
+/// that, with room for the envelope, is plenty; past it the body cannot be
+/// valid and is not kept in memory (see `bounded`).
+pub const MAX_BODY_VALUES: usize = (MAX_BATCH_RECORDS + 1) * 8;
 /// Default and maximum `limit` of a people search.
 pub const DEFAULT_SEARCH_LIMIT: u32 = 25;
 /// Largest `limit` of a people search.

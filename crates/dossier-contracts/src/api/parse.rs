@@ -1,76 +1,160 @@
 //! Turning request bytes into a validated body, with every problem named by a
-//! JSON pointer: malformed JSON, wrong types, unknown or missing fields, and
-//! the semantic rules of [`Validate`].
+//! JSON pointer: malformed JSON, lists over their limit, wrong types, unknown
+//! or missing fields, and the semantic rules of [`Validate`].
+//!
+//! Whatever the input, the work and the answer are bounded: the body is read
+//! within a budget of values (see [`super::bounded`]), list lengths are
+//! checked before any item is, and at most [`super::MAX_LISTED_ERRORS`]
+//! errors are kept (the rest are counted).
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::EnrichmentBatchRequest;
-use super::validate::{FieldError, Validate};
+use super::bounded::Document;
+use super::validate::{FieldError, FieldErrors, Validate, too_many};
+use super::{
+    EnrichmentBatchRequest, MAX_BATCH_RECORDS, MAX_BODY_VALUES, MAX_FILTER_VALUES,
+    MAX_RESEARCH_QUESTIONS,
+};
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BodyError {
-    /// Not JSON at all (the detail says where it broke).
+    /// Not JSON at all (the detail says where it broke), or nested deeper
+    /// than 128 levels.
     #[error("malformed JSON: {0}")]
     Malformed(String),
     /// JSON, but one or more fields are invalid.
     #[error("invalid request body")]
-    Invalid(Vec<FieldError>),
+    Invalid(FieldErrors),
+}
+
+/// A list in a body and the most items it may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ListLimit {
+    /// Where the list is: a JSON pointer from the body root.
+    pub pointer: &'static str,
+    /// The most items it may hold.
+    pub max: usize,
+    /// What its items are called in the error (`records`).
+    pub items: &'static str,
 }
 
 /// A request body type: decodes from JSON and validates.
 pub trait Body: DeserializeOwned + Validate {
+    /// The body's lists with their limits, checked before anything else so
+    /// that a list far over its limit is one error and its items are never
+    /// decoded. [`Validate`] checks the same limits on a decoded body.
+    const LISTS: &'static [ListLimit] = &[];
+
     /// Shape errors (wrong type, unknown or missing field) in `value`. The
     /// default reports the first one; batch bodies report one per record.
-    fn shape_errors(value: &Value) -> Vec<FieldError> {
-        shape_error::<Self>(value, "").into_iter().collect()
+    fn shape_errors(value: &Value, errors: &mut FieldErrors) {
+        if let Some(error) = shape_error::<Self>(value, "") {
+            errors.push(error);
+        }
     }
 }
 
-impl Body for super::SearchPeopleRequest {}
-impl Body for super::ResearchRequest {}
+impl Body for super::SearchPeopleRequest {
+    const LISTS: &'static [ListLimit] = &[
+        filter_list("/filters/titles"),
+        filter_list("/filters/seniorities"),
+        filter_list("/filters/departments"),
+        filter_list("/filters/locations"),
+        filter_list("/filters/keywords"),
+    ];
+}
+
+const fn filter_list(pointer: &'static str) -> ListLimit {
+    ListLimit {
+        pointer,
+        max: MAX_FILTER_VALUES,
+        items: "values",
+    }
+}
+
+impl Body for super::ResearchRequest {
+    const LISTS: &'static [ListLimit] = &[ListLimit {
+        pointer: "/questions",
+        max: MAX_RESEARCH_QUESTIONS,
+        items: "questions",
+    }];
+}
+
 impl Body for super::PersonRecord {}
 
 impl Body for EnrichmentBatchRequest {
-    fn shape_errors(value: &Value) -> Vec<FieldError> {
+    const LISTS: &'static [ListLimit] = &[ListLimit {
+        pointer: "/records",
+        max: MAX_BATCH_RECORDS,
+        items: "records",
+    }];
+
+    fn shape_errors(value: &Value, errors: &mut FieldErrors) {
         // Decode each record on its own so a bad record anywhere in a batch of
-        // 10,000 is reported with its index, and all of them at once.
+        // 10,000 is reported with its index, and all of them counted.
         if let Some(Value::Array(records)) = value.get("records") {
-            let mut errors: Vec<FieldError> = records
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| {
-                    shape_error::<super::PersonRecord>(r, &format!("/records/{i}"))
-                })
-                .collect();
+            for (i, record) in records.iter().enumerate() {
+                if let Some(error) =
+                    shape_error::<super::PersonRecord>(record, &format!("/records/{i}"))
+                {
+                    errors.push(error);
+                }
+            }
             if errors.is_empty() {
                 // Records are fine: check the envelope (unknown top-level fields).
                 errors.extend(shape_error::<Self>(value, ""));
             }
-            return errors;
+            return;
         }
-        shape_error::<Self>(value, "").into_iter().collect()
+        errors.extend(shape_error::<Self>(value, ""));
     }
 }
 
 /// Parses and validates a request body.
 pub fn parse_body<T: Body>(bytes: &[u8]) -> Result<T, BodyError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| BodyError::Malformed(e.to_string()))?;
-    if !value.is_object() {
-        return Err(BodyError::Invalid(vec![FieldError::new(
-            "",
-            "must be a JSON object",
-        )]));
+    let document =
+        Document::read(bytes, MAX_BODY_VALUES).map_err(|e| BodyError::Malformed(e.to_string()))?;
+    let mut errors = FieldErrors::new();
+    if !document.value.is_object() {
+        errors.push(FieldError::new("", "must be a JSON object"));
+        return Err(BodyError::Invalid(errors));
     }
-    let errors = T::shape_errors(&value);
+    for list in T::LISTS {
+        match document.array_len(list.pointer) {
+            Some(len) if len > list.max => {
+                errors.push(too_many(list.pointer, list.max, list.items, len));
+            }
+            _ => {}
+        }
+    }
     if !errors.is_empty() {
         return Err(BodyError::Invalid(errors));
     }
-    let body: T = serde_json::from_value(value)
-        .map_err(|e| BodyError::Invalid(vec![FieldError::new("", e.to_string())]))?;
-    let errors = body.validate();
+    if let Some(at) = document.exhausted_at {
+        // Only part of the body was kept: decoding that part could report
+        // fields as missing that were sent, so this is the one error.
+        errors.push(FieldError::new(
+            at,
+            format!(
+                "the body holds more than {MAX_BODY_VALUES} JSON values, more than any valid \
+                 request; nothing from here on was read"
+            ),
+        ));
+        return Err(BodyError::Invalid(errors));
+    }
+    let value = document.value;
+    T::shape_errors(&value, &mut errors);
+    if !errors.is_empty() {
+        return Err(BodyError::Invalid(errors));
+    }
+    let body: T = serde_json::from_value(value).map_err(|e| {
+        let mut errors = FieldErrors::new();
+        errors.push(FieldError::new("", e.to_string()));
+        BodyError::Invalid(errors)
+    })?;
+    body.validate_at("", &mut errors);
     if errors.is_empty() {
         Ok(body)
     } else {
@@ -108,7 +192,7 @@ fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Appends one RFC 6901 reference token.
-fn push_token(pointer: &mut String, token: &str) {
+pub(super) fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
     pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
 }
@@ -179,6 +263,114 @@ mod tests {
             br#"{"records":[{"email":"a@b.co","externalId":"7"}]}"#,
         );
         assert_eq!(ok.unwrap().records[0].external_id.as_deref(), Some("7"));
+    }
+
+    /// The listed pointers and the total count of a refused body.
+    fn problems<T: Body + std::fmt::Debug>(body: &[u8]) -> (Vec<String>, usize) {
+        match parse_body::<T>(body) {
+            Err(BodyError::Invalid(errors)) => {
+                let total = errors.total();
+                let pointers: Vec<String> = errors.into_iter().map(|e| e.pointer).collect();
+                (pointers, total)
+            }
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    /// `{"records":[1,1,…]}` with `n` scalars.
+    fn scalar_records(n: usize) -> Vec<u8> {
+        let mut body = b"{\"records\":[".to_vec();
+        body.extend(std::iter::repeat_n(&b"1,"[..], n - 1).flatten());
+        body.extend_from_slice(b"1]}");
+        body
+    }
+
+    #[test]
+    fn too_many_records_is_one_error_before_any_item_is_looked_at() {
+        let (pointers, total) = problems::<EnrichmentBatchRequest>(&scalar_records(2_000_000));
+        assert_eq!(pointers, ["/records"]);
+        assert_eq!(total, 1);
+        let (pointers, total) = problems::<EnrichmentBatchRequest>(&scalar_records(10_001));
+        assert_eq!((pointers, total), (vec!["/records".to_owned()], 1));
+    }
+
+    #[test]
+    fn every_list_is_counted_before_its_items() {
+        let ones = vec!["1"; 1_000].join(",");
+        for (body, pointer) in [
+            (
+                format!(r#"{{"targetAccount":{{"name":"A"}},"filters":{{"titles":[{ones}]}}}}"#),
+                "/filters/titles",
+            ),
+            (
+                format!(
+                    r#"{{"targetAccount":{{"name":"A"}},"filters":{{"departments":[{ones}]}}}}"#
+                ),
+                "/filters/departments",
+            ),
+            (
+                format!(r#"{{"targetAccount":{{"name":"A"}},"filters":{{"locations":[{ones}]}}}}"#),
+                "/filters/locations",
+            ),
+        ] {
+            let (pointers, total) = problems::<SearchPeopleRequest>(body.as_bytes());
+            assert_eq!(
+                (pointers, total),
+                (vec![pointer.to_owned()], 1),
+                "{pointer}"
+            );
+        }
+        let body = format!(r#"{{"subject":{{"company":{{"name":"A"}}}},"questions":[{ones}]}}"#);
+        let (pointers, total) = problems::<ResearchRequest>(body.as_bytes());
+        assert_eq!((pointers, total), (vec!["/questions".to_owned()], 1));
+    }
+
+    #[test]
+    fn at_most_a_hundred_errors_are_listed_with_the_total() {
+        let records = vec![r#"{"email":"bad"}"#; 5_000].join(",");
+        let body = format!(r#"{{"records":[{records}]}}"#);
+        let (pointers, total) = problems::<EnrichmentBatchRequest>(body.as_bytes());
+        assert_eq!(pointers.len(), 100);
+        assert_eq!(pointers[99], "/records/99/email");
+        assert_eq!(total, 5_000);
+
+        let (pointers, total) = problems::<EnrichmentBatchRequest>(&scalar_records(10_000));
+        assert_eq!(pointers.len(), 100);
+        assert_eq!(pointers[0], "/records/0");
+        assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn echoed_names_and_values_are_cut_short() {
+        let huge = "x".repeat(1_000_000);
+        let body = format!(r#"{{"targetAccount":{{"name":"A"}},"{huge}":1}}"#);
+        let (pointers, _) = problems::<SearchPeopleRequest>(body.as_bytes());
+        assert!(pointers[0].starts_with("/xxx") && pointers[0].len() < 1_000);
+        let body = format!(r#"{{"subject":{{"company":{{"name":"A"}}}},"depth":"{huge}"}}"#);
+        match parse_body::<ResearchRequest>(body.as_bytes()) {
+            Err(BodyError::Invalid(errors)) => {
+                let error = errors.into_iter().next().unwrap();
+                assert_eq!(error.pointer, "/depth");
+                assert!(error.detail.len() < 1_000, "{} bytes", error.detail.len());
+            }
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nesting_too_deep_is_malformed_and_too_many_values_is_refused() {
+        let deep = format!(r#"{{"records":[{}{}]}}"#, "[".repeat(500), "]".repeat(500));
+        assert!(matches!(
+            parse_body::<EnrichmentBatchRequest>(deep.as_bytes()),
+            Err(BodyError::Malformed(_))
+        ));
+        // Few records, each a long list: far more values than any valid
+        // batch holds.
+        let inner = vec!["1"; 20_000].join(",");
+        let records = vec![format!("[{inner}]"); 50].join(",");
+        let body = format!(r#"{{"records":[{records}]}}"#);
+        let (pointers, total) = problems::<EnrichmentBatchRequest>(body.as_bytes());
+        assert!(!pointers.is_empty() && pointers.len() <= 100 && total >= pointers.len());
     }
 
     #[test]

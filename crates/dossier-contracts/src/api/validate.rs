@@ -5,14 +5,28 @@ use serde::Serialize;
 
 use super::linkedin;
 use super::{
-    CompanyRef, EnrichmentBatchRequest, MAX_BATCH_RECORDS, MAX_RESEARCH_QUESTIONS,
-    MAX_SEARCH_LIMIT, PersonRecord, ResearchRequest, SearchPeopleRequest,
+    CompanyRef, EnrichmentBatchRequest, MAX_BATCH_RECORDS, MAX_FILTER_VALUES, MAX_LISTED_ERRORS,
+    MAX_RESEARCH_QUESTIONS, MAX_SEARCH_LIMIT, PersonRecord, ResearchRequest, SearchPeopleRequest,
 };
 
 /// Longest accepted free-text value (names, titles, questions, ...).
 const MAX_TEXT_LEN: usize = 500;
-/// Most entries in one search filter list.
-const MAX_FILTER_VALUES: usize = 50;
+/// Most characters of a pointer (or other location) in an error: field names
+/// come from the client, and an 8 MiB unknown field must not come back whole.
+pub const MAX_LOCATION_CHARS: usize = 128;
+/// Most characters of an error's detail: decoding messages quote the
+/// client's value (`unknown variant `…``).
+pub const MAX_DETAIL_CHARS: usize = 256;
+
+/// `text` cut to at most `max_chars` characters, `…` marking a cut.
+pub fn clip(text: impl Into<String>, max_chars: usize) -> String {
+    let mut text = text.into();
+    if let Some((at, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
+}
 
 /// One invalid field: an RFC 6901 JSON pointer into the request body and what
 /// is wrong with it.
@@ -25,30 +39,104 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// A new field error.
+    /// A new field error; a pointer or detail longer than
+    /// [`MAX_LOCATION_CHARS`] or [`MAX_DETAIL_CHARS`] is cut short.
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
-            pointer: pointer.into(),
-            detail: detail.into(),
+            pointer: clip(pointer, MAX_LOCATION_CHARS),
+            detail: clip(detail, MAX_DETAIL_CHARS),
         }
     }
+}
+
+/// The errors of one body: the first [`MAX_LISTED_ERRORS`] in full and how
+/// many there were in all, so that a body with thousands of bad items costs
+/// no more to answer than one with a hundred.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors {
+    listed: Vec<FieldError>,
+    total: usize,
+}
+
+impl FieldErrors {
+    /// No errors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts `error`, and keeps it if fewer than [`MAX_LISTED_ERRORS`] are.
+    pub fn push(&mut self, error: FieldError) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED_ERRORS {
+            self.listed.push(error);
+        }
+    }
+
+    /// How many errors there were, listed or not.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Whether there were none.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The first errors, in the order found.
+    pub fn listed(&self) -> &[FieldError] {
+        &self.listed
+    }
+}
+
+impl Extend<FieldError> for FieldErrors {
+    fn extend<I: IntoIterator<Item = FieldError>>(&mut self, errors: I) {
+        for error in errors {
+            self.push(error);
+        }
+    }
+}
+
+impl IntoIterator for FieldErrors {
+    type Item = FieldError;
+    type IntoIter = std::vec::IntoIter<FieldError>;
+
+    /// The listed errors.
+    fn into_iter(self) -> Self::IntoIter {
+        self.listed.into_iter()
+    }
+}
+
+/// The error of a list holding `len` items, more than its `max`; `items`
+/// names them (`records`).
+pub(crate) fn too_many(at: impl Into<String>, max: usize, items: &str, len: usize) -> FieldError {
+    FieldError::new(at, format!("must hold at most {max} {items}, got {len}"))
+}
+
+/// Checks the length of a list before its items: over `max` is one error,
+/// and false so that the (possibly millions of) items are not looked at.
+fn counted<T>(list: &[T], max: usize, items: &str, at: &str, errors: &mut FieldErrors) -> bool {
+    if list.len() > max {
+        errors.push(too_many(at, max, items, list.len()));
+        return false;
+    }
+    true
 }
 
 /// Validation of a parsed body beyond its JSON shape.
 pub trait Validate {
     /// Pushes one error per bad field, with pointers under `at` (`""` for the
     /// body root).
-    fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>);
+    fn validate_at(&self, at: &str, errors: &mut FieldErrors);
 
     /// All errors, pointers from the body root; empty when valid.
-    fn validate(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
+    fn validate(&self) -> FieldErrors {
+        let mut errors = FieldErrors::new();
         self.validate_at("", &mut errors);
         errors
     }
 }
 
-fn text(value: &Option<String>, at: String, errors: &mut Vec<FieldError>) -> bool {
+fn text(value: &Option<String>, at: String, errors: &mut FieldErrors) -> bool {
     match value {
         None => false,
         Some(v) if v.trim().is_empty() => {
@@ -110,8 +198,8 @@ pub fn normalize_domain(input: &str) -> Option<String> {
 }
 
 impl Validate for PersonRecord {
-    fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
-        let before = errors.len();
+    fn validate_at(&self, at: &str, errors: &mut FieldErrors) {
+        let before = errors.total();
         let email = text(&self.email, format!("{at}/email"), errors);
         if email && !self.email.as_deref().is_some_and(is_email) {
             errors.push(FieldError::new(
@@ -152,7 +240,7 @@ impl Validate for PersonRecord {
             || self.linkedin_url.is_some()
             || (self.full_name.is_some()
                 && (self.company_name.is_some() || self.company_domain.is_some()));
-        if !identified && errors.len() == before {
+        if !identified && errors.total() == before {
             let detail = if name && !(company || domain) {
                 "fullName needs companyName or companyDomain to identify a person"
             } else {
@@ -164,8 +252,8 @@ impl Validate for PersonRecord {
 }
 
 impl Validate for CompanyRef {
-    fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
-        let before = errors.len();
+    fn validate_at(&self, at: &str, errors: &mut FieldErrors) {
+        let before = errors.total();
         text(&self.name, format!("{at}/name"), errors);
         if text(&self.domain, format!("{at}/domain"), errors)
             && self.domain.as_deref().and_then(normalize_domain).is_none()
@@ -189,7 +277,7 @@ impl Validate for CompanyRef {
         }
         let identified =
             self.name.is_some() || self.domain.is_some() || self.linkedin_handle.is_some();
-        if !identified && errors.len() == before {
+        if !identified && errors.total() == before {
             errors.push(FieldError::new(
                 at.to_owned(),
                 "identify the company by name, domain or linkedinHandle",
@@ -199,59 +287,59 @@ impl Validate for CompanyRef {
 }
 
 impl Validate for EnrichmentBatchRequest {
-    fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
+    fn validate_at(&self, at: &str, errors: &mut FieldErrors) {
+        let at_records = format!("{at}/records");
         if self.records.is_empty() {
-            errors.push(FieldError::new(
-                format!("{at}/records"),
-                "must hold at least one record",
-            ));
-        } else if self.records.len() > MAX_BATCH_RECORDS {
-            errors.push(FieldError::new(
-                format!("{at}/records"),
-                format!(
-                    "must hold at most {MAX_BATCH_RECORDS} records, got {}",
-                    self.records.len()
-                ),
-            ));
+            errors.push(FieldError::new(at_records, "must hold at least one record"));
+            return;
+        }
+        if !counted(
+            &self.records,
+            MAX_BATCH_RECORDS,
+            "records",
+            &at_records,
+            errors,
+        ) {
+            return;
         }
         for (i, record) in self.records.iter().enumerate() {
-            record.validate_at(&format!("{at}/records/{i}"), errors);
+            record.validate_at(&format!("{at_records}/{i}"), errors);
         }
     }
 }
 
-fn text_list(values: &[String], at: String, errors: &mut Vec<FieldError>) {
-    if values.len() > MAX_FILTER_VALUES {
-        errors.push(FieldError::new(
-            at.clone(),
-            format!("must hold at most {MAX_FILTER_VALUES} values"),
-        ));
-    }
-    for (i, v) in values.iter().enumerate() {
-        text(&Some(v.clone()), format!("{at}/{i}"), errors);
+fn text_list(values: &[String], at: String, errors: &mut FieldErrors) {
+    if counted(values, MAX_FILTER_VALUES, "values", &at, errors) {
+        for (i, v) in values.iter().enumerate() {
+            text(&Some(v.clone()), format!("{at}/{i}"), errors);
+        }
     }
 }
 
 impl Validate for SearchPeopleRequest {
-    fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
+    fn validate_at(&self, at: &str, errors: &mut FieldErrors) {
         self.target_account
             .validate_at(&format!("{at}/targetAccount"), errors);
         let f = &self.filters;
         text_list(&f.titles, format!("{at}/filters/titles"), errors);
         text_list(&f.locations, format!("{at}/filters/locations"), errors);
         text_list(&f.keywords, format!("{at}/filters/keywords"), errors);
-        if f.seniorities.len() > MAX_FILTER_VALUES {
-            errors.push(FieldError::new(
-                format!("{at}/filters/seniorities"),
-                "too many values",
-            ));
-        }
-        if f.departments.len() > MAX_FILTER_VALUES {
-            errors.push(FieldError::new(
-                format!("{at}/filters/departments"),
-                "too many values",
-            ));
-        }
+        let seniorities = format!("{at}/filters/seniorities");
+        counted(
+            &f.seniorities,
+            MAX_FILTER_VALUES,
+            "values",
+            &seniorities,
+            errors,
+        );
+        let departments = format!("{at}/filters/departments");
+        counted(
+            &f.departments,
+            MAX_FILTER_VALUES,
+            "values",
+            &departments,
+            errors,
+        );
         if !(1..=MAX_SEARCH_LIMIT).contains(&self.limit) {
             errors.push(FieldError::new(
                 format!("{at}/limit"),
@@ -262,7 +350,7 @@ impl Validate for SearchPeopleRequest {
 }
 
 impl Validate for ResearchRequest {
-    fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
+    fn validate_at(&self, at: &str, errors: &mut FieldErrors) {
         match (&self.subject.company, &self.subject.person) {
             (Some(company), None) => company.validate_at(&format!("{at}/subject/company"), errors),
             (None, Some(person)) => person.validate_at(&format!("{at}/subject/person"), errors),
@@ -271,14 +359,17 @@ impl Validate for ResearchRequest {
                 "must hold exactly one of `company` or `person`",
             )),
         }
-        if self.questions.len() > MAX_RESEARCH_QUESTIONS {
-            errors.push(FieldError::new(
-                format!("{at}/questions"),
-                format!("must hold at most {MAX_RESEARCH_QUESTIONS} questions"),
-            ));
-        }
-        for (i, q) in self.questions.iter().enumerate() {
-            text(&Some(q.clone()), format!("{at}/questions/{i}"), errors);
+        let at_questions = format!("{at}/questions");
+        if counted(
+            &self.questions,
+            MAX_RESEARCH_QUESTIONS,
+            "questions",
+            &at_questions,
+            errors,
+        ) {
+            for (i, q) in self.questions.iter().enumerate() {
+                text(&Some(q.clone()), format!("{at_questions}/{i}"), errors);
+            }
         }
     }
 }
@@ -383,7 +474,7 @@ mod tests {
         assert_eq!(got, ["/records/1/email", "/records/3"]);
 
         let empty = EnrichmentBatchRequest { records: vec![] }.validate();
-        assert_eq!(empty[0].pointer, "/records");
+        assert_eq!(empty.listed()[0].pointer, "/records");
         let too_many = EnrichmentBatchRequest {
             records: vec![
                 PersonRecord {
@@ -394,8 +485,8 @@ mod tests {
             ],
         }
         .validate();
-        assert_eq!(too_many.len(), 1);
-        assert_eq!(too_many[0].pointer, "/records");
+        assert_eq!(too_many.total(), 1);
+        assert_eq!(too_many.listed()[0].pointer, "/records");
     }
 
     #[test]
