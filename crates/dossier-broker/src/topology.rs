@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use dossier_backoff::Backoff;
 use dossier_contracts::Kind;
 
 use crate::{
@@ -9,6 +10,10 @@ use crate::{
     PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, job_consumer, job_subject,
     max_deliveries_advisory_subject,
 };
+
+/// Waits between tries of a topology set-up that lost a race: 100, 200,
+/// then 300 ms.
+const ENSURE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
 
 /// Creating the topology failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +67,7 @@ impl Topology {
                 Err(e) if attempt < 3 => {
                     attempt += 1;
                     tracing::debug!(message = "Retrying topology set-up.", attempt, error = %e);
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    tokio::time::sleep(ENSURE_RETRY.delay(attempt)).await;
                 }
                 Err(e) => return Err(e),
             }

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dossier_backoff::Backoff;
 use dossier_contracts::api::linkedin::company_handle;
 use dossier_contracts::api::normalize_domain;
 use reqwest::header::{ACCEPT, RETRY_AFTER};
@@ -152,8 +153,9 @@ pub struct HttpProvider {
     api_key: Option<SecretString>,
     timeout: Duration,
     max_attempts: u32,
-    initial_backoff: Duration,
-    max_backoff: Duration,
+    /// Waits between attempts: exponential, capped, with equal jitter so
+    /// that many clients failing together do not retry in lockstep.
+    backoff: Backoff,
     /// One permit per in-flight request. Held for a single attempt only, not
     /// across backoff waits, so a provider retrying one request does not
     /// starve the others.
@@ -212,8 +214,7 @@ impl HttpProvider {
             api_key: config.api_key,
             timeout: config.timeout,
             max_attempts: config.max_attempts,
-            initial_backoff: config.initial_backoff,
-            max_backoff: config.max_backoff,
+            backoff: Backoff::new(config.initial_backoff, config.max_backoff).jittered(),
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
         })
     }
@@ -245,7 +246,7 @@ impl HttpProvider {
                     });
                 }
                 Err(AttemptError::Retry(reason)) => {
-                    let wait = self.backoff(attempt);
+                    let wait = self.backoff.delay(attempt);
                     tracing::warn!(
                         message = "Directory provider request failed; retrying.",
                         provider = %self.name,
@@ -259,20 +260,6 @@ impl HttpProvider {
                 }
             }
         }
-    }
-
-    /// The wait before retry number `attempt` (1-based): exponential, capped,
-    /// with "equal jitter" (half fixed, half random) so that many clients
-    /// failing together do not retry in lockstep.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        let full = self
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff);
-        let half = full / 2;
-        let jitter_ns = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(rand::random_range(0..=jitter_ns))
     }
 
     async fn attempt(&self, url: &Url) -> Result<bytes::Bytes, AttemptError> {
@@ -496,19 +483,16 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn backoff_is_the_configured_one_with_jitter() {
+        // The delays themselves are tested with `dossier_backoff::Backoff`.
         let mut config = HttpProviderConfig::new("v", "http://x/");
         config.initial_backoff = Duration::from_millis(100);
         config.max_backoff = Duration::from_millis(300);
         let p = HttpProvider::new(config).unwrap();
-        for (attempt, full) in [(1, 100), (2, 200), (3, 300), (10, 300), (40, 300)] {
-            let wait = p.backoff(attempt);
-            let full = Duration::from_millis(full);
-            assert!(
-                wait >= full / 2 && wait <= full,
-                "attempt {attempt}: {wait:?}"
-            );
-        }
+        assert_eq!(
+            p.backoff,
+            Backoff::new(Duration::from_millis(100), Duration::from_millis(300)).jittered()
+        );
     }
 
     #[test]

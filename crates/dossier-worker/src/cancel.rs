@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_nats::Statistics;
 use async_nats::jetstream::kv;
+use dossier_backoff::Backoff;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -117,6 +118,8 @@ pub(crate) async fn watch(
     connection: Arc<Statistics>,
     stop: CancellationToken,
 ) {
+    // A moment between retries: the watch recovers with the broker.
+    let mut retries = Backoff::constant(Duration::from_millis(500)).retries();
     loop {
         let connects = connection.connects.load(Ordering::Relaxed);
         loop {
@@ -144,7 +147,7 @@ pub(crate) async fn watch(
                     // The watch is an ordered consumer that recreates itself
                     // after gaps; errors are reported but it carries on.
                     tracing::warn!(message = "Cancellation watch error.", %error);
-                    if pause(&stop).await {
+                    if retries.pause(&stop).await {
                         return;
                     }
                 }
@@ -162,7 +165,7 @@ pub(crate) async fn watch(
                 Ok(watch) => break watch,
                 Err(error) => {
                     tracing::warn!(message = "Cannot reopen the cancellation watch.", %error);
-                    if pause(&stop).await {
+                    if retries.pause(&stop).await {
                         return;
                     }
                 }
@@ -173,14 +176,6 @@ pub(crate) async fn watch(
                 running.cancel(&operation_id);
             }
         }
-    }
-}
-
-/// Waits a moment before retrying; true when `stop` fired meanwhile.
-async fn pause(stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => true,
-        _ = tokio::time::sleep(Duration::from_millis(500)) => false,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishError, object_store::ObjectStore};
 use bytes::Bytes;
+use dossier_backoff::Backoff;
 use dossier_contracts::v1::{OperationEvent, ResultRef, operation_event, result_ref};
 use dossier_contracts::{Kind, time_ext};
 use dossier_telemetry::{propagation, spans};
@@ -17,6 +18,8 @@ use tracing::Instrument as _;
 /// Publishing an event gives up after this many tries; the caller then hands
 /// the job back to the broker rather than acknowledge it.
 pub(crate) const PUBLISH_TRIES: u32 = 3;
+/// Waits between the tries of one publish: 100 ms, then 200 ms.
+const PUBLISH_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
 /// What every event of one job delivery repeats.
 #[derive(Debug)]
@@ -167,7 +170,7 @@ impl Events {
                         try_number,
                         %error
                     );
-                    tokio::time::sleep(Duration::from_millis(100) * try_number).await;
+                    tokio::time::sleep(PUBLISH_RETRY.delay(try_number)).await;
                     try_number += 1;
                 }
                 Err(error) => return Err(error.into()),

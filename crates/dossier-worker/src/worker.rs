@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_nats::Statistics;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, kv};
+use dossier_backoff::Backoff;
 use dossier_broker::{BrokerConfig, Topology, job_consumer, job_subject};
 use dossier_contracts::Kind;
 use dossier_contracts::v1::{
@@ -90,6 +91,9 @@ struct Shared<H> {
     heartbeat_every: Duration,
     max_deliver: u32,
     request_timeout: Duration,
+    /// Delay before a failed job is delivered again, by attempt: jittered,
+    /// so replicas that failed together do not retry together.
+    retry: Backoff,
     events: Events,
     cancellations: kv::Store,
     checkpoints: kv::Store,
@@ -217,6 +221,7 @@ impl<H: Handler> Worker<H> {
                 heartbeat_every: (ack_wait / 3).max(Duration::from_millis(10)),
                 max_deliver,
                 request_timeout: broker.request_timeout,
+                retry: Backoff::new(config.retry_backoff_base, config.retry_backoff_max).jittered(),
                 events,
                 cancellations: topology.cancellations,
                 checkpoints: topology.checkpoints,
@@ -549,7 +554,7 @@ impl<H: Handler> Shared<H> {
             }
             Err(error) => {
                 // Running it anyway could run a cancelled job.
-                let delay = self.backoff(attempt);
+                let delay = self.retry.delay(attempt);
                 tracing::warn!(
                     message = "Cannot read the cancellations bucket; retrying the job later.",
                     operation_id,
@@ -565,7 +570,7 @@ impl<H: Handler> Shared<H> {
             .publish(&meta, Event::Started(Started {}), PUBLISH_TRIES)
             .await
         {
-            let delay = self.backoff(attempt);
+            let delay = self.retry.delay(attempt);
             tracing::warn!(
                 message = "Cannot publish the start of a job; retrying it later.",
                 operation_id,
@@ -619,7 +624,7 @@ impl<H: Handler> Shared<H> {
             Ran::Returned(Err(error @ JobError::Retryable { .. }))
                 if attempt < self.max_deliver =>
             {
-                let delay = self.backoff(attempt);
+                let delay = self.retry.delay(attempt);
                 tracing::warn!(
                     message = "Job failed; it will be retried.",
                     operation_id,
@@ -652,7 +657,7 @@ impl<H: Handler> Shared<H> {
             Ran::Returned(Ok(outcome)) => match self.outcome_event(operation_id, outcome).await {
                 Ok(event) => event,
                 Err(error) => {
-                    let delay = self.backoff(attempt);
+                    let delay = self.retry.delay(attempt);
                     tracing::warn!(
                         message = "Cannot store the job's result; retrying the job later.",
                         operation_id,
@@ -767,7 +772,7 @@ impl<H: Handler> Shared<H> {
                 Settle::Ack
             }
             Err(error) => {
-                let delay = self.backoff(meta.attempt);
+                let delay = self.retry.delay(meta.attempt);
                 tracing::warn!(
                     message = "Cannot publish the job's final event; retrying the job later.",
                     operation_id = %meta.operation_id,
@@ -779,25 +784,6 @@ impl<H: Handler> Shared<H> {
             }
         }
     }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        retry_backoff(
-            self.config.retry_backoff_base,
-            self.config.retry_backoff_max,
-            attempt,
-        )
-    }
-}
-
-/// `min(base * 2^(attempt-1), max)`, with equal jitter: a random point in
-/// its upper half, so replicas that failed together do not retry together
-/// and the delay still grows.
-pub(crate) fn retry_backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let factor = 2_u32
-        .checked_pow(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    let full = base.saturating_mul(factor).min(max);
-    full.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
 /// Sends in-progress acks every `every` until dropped, so the broker does not
@@ -939,25 +925,5 @@ fn operation_error(error: ErrorInfo) -> OperationError {
         code: error.code,
         message: error.message,
         details_json: error.details.map(|d| d.to_string()).unwrap_or_default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_is_capped_and_jittered_in_the_upper_half() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(1);
-        for _ in 0..100 {
-            let first = retry_backoff(base, max, 1);
-            assert!(first >= base / 2 && first <= base, "{first:?}");
-            let third = retry_backoff(base, max, 3);
-            assert!(third >= base * 2 && third <= base * 4, "{third:?}");
-            let late = retry_backoff(base, max, 40);
-            assert!(late >= max / 2 && late <= max, "{late:?}");
-        }
-        assert_eq!(retry_backoff(Duration::ZERO, max, 5), Duration::ZERO);
     }
 }

@@ -64,7 +64,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use dossier_contracts::{Kind, Status};
@@ -72,6 +71,7 @@ use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::RECONNECT;
 use crate::error::error_chain;
 use crate::records::decode;
 
@@ -322,7 +322,7 @@ impl Index {
 pub(crate) async fn run(index: std::sync::Arc<Index>, kv: kv::Store, shutdown: CancellationToken) {
     // Highest revision applied; the watch resumes after it when it is lost.
     let mut last_revision = 0u64;
-    let mut backoff = Duration::from_millis(100);
+    let mut retries = RECONNECT.retries();
     loop {
         let watch = if last_revision == 0 {
             kv.watch_with_history(">").await
@@ -333,11 +333,9 @@ pub(crate) async fn run(index: std::sync::Arc<Index>, kv: kv::Store, shutdown: C
             Ok(watch) => watch,
             Err(error) => {
                 tracing::warn!(message = "Cannot watch the operations bucket; retrying.", error = %error_chain(&error));
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if retries.pause(&shutdown).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
@@ -353,16 +351,14 @@ pub(crate) async fn run(index: std::sync::Arc<Index>, kv: kv::Store, shutdown: C
                 Ok(status) => target = Some(status.info.state.last_sequence),
                 Err(error) => {
                     tracing::warn!(message = "Cannot read the operations bucket's status; retrying.", error = %error_chain(&error));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if retries.pause(&shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             }
         }
-        backoff = Duration::from_millis(100);
+        retries.reset();
 
         loop {
             let next = tokio::select! {

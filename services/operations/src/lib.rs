@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use dossier_backoff::Backoff;
 use dossier_broker::{BrokerConfig, Topology};
 use dossier_contracts::v1::operations_server::OperationsServer;
 use dossier_service::admin::{Admin, AdminConfig};
@@ -72,6 +73,10 @@ pub const ENV_QUEUE_METRICS_INTERVAL: &str = "DOSSIER_QUEUE_METRICS_INTERVAL";
 
 /// How often readiness (broker connected, index caught up) is re-checked.
 const READINESS_INTERVAL: Duration = Duration::from_millis(100);
+/// Waits between attempts to reopen a watch or a consumer after broker
+/// trouble: from 100 ms, doubling, at most 5 s.
+pub(crate) const RECONNECT: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// The service's configuration, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]

@@ -46,11 +46,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::Shared;
 use crate::accept::validate_tenant;
 use crate::error::{Error, error_chain};
 use crate::merge::{MAX_DELIVERIES_CODE, merge, status_of};
 use crate::records::{Change, Modified};
+use crate::{RECONNECT, Shared};
 
 /// Events one replica projects at once.
 pub(crate) const CONCURRENCY: usize = 64;
@@ -108,7 +108,7 @@ async fn consume<F, Fut>(
 {
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
-    let mut backoff = Duration::from_millis(100);
+    let mut retries = RECONNECT.retries();
     'consumer: loop {
         bound(false);
         let messages = async {
@@ -126,16 +126,14 @@ async fn consume<F, Fut>(
                 Ok(messages) => messages,
                 Err(error) => {
                     tracing::warn!(message = "Cannot consume; retrying.", consumer = name, error = %error_chain(&*error));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'consumer,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if retries.pause(&shutdown).await {
+                        break 'consumer;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue 'consumer;
                 }
             },
         };
-        backoff = Duration::from_millis(100);
+        retries.reset();
         bound(true);
         tracing::debug!(message = "Consuming.", consumer = name);
 
