@@ -19,14 +19,22 @@
 //! store nothing: `dossier_contracts::subjects::ENRICH_PERSON` (synchronous
 //! enrichment), defined with its messages in the contracts crate. How a
 //! service connects to NATS at all is `dossier-nats`.
+//!
+//! Every consumer of these subjects runs the one bounded consume loop of
+//! [`consume`].
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod consume;
 mod topology;
 
 pub use config::{BrokerConfig, ConsumerConfig};
 pub use topology::{Topology, TopologyError};
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::Statistics;
 use dossier_contracts::Kind;
 
 /// The jobs stream.
@@ -84,4 +92,16 @@ pub async fn connect(
         config.request_timeout,
     )
     .await
+}
+
+/// Completes once the client has connected again since `connects` (its
+/// `connection.connects` count) was read. Polled: the client offers no
+/// reconnect notification to a library that did not build it.
+pub async fn reconnected(connection: &Statistics, connects: u64) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if connection.connects.load(Ordering::Relaxed) != connects {
+            return;
+        }
+    }
 }

@@ -21,10 +21,9 @@ use std::time::Duration;
 use async_nats::Statistics;
 use async_nats::jetstream::kv;
 use dossier_backoff::Backoff;
+use dossier_broker::reconnected;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
-
-use crate::worker::reconnected;
 
 /// The operations this worker is running, each with the token its handler
 /// watches.

@@ -2,13 +2,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_nats::Statistics;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind, kv};
 use dossier_backoff::Backoff;
+use dossier_broker::consume::{ConsumeLoop, PullBatches};
 use dossier_broker::{BrokerConfig, Topology, job_consumer, job_subject};
 use dossier_contracts::Kind;
 use dossier_contracts::v1::{
@@ -17,10 +16,8 @@ use dossier_contracts::v1::{
 };
 use dossier_service::{CancellationToken, Readiness};
 use dossier_telemetry::{propagation, spans};
-use futures::{FutureExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use prost::Message as _;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::DropGuard;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument as _;
@@ -263,9 +260,12 @@ impl<H: Handler> Worker<H> {
     /// `shutdown_grace`, and hands the rest back to the broker (an immediate
     /// `Nak`, no event) so another replica picks them up at once.
     ///
-    /// Broker trouble does not end it: failed pulls are logged and retried,
-    /// and a reconnect renews the pull at once. It returns `Ok` after a
-    /// shutdown; the `Result` leaves room for fatal errors.
+    /// The loop is `dossier_broker::consume`'s, on pull requests sized to the
+    /// free job slots ([`PullBatches`]), so the worker never holds a job it
+    /// has no slot for. Broker trouble does not end it: failed pulls are
+    /// logged and retried, and a reconnect renews the pull at once. It
+    /// returns `Ok` after a shutdown; the `Result` leaves room for fatal
+    /// errors.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let Worker {
             shared,
@@ -275,138 +275,30 @@ impl<H: Handler> Worker<H> {
         } = self;
         readiness.clear_on(&shutdown);
 
-        // One permit per job slot. A slot is taken *before* a job is pulled,
-        // and the pull asks for exactly as many jobs as there are free slots:
-        // a job pulled without a slot would wait here while its ack deadline
-        // ran, and another replica with free slots could have taken it.
-        let slots = Arc::new(Semaphore::new(shared.config.concurrency));
-        // Tripped when the shutdown grace is over: running handlers are
-        // dropped and their jobs handed back.
-        let release = CancellationToken::new();
-        let mut jobs = JoinSet::new();
-        let connection = shared.client.statistics();
+        let jobs = ConsumeLoop {
+            // Jobs are retried by the broker after the job's own backoff; a
+            // failed pull is retried after a short pause, as many times as
+            // it takes.
+            retry: Backoff::constant(PULL_RETRY),
+            grace: Some(shared.config.shutdown_grace),
+            // Handing back is one nak per job, but a job may be in the middle
+            // of publishing its terminal event; give that its retries.
+            release_grace: shared.request_timeout * (PUBLISH_TRIES + 1),
+            ..ConsumeLoop::new(job_consumer(shared.kind), shared.config.concurrency)
+        };
         // Not ready while pulls keep failing (the consumer deleted, a lost
         // permission): a connected worker that cannot take jobs is not doing
         // its work. One failure is tolerated, a blip the next pull heals.
-        let failed_pulls = Arc::new(AtomicU32::new(0));
-        let failures = failed_pulls.clone();
-        readiness.require(move || failures.load(Ordering::Relaxed) < PULL_FAILURES_NOT_READY);
+        let pulls = jobs.health.clone();
+        readiness.require(move || pulls.consecutive_failures() < PULL_FAILURES_NOT_READY);
 
-        'pull: while !shutdown.is_cancelled() {
-            let first = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    // Never closed; if it were, there would be nothing to wait for.
-                    Err(_) => break,
-                },
-            };
-            let mut permits = vec![first];
-            while let Ok(permit) = slots.clone().try_acquire_owned() {
-                permits.push(permit);
-            }
-
-            let connects = connection.connects.load(Ordering::Relaxed);
-            let batch = consumer
-                .batch()
-                .max_messages(permits.len())
-                .expires(PULL_EXPIRES)
-                .messages()
-                .await;
-            let mut batch = match batch {
-                Ok(batch) => batch,
-                Err(error) => {
-                    failed_pulls.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(message = "Cannot pull jobs; retrying.", %error);
-                    drop(permits);
-                    if pause(&shutdown).await {
-                        break;
-                    }
-                    continue;
-                }
-            };
-
-            // Jobs of this pull arrive one by one while the request is open;
-            // each starts as soon as it arrives, with one of the permits.
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => {
-                        hand_back_buffered(&mut batch).await;
-                        break 'pull;
-                    }
-                    next = batch.next() => next,
-                    // A reconnect means a new server session that does not
-                    // know this pull request; waiting for it to expire would
-                    // idle the worker for the whole expiry.
-                    () = reconnected(&connection, connects) => {
-                        tracing::info!(message = "Reconnected to NATS; renewing the pull request.");
-                        break;
-                    }
-                };
-                if !matches!(next, Some(Err(_))) {
-                    // A job arrived, or the pull expired cleanly.
-                    failed_pulls.store(0, Ordering::Relaxed);
-                }
-                match next {
-                    Some(Ok(message)) => match permits.pop() {
-                        Some(permit) => {
-                            let shared = shared.clone();
-                            let release = release.clone();
-                            jobs.spawn(async move {
-                                process(shared, message, release).await;
-                                drop(permit);
-                            });
-                        }
-                        // The server never sends more than asked for.
-                        None => {
-                            let _ = message.ack_with(AckKind::Nak(None)).await;
-                        }
-                    },
-                    Some(Err(error)) => {
-                        failed_pulls.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(message = "Pull request failed; retrying.", %error);
-                        if pause(&shutdown).await {
-                            break 'pull;
-                        }
-                        break;
-                    }
-                    None => break,
-                }
-                reap(&mut jobs);
-            }
-            // Permits of jobs the pull did not bring go back to the pool here.
-            drop(permits);
-            reap(&mut jobs);
-        }
-
+        let source = PullBatches::new(consumer, PULL_EXPIRES, shared.client.statistics());
+        let worker = shared.clone();
+        jobs.run(source, &shutdown, move |message, release| {
+            process(worker.clone(), message, release)
+        })
+        .await;
         readiness.set(false);
-        tracing::info!(
-            message = "Worker stopping; letting running jobs finish.",
-            running = jobs.len(),
-            grace = ?shared.config.shutdown_grace
-        );
-        let finished = tokio::time::timeout(shared.config.shutdown_grace, join_all(&mut jobs))
-            .await
-            .is_ok();
-        if !finished {
-            tracing::warn!(
-                message = "Shutdown grace elapsed; handing unfinished jobs back.",
-                running = jobs.len()
-            );
-            release.cancel();
-            // Handing back is one nak per job, but a job may be in the middle
-            // of publishing its terminal event; give that its retries.
-            let bound = shared.request_timeout * (PUBLISH_TRIES + 1);
-            if tokio::time::timeout(bound, join_all(&mut jobs))
-                .await
-                .is_err()
-            {
-                // Unsettled jobs are redelivered after their ack deadline.
-                jobs.shutdown().await;
-            }
-        }
         tracing::info!(message = "Worker stopped.", kind = %shared.kind);
         Ok(())
     }
@@ -819,51 +711,6 @@ async fn settle(message: &jetstream::Message, settle: Settle, operation_id: &str
             ?settle,
             %error
         );
-    }
-}
-
-/// On shutdown, hands back (immediate nak) jobs the open pull already
-/// brought into our buffer. Jobs the server sends after the pull request is
-/// dropped are redelivered after their ack deadline.
-async fn hand_back_buffered(batch: &mut jetstream::consumer::pull::Batch) {
-    while let Some(Some(Ok(message))) = batch.next().now_or_never() {
-        let _ = message.ack_with(AckKind::Nak(None)).await;
-    }
-}
-
-/// Collects finished job tasks so the set does not grow; their results are
-/// already reported, a panic here would be a bug in the runtime.
-fn reap(jobs: &mut JoinSet<()>) {
-    while let Some(result) = jobs.try_join_next() {
-        if let Err(error) = result
-            && error.is_panic()
-        {
-            tracing::error!(message = "Job task panicked.", %error);
-        }
-    }
-}
-
-async fn join_all(jobs: &mut JoinSet<()>) {
-    while jobs.join_next().await.is_some() {}
-}
-
-/// Completes once the client has connected again since `connects` was read
-/// (polled: the client offers no reconnect notification to a library that
-/// did not build it).
-pub(crate) async fn reconnected(connection: &Statistics, connects: u64) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if connection.connects.load(Ordering::Relaxed) != connects {
-            return;
-        }
-    }
-}
-
-/// Waits `PULL_RETRY`; true when shutdown began meanwhile.
-async fn pause(shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => true,
-        _ = tokio::time::sleep(PULL_RETRY) => false,
     }
 }
 

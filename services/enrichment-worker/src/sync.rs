@@ -12,16 +12,14 @@ use std::sync::Arc;
 
 use async_nats::Subscriber;
 use bytes::Bytes;
+use dossier_broker::consume::{ConsumeLoop, Subscription};
 use dossier_contracts::api::{PersonRecord, Validate as _};
 use dossier_contracts::v1::{
     EnrichPersonReply, EnrichPersonRequest, OperationError, enrich_person_reply,
 };
 use dossier_service::CancellationToken;
 use dossier_telemetry::{propagation, spans};
-use futures::StreamExt as _;
 use prost::Message as _;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use dossier_targeting::matching::{
@@ -46,56 +44,29 @@ pub(crate) async fn subscribe(client: &async_nats::Client) -> anyhow::Result<Sub
 
 /// Answers requests until `shutdown`, then stops taking new ones (they go
 /// to the other workers of the queue group) and lets the ones in hand
-/// finish.
+/// finish. The loop is the shared consume loop (`dossier_broker::consume`).
 pub(crate) async fn serve(
     client: async_nats::Client,
-    mut subscriber: Subscriber,
+    subscriber: Subscriber,
     matcher: Arc<Matcher>,
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut requests = JoinSet::new();
-    loop {
-        let message = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            message = subscriber.next() => match message {
-                Some(message) => message,
-                None => break,
+    let requests = ConsumeLoop {
+        grace: Some(DRAIN_GRACE),
+        ..ConsumeLoop::new(dossier_contracts::subjects::ENRICH_PERSON, concurrency)
+    };
+    requests
+        .run(
+            Subscription::new(subscriber),
+            &shutdown,
+            move |message, _| {
+                let client = client.clone();
+                let matcher = matcher.clone();
+                async move { answer(&client, &matcher, message).await }
             },
-        };
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let client = client.clone();
-        let matcher = matcher.clone();
-        requests.spawn(async move {
-            answer(&client, &matcher, message).await;
-            drop(permit);
-        });
-        while let Some(done) = requests.try_join_next() {
-            if let Err(error) = done
-                && error.is_panic()
-            {
-                tracing::error!(message = "Enrichment request task panicked.", %error);
-            }
-        }
-    }
-    if let Err(error) = subscriber.unsubscribe().await {
-        tracing::warn!(message = "Cannot unsubscribe from enrichment requests.", %error);
-    }
-    let drained = tokio::time::timeout(DRAIN_GRACE, async {
-        while requests.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(message = "Enrichment requests still running at shutdown; dropped them.");
-    }
+        )
+        .await;
 }
 
 /// Decodes, matches and replies to one request.

@@ -48,11 +48,11 @@ mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_backoff::Backoff;
+use dossier_broker::consume::PullHealth;
 use dossier_broker::{BrokerConfig, Topology};
 use dossier_contracts::v1::operations_server::OperationsServer;
 use dossier_service::admin::{Admin, AdminConfig};
@@ -134,8 +134,9 @@ pub(crate) struct Shared {
     pub(crate) request_timeout: Duration,
     /// Cancelled when shutdown begins; long-lived streams end on it.
     pub(crate) shutdown: CancellationToken,
-    /// Whether the projector holds a subscription on its consumer.
-    pub(crate) projector_bound: AtomicBool,
+    /// How the projector's pulls go: bound while it holds a subscription
+    /// on its consumer.
+    pub(crate) projector: PullHealth,
 }
 
 /// A built, not yet running, operations service: the listener is bound and
@@ -219,7 +220,7 @@ impl App {
             topology,
             request_timeout: config.broker.request_timeout,
             shutdown: stop.clone(),
-            projector_bound: AtomicBool::new(false),
+            projector: PullHealth::new(),
         });
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -319,7 +320,7 @@ async fn report_health(
             _ = ticker.tick() => {}
         }
         let connected = dossier_nats::is_connected(&shared.client);
-        let projector_bound = shared.projector_bound.load(Ordering::Acquire);
+        let projector_bound = shared.projector.is_bound();
         let index_caught_up = shared.index.is_caught_up();
         let ready = connected && projector_bound && index_caught_up;
         if ready != reported {

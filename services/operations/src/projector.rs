@@ -18,6 +18,11 @@
 //! write for a transient reason is naked with a delay; an event that can
 //! never be applied (undecodable) is terminated so it does not loop.
 //!
+//! Both consumers here run the shared consume loop
+//! (`dossier_broker::consume`) on a long-lived pull stream: bounded
+//! concurrency, backoff while the consumer cannot be bound, and on shutdown
+//! no more pulls and every event in hand finished.
+//!
 //! ## Dead letters
 //!
 //! When a job's consumer has delivered it `max_deliver` times and the last
@@ -28,20 +33,16 @@
 //! job from the work-queue stream, where it would otherwise stay forever. A
 //! redelivered advisory finds the job already gone and is simply acked.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::{self, AckKind, consumer, stream};
+use async_nats::jetstream::{self, AckKind, stream};
+use dossier_broker::consume::{ConsumeLoop, DurableStream};
 use dossier_contracts::v1::{Failed, Job, OperationError, OperationEvent, operation_event};
 use dossier_contracts::{Kind, time_ext};
 use dossier_telemetry::{propagation, spans};
-use futures::StreamExt as _;
 use prost::Message as _;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -59,135 +60,40 @@ const NAK_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs the projector until `shutdown`, then finishes the events in flight.
 pub(crate) async fn run_projector(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let events = shared.topology.events.clone();
-    let bound = shared.clone();
-    consume(
-        &events,
+    let source = DurableStream::new(
+        shared.topology.events.clone(),
         dossier_broker::PROJECTOR_CONSUMER,
-        CONCURRENCY,
-        shutdown,
-        move |message| handle_event(shared.clone(), message),
+        CONCURRENCY.max(8),
+    );
+    let projector = ConsumeLoop {
+        retry: RECONNECT,
         // Readiness: a replica that cannot consume events serves stale reads.
-        move |is_bound| bound.projector_bound.store(is_bound, Ordering::Release),
-    )
-    .await;
+        health: shared.projector.clone(),
+        ..ConsumeLoop::new(dossier_broker::PROJECTOR_CONSUMER, CONCURRENCY)
+    };
+    projector
+        .run(source, &shutdown, move |message, _| {
+            handle_event(shared.clone(), message)
+        })
+        .await;
 }
 
 /// Runs the dead-letter handler until `shutdown`.
 pub(crate) async fn run_dead_letters(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let advisories = shared.topology.advisories.clone();
-    consume(
-        &advisories,
+    let source = DurableStream::new(
+        shared.topology.advisories.clone(),
         dossier_broker::DEAD_LETTER_CONSUMER,
-        4,
-        shutdown,
-        move |message| handle_advisory(shared.clone(), message),
-        |_| {},
-    )
-    .await;
-}
-
-/// Pulls from a durable consumer and runs `handle` on each message, at most
-/// `concurrency` at once. Lost consumers and broker outages are retried with
-/// backoff; on shutdown it stops pulling and waits for the handlers running.
-/// `bound` hears whether it holds a subscription on the consumer.
-///
-/// Messages already pulled into the client's buffer but not yet handled are
-/// not acked, so JetStream redelivers them (to any replica) after the
-/// consumer's ack wait.
-async fn consume<F, Fut>(
-    stream: &stream::Stream,
-    name: &'static str,
-    concurrency: usize,
-    shutdown: CancellationToken,
-    handle: F,
-    bound: impl Fn(bool),
-) where
-    F: Fn(jetstream::Message) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = JoinSet::new();
-    let mut retries = RECONNECT.retries();
-    'consumer: loop {
-        bound(false);
-        let messages = async {
-            let consumer: consumer::PullConsumer = stream.get_consumer(name).await?;
-            consumer
-                .stream()
-                .max_messages_per_batch(concurrency.max(8))
-                .messages()
-                .await
-                .map_err(async_nats::Error::from)
-        };
-        let mut messages = tokio::select! {
-            _ = shutdown.cancelled() => break 'consumer,
-            messages = messages => match messages {
-                Ok(messages) => messages,
-                Err(error) => {
-                    tracing::warn!(message = "Cannot consume; retrying.", consumer = name, error = %error_chain(&*error));
-                    if retries.pause(&shutdown).await {
-                        break 'consumer;
-                    }
-                    continue 'consumer;
-                }
-            },
-        };
-        retries.reset();
-        bound(true);
-        tracing::debug!(message = "Consuming.", consumer = name);
-
-        loop {
-            while let Some(done) = tasks.try_join_next() {
-                if let Err(error) = done {
-                    tracing::error!(message = "A message handler panicked.", consumer = name, %error);
-                }
-            }
-            // Take a permit before pulling, so at most `concurrency`
-            // messages are held unacked by this replica's handlers.
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break 'consumer,
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break 'consumer,
-                },
-            };
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break 'consumer,
-                next = messages.next() => next,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    let work = handle(message);
-                    tasks.spawn(async move {
-                        work.await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(error)) => {
-                    // Missing heartbeats and the like: the stream recovers
-                    // by itself once the broker is back.
-                    tracing::warn!(message = "Consumer error.", consumer = name, error = %error_chain(&error));
-                    if error.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted {
-                        continue 'consumer;
-                    }
-                }
-                None => {
-                    tracing::warn!(
-                        message = "Consumer stream ended; resubscribing.",
-                        consumer = name
-                    );
-                    continue 'consumer;
-                }
-            }
-        }
-    }
-    bound(false);
-    while let Some(done) = tasks.join_next().await {
-        if let Err(error) = done {
-            tracing::error!(message = "A message handler panicked.", consumer = name, %error);
-        }
-    }
+        8,
+    );
+    let dead_letters = ConsumeLoop {
+        retry: RECONNECT,
+        ..ConsumeLoop::new(dossier_broker::DEAD_LETTER_CONSUMER, 4)
+    };
+    dead_letters
+        .run(source, &shutdown, move |message, _| {
+            handle_advisory(shared.clone(), message)
+        })
+        .await;
 }
 
 async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
