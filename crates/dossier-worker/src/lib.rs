@@ -81,5 +81,5 @@ pub use config::{
 };
 pub use context::JobContext;
 pub use handler::{ErrorInfo, Handler, JobError, Outcome, decode_payload};
-pub use service::WorkerService;
+pub use service::{WorkerService, WorkerServiceConfig, WorkerSpec};
 pub use worker::{Worker, WorkerError};

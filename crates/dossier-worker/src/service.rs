@@ -1,15 +1,81 @@
-//! A [`Worker`] together with the admin server that reports on it: what
-//! every worker service's `App` holds, so each service only builds its
-//! handler.
+//! The skeleton of every worker service: the settings they all read
+//! ([`WorkerServiceConfig`], which each service's clap `Config` flattens),
+//! and [`WorkerService`], a [`Worker`] together with the admin server that
+//! reports on it, built the same way for every kind ([`WorkerService::build`]).
+//! A service only says what is its own ([`WorkerSpec`]): its name, its own
+//! settings, and how its handler is made.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use anyhow::Context as _;
 use dossier_broker::BrokerConfig;
-use dossier_service::admin::Admin;
+use dossier_directory::{ProviderSet, ProvidersConfig};
+use dossier_service::admin::{Admin, AdminConfig};
 use dossier_service::{CancellationToken, Readiness};
+use dossier_telemetry::LogConfig;
 
 use crate::{Handler, Worker, WorkerConfig, WorkerError};
+
+/// What every worker service reads (flags or `DOSSIER_*` variables); each
+/// service's `Config` flattens it beside its own settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerServiceConfig {
+    /// Broker settings.
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    /// Job loop settings.
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    /// Directory providers.
+    #[command(flatten)]
+    pub providers: ProvidersConfig,
+    /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    #[command(flatten)]
+    pub admin: AdminConfig,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+impl WorkerServiceConfig {
+    /// The first steps of every worker service's start: the admin server
+    /// first, so probes see a live, not yet ready, process while the
+    /// directory loads; then the directory providers, unless the caller made
+    /// its own (tests, or an embedding that wires its own).
+    pub async fn start(
+        &self,
+        providers: Option<ProviderSet>,
+    ) -> anyhow::Result<(Admin, ProviderSet)> {
+        let admin = Admin::start(&self.admin).await?;
+        let providers = match providers {
+            Some(providers) => providers,
+            None => self
+                .providers
+                .build_off_runtime()
+                .await
+                .context("cannot set up the directory providers")?,
+        };
+        Ok((admin, providers))
+    }
+}
+
+/// What one worker service adds to the skeleton, implemented by its clap
+/// `Config`: its name, where its [`WorkerServiceConfig`] is, and how its
+/// handler is made from the directory and its own settings.
+pub trait WorkerSpec: Send + 'static {
+    /// The handler of the service's kind of job.
+    type Handler: Handler;
+    /// The service's name: its binary's, and its NATS connection's.
+    const NAME: &'static str;
+
+    /// The settings every worker service reads.
+    fn service(&self) -> &WorkerServiceConfig;
+
+    /// The handler, given the loaded directory providers; fails on invalid
+    /// settings (before the service connects to NATS).
+    fn handler(&self, providers: ProviderSet) -> anyhow::Result<Self::Handler>;
+}
 
 /// A worker service: the job loop of one kind plus its admin server
 /// (`/healthz`, `/readyz`, `/metrics`).
@@ -19,21 +85,34 @@ pub struct WorkerService<H: Handler> {
 }
 
 impl<H: Handler> WorkerService<H> {
-    /// Connects to NATS as `name`, binds `handler`'s job consumer, and makes
-    /// `admin`'s readiness require the worker's (NATS connected, consumer
-    /// bound, not shutting down).
-    ///
-    /// Start `admin` before slow start-up work such as loading a directory,
-    /// so probes see a live, not yet ready, process meanwhile.
-    pub async fn connect(
-        name: &str,
-        broker: &BrokerConfig,
-        config: WorkerConfig,
-        handler: H,
-        admin: Admin,
-    ) -> Result<Self, WorkerError> {
-        let client = dossier_broker::connect(broker, name).await?;
-        let worker = Worker::new(client, broker, config, handler).await?;
+    /// Starts the admin server, loads the directory, makes the handler,
+    /// connects to NATS and binds the job consumer: the service `config`
+    /// describes, ready to [`run`](WorkerService::run).
+    pub async fn build<C: WorkerSpec<Handler = H>>(config: C) -> anyhow::Result<Self> {
+        Self::build_from(config, None).await
+    }
+
+    /// Like [`WorkerService::build`], with providers made by the caller
+    /// (tests, or an embedding that wires its own) instead of the
+    /// configured ones.
+    pub async fn build_with_providers<C: WorkerSpec<Handler = H>>(
+        config: C,
+        providers: ProviderSet,
+    ) -> anyhow::Result<Self> {
+        Self::build_from(config, Some(providers)).await
+    }
+
+    async fn build_from<C: WorkerSpec<Handler = H>>(
+        config: C,
+        providers: Option<ProviderSet>,
+    ) -> anyhow::Result<Self> {
+        let service = config.service();
+        let (admin, providers) = service.start(providers).await?;
+        let handler = config.handler(providers)?;
+        let client = dossier_broker::connect(&service.broker, C::NAME)
+            .await
+            .map_err(WorkerError::Connect)?;
+        let worker = Worker::new(client, &service.broker, service.worker.clone(), handler).await?;
         Ok(Self::new(worker, admin))
     }
 
@@ -62,7 +141,7 @@ impl<H: Handler> WorkerService<H> {
 
     /// Runs jobs until `shutdown`, then drains gracefully; ready from now
     /// until shutdown begins.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.run_beside(shutdown, async {}).await
     }
 
@@ -74,11 +153,11 @@ impl<H: Handler> WorkerService<H> {
         self,
         shutdown: CancellationToken,
         other: impl Future<Output = ()>,
-    ) -> Result<(), WorkerError> {
+    ) -> anyhow::Result<()> {
         let WorkerService { worker, admin } = self;
         admin.serve_until(&shutdown);
         let (jobs, ()) = tokio::join!(worker.run(shutdown), other);
         admin.shutdown().await;
-        jobs
+        Ok(jobs?)
     }
 }

@@ -21,13 +21,10 @@ mod sync;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use dossier_broker::BrokerConfig;
-use dossier_directory::{ProviderSet, ProvidersConfig};
+use dossier_directory::ProviderSet;
 use dossier_service::CancellationToken;
-use dossier_service::admin::{Admin, AdminConfig};
 use dossier_targeting::matching::Matcher;
-use dossier_telemetry::LogConfig;
-use dossier_worker::{Worker, WorkerConfig, WorkerService};
+use dossier_worker::{Worker, WorkerService, WorkerServiceConfig};
 
 pub use batch::EnrichmentHandler;
 
@@ -64,24 +61,13 @@ pub struct EnrichmentConfig {
     version
 )]
 pub struct Config {
-    /// Broker settings.
+    /// What every worker service reads: broker, job loop, directory
+    /// providers, admin server, logging.
     #[command(flatten)]
-    pub broker: BrokerConfig,
-    /// Job loop settings.
-    #[command(flatten)]
-    pub worker: WorkerConfig,
-    /// Directory providers.
-    #[command(flatten)]
-    pub providers: ProvidersConfig,
+    pub service: WorkerServiceConfig,
     /// Batch and synchronous enrichment settings.
     #[command(flatten)]
     pub enrichment: EnrichmentConfig,
-    /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
-    #[command(flatten)]
-    pub admin: AdminConfig,
-    /// Logging.
-    #[command(flatten)]
-    pub log: LogConfig,
 }
 
 impl Config {
@@ -107,40 +93,32 @@ impl App {
     /// Loads the directory, connects to NATS, binds the job consumer and
     /// subscribes to synchronous requests.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        // First, so probes see a live, not yet ready, process while the
-        // directory loads.
-        let admin = Admin::start(&config.admin).await?;
-        let providers = config
-            .providers
-            .build_off_runtime()
-            .await
-            .context("cannot set up the directory providers")?;
-        Self::build_inner(config, providers, admin).await
+        Self::build_from(config, None).await
     }
 
     /// Like [`App::build`], with providers made by the caller (tests, or an
-    /// embedding that wires its own) instead of `config.providers`.
+    /// embedding that wires its own) instead of the configured ones.
     pub async fn build_with_providers(
         config: Config,
         providers: ProviderSet,
     ) -> anyhow::Result<App> {
-        let admin = Admin::start(&config.admin).await?;
-        Self::build_inner(config, providers, admin).await
+        Self::build_from(config, Some(providers)).await
     }
 
-    async fn build_inner(
-        config: Config,
-        providers: ProviderSet,
-        admin: Admin,
-    ) -> anyhow::Result<App> {
-        let client = dossier_broker::connect(&config.broker, "enrichment-worker")
+    async fn build_from(config: Config, providers: Option<ProviderSet>) -> anyhow::Result<App> {
+        let Config {
+            service,
+            enrichment,
+        } = config;
+        let (admin, providers) = service.start(providers).await?;
+        let client = dossier_broker::connect(&service.broker, "enrichment-worker")
             .await
-            .with_context(|| format!("cannot connect to NATS at {}", config.broker.url))?;
+            .with_context(|| format!("cannot connect to NATS at {}", service.broker.url))?;
         let matcher = Arc::new(Matcher::new(providers));
         let handler = EnrichmentHandler::new(
             matcher.clone(),
-            config.enrichment.chunk_size as usize,
-            config.enrichment.record_concurrency as usize,
+            enrichment.chunk_size as usize,
+            enrichment.record_concurrency as usize,
         );
         // Subscribed first: binding the job consumer below takes requests the
         // server answers on this connection, and it handles a connection's
@@ -150,12 +128,12 @@ impl App {
         let subscriber = sync::subscribe(&client)
             .await
             .context("cannot subscribe to synchronous enrichment requests")?;
-        let worker = Worker::new(client.clone(), &config.broker, config.worker, handler).await?;
+        let worker = Worker::new(client.clone(), &service.broker, service.worker, handler).await?;
         tracing::info!(
             message = "Enrichment worker ready.",
             worker_id = %worker.worker_id(),
-            chunk_size = config.enrichment.chunk_size,
-            record_concurrency = config.enrichment.record_concurrency,
+            chunk_size = enrichment.chunk_size,
+            record_concurrency = enrichment.record_concurrency,
             providers = matcher.providers().len(),
         );
         Ok(App {
@@ -163,7 +141,7 @@ impl App {
             service: WorkerService::new(worker, admin),
             subscriber,
             matcher,
-            sync_concurrency: config.enrichment.sync_concurrency as usize,
+            sync_concurrency: enrichment.sync_concurrency as usize,
         })
     }
 
@@ -188,8 +166,7 @@ impl App {
         if let Err(error) = client.flush().await {
             tracing::warn!(message = "Cannot flush the NATS connection.", %error);
         }
-        jobs?;
-        Ok(())
+        jobs
     }
 }
 
@@ -221,7 +198,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.enrichment.chunk_size, 100);
         assert_eq!(config.enrichment.record_concurrency, 16);
-        assert_eq!(config.worker.concurrency, 2);
+        assert_eq!(config.service.worker.concurrency, 2);
         assert!(
             <Config as clap::Parser>::try_parse_from([
                 "enrichment-worker",

@@ -8,9 +8,10 @@
 //! to the questions ([`answer`], optionally written by a [`synthesis`]
 //! provider) and the cited report ([`report`]).
 //!
-//! `main.rs` only reads [`Config`] and runs [`App`]; tests build the same
-//! [`App`] in-process with their own providers
-//! ([`App::build_with_providers`]).
+//! `main.rs` only reads [`Config`] and runs [`App`], the shared worker
+//! service skeleton with this crate's handler; tests build the same [`App`]
+//! in-process with their own providers
+//! ([`WorkerService::build_with_providers`]).
 #![forbid(unsafe_code)]
 
 pub mod answer;
@@ -23,12 +24,8 @@ mod steps;
 pub mod synthesis;
 pub mod web;
 
-use dossier_broker::BrokerConfig;
 use dossier_directory::ProviderSet;
-use dossier_service::CancellationToken;
-use dossier_service::admin::{Admin, AdminConfig};
-use dossier_telemetry::LogConfig;
-use dossier_worker::{WorkerConfig, WorkerService};
+use dossier_worker::{WorkerService, WorkerServiceConfig, WorkerSpec};
 
 pub use config::{ResearchConfig, SiteOverride};
 pub use dossier_directory::ProvidersConfig;
@@ -42,79 +39,29 @@ pub use handler::ResearchHandler;
     version
 )]
 pub struct Config {
-    /// Broker settings.
+    /// What every worker service reads: broker, job loop, directory
+    /// providers, admin server, logging.
     #[command(flatten)]
-    pub broker: BrokerConfig,
-    /// Job loop settings.
-    #[command(flatten)]
-    pub worker: WorkerConfig,
-    /// Directory providers.
-    #[command(flatten)]
-    pub providers: ProvidersConfig,
+    pub service: WorkerServiceConfig,
     /// Research settings: budgets, the web fetcher and synthesis.
     #[command(flatten)]
     pub research: ResearchConfig,
-    /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
-    #[command(flatten)]
-    pub admin: AdminConfig,
-    /// Logging.
-    #[command(flatten)]
-    pub log: LogConfig,
 }
 
-/// A built research worker, ready to run; its admin address and readiness
-/// are the [`WorkerService`]'s.
-pub struct App(WorkerService<ResearchHandler>);
+impl WorkerSpec for Config {
+    type Handler = ResearchHandler;
+    const NAME: &'static str = "research-worker";
 
-impl App {
-    /// Loads the directory, checks the research settings, connects to NATS
-    /// and binds the job consumer.
-    pub async fn build(config: Config) -> anyhow::Result<App> {
-        // First, so probes see a live, not yet ready, process while the
-        // directory loads.
-        let admin = Admin::start(&config.admin).await?;
-        let providers = config.providers.build_off_runtime().await?;
-        Self::build_inner(config, providers, admin).await
+    fn service(&self) -> &WorkerServiceConfig {
+        &self.service
     }
 
-    /// Like [`App::build`], with providers made by the caller (tests, or an
-    /// embedding that wires its own) instead of `config.providers`.
-    pub async fn build_with_providers(
-        config: Config,
-        providers: ProviderSet,
-    ) -> anyhow::Result<App> {
-        let admin = Admin::start(&config.admin).await?;
-        Self::build_inner(config, providers, admin).await
-    }
-
-    async fn build_inner(
-        config: Config,
-        providers: ProviderSet,
-        admin: Admin,
-    ) -> anyhow::Result<App> {
-        let handler = ResearchHandler::new(providers, &config.research)?;
-        let service = WorkerService::connect(
-            "research-worker",
-            &config.broker,
-            config.worker,
-            handler,
-            admin,
-        )
-        .await?;
-        Ok(App(service))
-    }
-
-    /// Runs jobs until `shutdown`, then drains gracefully; ready (`/readyz`)
-    /// from now until shutdown begins.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        Ok(self.0.run(shutdown).await?)
+    /// Checks the research settings too.
+    fn handler(&self, providers: ProviderSet) -> anyhow::Result<ResearchHandler> {
+        ResearchHandler::new(providers, &self.research)
     }
 }
 
-impl std::ops::Deref for App {
-    type Target = WorkerService<ResearchHandler>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
+/// A research worker: [`WorkerService::build`] (or
+/// [`WorkerService::build_with_providers`]) makes one from a [`Config`].
+pub type App = WorkerService<ResearchHandler>;

@@ -3,7 +3,7 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = research_worker::Config::parse();
-    let _telemetry = dossier_telemetry::init("research-worker", &config.log)?;
+    let _telemetry = dossier_telemetry::init("research-worker", &config.service.log)?;
     let app = research_worker::App::build(config).await?;
     app.run(dossier_service::shutdown_token()).await
 }

@@ -3,7 +3,7 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = search_worker::Config::parse();
-    let _telemetry = dossier_telemetry::init("search-worker", &config.log)?;
+    let _telemetry = dossier_telemetry::init("search-worker", &config.service.log)?;
     let app = search_worker::App::build(config).await?;
     app.run(dossier_service::shutdown_token()).await
 }

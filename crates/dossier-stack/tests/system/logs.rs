@@ -119,14 +119,14 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
     let mut broker = app.broker_config();
     broker.credentials = credentials;
     let mut search = <search_worker::Config as clap::Parser>::parse_from(["search-worker"]);
-    search.broker = broker.clone();
-    search.providers.vendor_url = Some(vendor.uri());
-    search.providers.vendor_api_key = Some(SecretString::from(VENDOR_KEY));
+    search.service.broker = broker.clone();
+    search.service.providers.vendor_url = Some(vendor.uri());
+    search.service.providers.vendor_api_key = Some(SecretString::from(VENDOR_KEY));
     let mut enrichment = enrichment_worker::Config::from_env().unwrap();
-    enrichment.broker = broker.clone();
-    enrichment.providers = search.providers.clone();
+    enrichment.service.broker = broker.clone();
+    enrichment.service.providers = search.service.providers.clone();
     let mut research = <research_worker::Config as clap::Parser>::parse_from(["research-worker"]);
-    research.broker = broker;
+    research.service.broker = broker;
     research.research.synthesis_url = Some(format!("{}/v1/chat/completions", model.uri()));
     research.research.synthesis_api_key = Some(SecretString::from(SYNTHESIS_KEY));
     // No site to read (a closed loopback port): the web step fails at once.

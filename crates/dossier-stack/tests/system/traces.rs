@@ -16,9 +16,9 @@ use uuid::Uuid;
 /// Starts the search and enrichment workers of `app`, each on its own runtime.
 pub(crate) async fn start_workers(app: &TestApp, telemetry: &Arc<Telemetry>) -> Vec<Running> {
     let mut search = <search_worker::Config as clap::Parser>::parse_from(["search-worker"]);
-    search.broker = app.broker_config();
+    search.service.broker = app.broker_config();
     let mut enrichment = enrichment_worker::Config::from_env().unwrap();
-    enrichment.broker = app.broker_config();
+    enrichment.service.broker = app.broker_config();
     start_workers_with(telemetry, search, enrichment).await
 }
 

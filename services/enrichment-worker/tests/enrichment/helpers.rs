@@ -168,10 +168,10 @@ impl DirectoryProvider for TestProvider {
 /// and quick retries, so tests see progress and retries without waiting.
 pub fn config(app: &TestApp) -> Config {
     let mut config = Config::from_env().unwrap();
-    config.broker = app.broker_config();
-    config.worker.progress_interval = Duration::from_millis(10);
-    config.worker.retry_backoff_base = Duration::from_millis(50);
-    config.worker.retry_backoff_max = Duration::from_millis(100);
+    config.service.broker = app.broker_config();
+    config.service.worker.progress_interval = Duration::from_millis(10);
+    config.service.worker.retry_backoff_base = Duration::from_millis(50);
+    config.service.worker.retry_backoff_max = Duration::from_millis(100);
     config
 }
 

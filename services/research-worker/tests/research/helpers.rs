@@ -203,7 +203,7 @@ async fn serve(State(state): State<SiteState>, uri: Uri) -> Response {
 /// `site` (when given) and short budgets.
 pub(crate) fn config(app: &TestApp, site: Option<&Site>) -> Config {
     let mut config = <Config as clap::Parser>::parse_from(["research-worker"]);
-    config.broker = app.broker_config();
+    config.service.broker = app.broker_config();
     config.research.page_timeout = Duration::from_secs(2);
     config.research.page_max_bytes = 64 * 1024;
     config.research.site_overrides = site.map(|s| vec![s.acme_override()]).unwrap_or_default();

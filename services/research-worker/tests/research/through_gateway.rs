@@ -350,8 +350,8 @@ async fn providers_failing_on_the_company_lookup_are_retried_not_unresolved() {
         .mount(&vendor)
         .await;
     let mut config = config(&app, None);
-    config.worker.retry_backoff_base = Duration::from_millis(50);
-    config.worker.retry_backoff_max = Duration::from_millis(100);
+    config.service.worker.retry_backoff_base = Duration::from_millis(50);
+    config.service.worker.retry_backoff_max = Duration::from_millis(100);
     let mut vendor_config = HttpProviderConfig::new("vendor", vendor.uri());
     vendor_config.max_attempts = 1;
     let only_vendor = ProviderSet::new(vec![Arc::new(HttpProvider::new(vendor_config).unwrap())]);
@@ -414,7 +414,7 @@ async fn cancel_during_a_page_fetch_stops_the_research() {
     // would not drop the handler for a minute.
     config.research.page_timeout = Duration::from_secs(3600);
     config.research.deep_budget = Duration::from_secs(3600);
-    config.worker.cancel_grace = Duration::from_secs(60);
+    config.service.worker.cancel_grace = Duration::from_secs(60);
     let _worker = start_worker(config).await;
 
     let accepted = app

@@ -11,8 +11,8 @@ use search_worker::{App, Config};
 async fn the_admin_port_reports_readiness_and_job_metrics() {
     let app = spawn_app().await;
     let mut config = <Config as clap::Parser>::parse_from(["search-worker"]);
-    config.broker = app.broker_config();
-    config.admin.admin_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.service.broker = app.broker_config();
+    config.service.admin.admin_addr = Some("127.0.0.1:0".parse().unwrap());
     let worker = App::build(config).await.unwrap();
     let admin = format!("http://{}", worker.admin_addr().unwrap());
     let readiness = worker.readiness();

@@ -14,13 +14,15 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn config(app: &TestApp, providers: ProvidersConfig) -> Config {
     let mut config = <Config as clap::Parser>::parse_from(["search-worker"]);
-    config.broker = app.broker_config();
-    config.providers = providers;
+    config.service.broker = app.broker_config();
+    config.service.providers = providers;
     config
 }
 
 fn local_only() -> ProvidersConfig {
-    <Config as clap::Parser>::parse_from(["search-worker"]).providers
+    <Config as clap::Parser>::parse_from(["search-worker"])
+        .service
+        .providers
 }
 
 async fn start_worker(app: &TestApp, providers: ProvidersConfig) -> Running {
@@ -108,8 +110,8 @@ async fn a_failed_provider_makes_partial_success_and_all_failed_makes_failed() {
 
     // Only the failing vendor: retried with backoff, then failed with a code.
     let mut config = config(&app, local_only());
-    config.worker.retry_backoff_base = Duration::from_millis(50);
-    config.worker.retry_backoff_max = Duration::from_millis(100);
+    config.service.worker.retry_backoff_base = Duration::from_millis(50);
+    config.service.worker.retry_backoff_max = Duration::from_millis(100);
     let mut vendor_config = HttpProviderConfig::new("vendor", vendor.uri());
     vendor_config.max_attempts = 1;
     let only_vendor = ProviderSet::new(vec![Arc::new(HttpProvider::new(vendor_config).unwrap())]);
