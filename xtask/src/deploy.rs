@@ -1866,7 +1866,7 @@ fn check_agreement(
         problems.push("deploy/k8s/overlays/dev/dev-api-keys.toml differs from deploy/compose/dev-api-keys.toml".to_owned());
     }
     match dev_key(root) {
-        Ok(key) if compose_keys.contains(&gateway::hash_key(&key)) => {}
+        Ok(key) if compose_keys.contains(&dossier_keys::hash_key(&key)) => {}
         Ok(key) => problems.push(format!(
             "deploy/compose/dev-api-keys.toml does not hold the hash of {key}"
         )),

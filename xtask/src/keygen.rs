@@ -1,8 +1,8 @@
 //! `cargo xtask keygen --tenant NAME`: a new random API key and its keys-file
-//! entry. Only the SHA-256 of a key is ever stored; the key format and hash
-//! are the gateway's own (`gateway::generate_key`).
+//! entry. Only the SHA-256 of a key is ever stored; the key format, hash and
+//! entry are `dossier-keys`'s, which the gateway authenticates with.
 
-use gateway::auth::is_valid_name;
+use dossier_keys::{generate_key, hash_key, is_valid_name, keys_file_entry};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -16,15 +16,13 @@ pub(crate) struct Args {
 
 /// A new key and its keys-file entry.
 pub(crate) fn new_entry(tenant: &str, id: &str) -> (String, String) {
-    let (key, sha256) = gateway::generate_key();
-    let entry = format!("[[keys]]\ntenant = \"{tenant}\"\nid = \"{id}\"\nsha256 = \"{sha256}\"\n");
-    (key, entry)
+    let (key, sha256) = generate_key();
+    (key, keys_file_entry(tenant, id, &sha256))
 }
 
 /// The keys-file entry for an existing key.
 pub(crate) fn entry_for(tenant: &str, id: &str, key: &str) -> String {
-    let sha256 = gateway::hash_key(key);
-    format!("[[keys]]\ntenant = \"{tenant}\"\nid = \"{id}\"\nsha256 = \"{sha256}\"\n")
+    keys_file_entry(tenant, id, &hash_key(key))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -45,5 +43,5 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 /// 12 random hex digits (from a fresh key's hash: no extra dependency).
 fn random_suffix() -> String {
-    gateway::generate_key().1[..12].to_owned()
+    generate_key().1[..12].to_owned()
 }

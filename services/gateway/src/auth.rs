@@ -13,18 +13,18 @@
 //!
 //! A presented key is hashed with SHA-256 and compared with *every*
 //! configured hash in constant time, so neither the position of a match nor
-//! how many leading bytes matched shows in the response time.
+//! how many leading bytes matched shows in the response time. The key
+//! format, hashing and that comparison are `dossier-keys`'s (shared with
+//! `cargo xtask keygen`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
-use base64::Engine as _;
+use dossier_keys::{hash_key, is_valid_name};
 use http::request::Parts;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
-use subtle::{ConditionallySelectable as _, ConstantTimeEq as _};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -32,31 +32,6 @@ use crate::rate_limit::RateLimiter;
 
 /// `X-API-Key`.
 pub const X_API_KEY: &str = "x-api-key";
-
-/// The hex SHA-256 of an API key, as stored in the keys file.
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// A new random API key (`dk_` and 32 random bytes, base64url) and its hex
-/// SHA-256 for the keys file.
-pub fn generate_key() -> (String, String) {
-    let mut bytes = [0_u8; 32];
-    rand::fill(&mut bytes);
-    let key = format!(
-        "dk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
-    let hash = hash_key(&key);
-    (key, hash)
-}
-
-/// Whether `s` is a valid tenant or key id: 1-64 of `[A-Za-z0-9_-]`.
-pub fn is_valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// The keys file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -152,12 +127,11 @@ impl ApiKeys {
             if !is_valid_name(&entry.id) {
                 return Err(problem("id must be 1-64 of [A-Za-z0-9_-]"));
             }
-            let mut hash = [0_u8; 32];
-            if hex::decode_to_slice(entry.sha256.trim(), &mut hash).is_err() {
+            let Some(hash) = dossier_keys::decode_hash(&entry.sha256) else {
                 return Err(problem(
                     "sha256 must be the 64 hex digits of the key's SHA-256",
                 ));
-            }
+            };
             if keys.iter().any(|k| *k.id == *entry.id) {
                 return Err(problem("id is used by an earlier entry"));
             }
@@ -219,13 +193,9 @@ impl ApiKeys {
     /// The caller a key belongs to. Compares the key's hash with every
     /// configured hash in constant time and without an early exit.
     pub fn authenticate(&self, key: &SecretString) -> Option<Caller> {
-        let presented: [u8; 32] = Sha256::digest(key.expose_secret().as_bytes()).into();
-        let mut found = u64::MAX;
-        for (index, stored) in self.keys.iter().enumerate() {
-            let index = u64::try_from(index).unwrap_or(u64::MAX);
-            found.conditional_assign(&index, stored.hash.ct_eq(&presented));
-        }
-        let stored = usize::try_from(found).ok().and_then(|i| self.keys.get(i))?;
+        let presented = dossier_keys::digest(key.expose_secret());
+        let found = dossier_keys::find_constant_time(self.keys.iter().map(|k| &k.hash), &presented);
+        let stored = found.and_then(|i| self.keys.get(i))?;
         Some(Caller {
             tenant_id: stored.tenant.clone(),
             key_id: stored.id.clone(),
@@ -319,6 +289,8 @@ fn check_rate(limiter: &RateLimiter, caller: &Caller) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use dossier_keys::generate_key;
+
     use super::*;
 
     #[test]
@@ -342,14 +314,6 @@ mod tests {
         assert!(
             keys.authenticate(&SecretString::from("secret-b".to_owned()))
                 .is_none()
-        );
-    }
-
-    #[test]
-    fn hash_key_is_sha256_hex() {
-        assert_eq!(
-            hash_key("test"),
-            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         );
     }
 

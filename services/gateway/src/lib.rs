@@ -45,7 +45,7 @@ use dossier_telemetry::LogConfig;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-pub use auth::{ApiKeys, Caller, KeyEntry, KeysError, generate_key, hash_key};
+pub use auth::{ApiKeys, Caller, KeyEntry, KeysError};
 pub use error::ApiError;
 pub use routes::router;
 
