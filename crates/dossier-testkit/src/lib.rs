@@ -1,6 +1,7 @@
-//! Test kit: a real `nats-server` with JetStream for every test, on a free
-//! port with a temporary file store, that can be stopped and restarted on the
-//! same store for fault tests; plus condition waiting and opt-in test logs.
+//! Test kit: a real `nats-server` with JetStream for every test, on a port
+//! the OS assigns with a temporary file store, that can be stopped and
+//! restarted on the same port and store for fault tests; plus condition
+//! waiting and opt-in test logs.
 //!
 //! The binary is the pinned release (`nats-server.version` at the repository
 //! root): `NATS_SERVER_BIN` when set, else the copy `cargo xtask` installs
@@ -9,7 +10,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // A test kit fails loudly.
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -49,12 +49,17 @@ pub fn nats_server_bin() -> PathBuf {
     bin
 }
 
-/// A nats-server process with JetStream on a free loopback port and a
-/// temporary store. Killed, and its store removed, on drop.
+/// A nats-server process with JetStream on a loopback port and a temporary
+/// store. Killed, and its store removed, on drop.
 pub struct NatsServer {
     child: Option<Child>,
-    port: u16,
+    /// The client port: `-1` (any, chosen by the server) until the first
+    /// start, then the one it chose, which restarts reuse (as async-nats's
+    /// own test harness does).
+    port: i32,
     store: tempfile::TempDir,
+    /// Where the server writes its ports file (`--ports_file_dir`).
+    ports_dir: tempfile::TempDir,
     extra_args: Vec<String>,
 }
 
@@ -71,12 +76,16 @@ impl NatsServer {
             .prefix("dossier-nats-")
             .tempdir()
             .expect("temp dir");
-        let port = free_port();
+        let ports_dir = tempfile::Builder::new()
+            .prefix("dossier-nats-ports-")
+            .tempdir()
+            .expect("temp dir");
         let extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
         let mut server = NatsServer {
             child: None,
-            port,
+            port: -1,
             store,
+            ports_dir,
             extra_args,
         };
         server.spawn().await;
@@ -132,6 +141,8 @@ impl NatsServer {
         let mut cmd = Command::new(nats_server_bin());
         cmd.args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
+            .arg("--ports_file_dir")
+            .arg(self.ports_dir.path())
             .arg("-sd")
             .arg(self.store.path())
             .args(&self.extra_args)
@@ -139,7 +150,17 @@ impl NatsServer {
         if std::env::var_os("TEST_LOG").is_none() {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
-        self.child = Some(cmd.spawn().expect("spawn nats-server"));
+        let child = cmd.spawn().expect("spawn nats-server");
+        let pid = child.id();
+        self.child = Some(child);
+        if self.port < 0 {
+            let ports_dir = self.ports_dir.path().to_owned();
+            self.port = wait_for("nats-server's ports file", Duration::from_secs(20), || {
+                let ports_dir = ports_dir.clone();
+                async move { client_port(&ports_dir, pid) }
+            })
+            .await;
+        }
         // A server started with credentials cannot be probed anonymously:
         // for it, accepting connections is ready enough.
         let (url, anonymous) = (self.url(), self.extra_args.is_empty());
@@ -173,13 +194,45 @@ impl Drop for NatsServer {
     }
 }
 
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// The client port in the ports file nats-server `pid` wrote into `dir`
+/// (`<executable>_<pid>.ports`, JSON with `"client": ["nats://host:port"]`),
+/// once it is there and complete.
+fn client_port(dir: &Path, pid: u32) -> Option<i32> {
+    let suffix = format!("_{pid}.ports");
+    let file = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|entry| entry.file_name().to_string_lossy().ends_with(&suffix))?;
+    let ports: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file.path()).ok()?).ok()?;
+    let url = ports["client"].get(0)?.as_str()?;
+    url.rsplit_once(':')?.1.parse().ok()
+}
+
+/// A loopback port on which connections are refused, and no one else can
+/// listen while the value lives: it is bound, never listened on.
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    /// Binds a port the OS assigns, without listening.
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        ClosedPort(socket)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("addr").port()
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        ClosedPort::new()
+    }
 }
 
 /// Polls `check` every 20 ms until it returns true; panics naming `what`

@@ -254,7 +254,8 @@ async fn a_failed_step_ends_partial_success_with_the_report() {
     // acme.com is served from a port nobody listens on: the web step gathers
     // nothing and fails; the directory steps still make a report.
     let mut config = config(&app, None);
-    let port = dossier_testkit::free_port();
+    let closed = dossier_testkit::ClosedPort::new();
+    let port = closed.port();
     config.research.site_overrides =
         vec![format!("acme.com=http://127.0.0.1:{port}").parse().unwrap()];
     let _worker = start_worker(config).await;

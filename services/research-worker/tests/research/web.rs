@@ -224,7 +224,8 @@ async fn robots_txt_behind_redirects_is_honoured() {
 async fn an_unreachable_site_disallows_everything_and_reads_nothing() {
     // A port nobody listens on: robots.txt cannot be read, so (RFC 9309)
     // nothing may be fetched.
-    let port = dossier_testkit::free_port();
+    let closed = dossier_testkit::ClosedPort::new();
+    let port = closed.port();
     let mut config = <Config as clap::Parser>::parse_from(["research-worker"]).research;
     config.site_overrides = vec![format!("acme.com=http://127.0.0.1:{port}").parse().unwrap()];
     let fetcher = Fetcher::new(&config).unwrap();
