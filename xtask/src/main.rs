@@ -14,6 +14,7 @@ mod deploy;
 mod directory;
 mod keygen;
 mod nats;
+mod supervise;
 mod test;
 mod up;
 

