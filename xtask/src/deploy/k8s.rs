@@ -1,0 +1,135 @@
+//! Check 3: every Kubernetes overlay rendered by kustomize (and validated
+//! by [`super::tools`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, ensure};
+use serde_json::Value;
+
+use super::Report;
+use super::tools::{KUBECTL_VERSION, Tools};
+use crate::run_checked;
+
+pub(super) struct Overlay {
+    pub(super) name: String,
+    /// The rendered YAML.
+    pub(super) file: PathBuf,
+    /// The same, as JSON documents.
+    pub(super) docs: Vec<Value>,
+}
+
+impl Overlay {
+    pub(super) fn find(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+    }
+
+    /// Every container of every workload, with its workload.
+    pub(super) fn containers(&self) -> Vec<(&Value, &Value)> {
+        let mut out = Vec::new();
+        for doc in &self.docs {
+            if let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array() {
+                out.extend(containers.iter().map(|c| (doc, c)));
+            }
+        }
+        out
+    }
+}
+
+pub(super) fn render_overlays(
+    tools: &Tools,
+    root: &Path,
+    work: &Path,
+    report: &mut Report,
+) -> anyhow::Result<Vec<Overlay>> {
+    let k8s = root.join("deploy/k8s");
+    let mut targets: Vec<(String, PathBuf)> = Vec::new();
+    let mut overlay_names: Vec<String> = std::fs::read_dir(k8s.join("overlays"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("kustomization.yaml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    overlay_names.sort();
+    for name in &overlay_names {
+        targets.push((name.clone(), k8s.join("overlays").join(name)));
+    }
+    // Production without KEDA: the overlay plus the HPA fallback component,
+    // as deploy/README.md tells an operator to compose them.
+    let fallback = work.join("production-worker-hpa");
+    std::fs::create_dir_all(&fallback)?;
+    let rel = |to: &Path| relative(&fallback, to).to_string_lossy().into_owned();
+    std::fs::write(
+        fallback.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n  - {}\n",
+            rel(&k8s.join("overlays/production")),
+            rel(&k8s.join("components/worker-hpa")),
+        ),
+    )?;
+    targets.push(("production-worker-hpa".to_owned(), fallback));
+
+    let mut overlays = Vec::new();
+    let mut problems = Vec::new();
+    for (name, dir) in targets {
+        let out = Command::new(&tools.kubectl)
+            .arg("kustomize")
+            .arg(&dir)
+            .output()
+            .context("running kubectl kustomize")?;
+        if !out.status.success() {
+            problems.push(format!(
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            continue;
+        }
+        let file = work.join(format!("{name}.yaml"));
+        std::fs::write(&file, &out.stdout)?;
+        let json_file = work.join(format!("{name}.json"));
+        run_checked(
+            tools
+                .python()
+                .args([
+                    "-c",
+                    "import json, sys, yaml\njson.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d], open(sys.argv[2], 'w'))",
+                ])
+                .arg(&file)
+                .arg(&json_file),
+        )?;
+        let docs: Vec<Value> = serde_json::from_slice(&std::fs::read(&json_file)?)?;
+        eprintln!(
+            "deploy-check: rendered {name}: {} resources -> {}",
+            docs.len(),
+            file.display()
+        );
+        overlays.push(Overlay { name, file, docs });
+    }
+    for expected in ["dev", "production"] {
+        if !overlay_names.iter().any(|n| n == expected) {
+            problems.push(format!("overlay {expected} is missing"));
+        }
+    }
+    report.check(
+        format!("every overlay renders (kustomize of kubectl {KUBECTL_VERSION})"),
+        problems,
+    );
+    ensure!(!overlays.is_empty(), "no overlay rendered");
+    Ok(overlays)
+}
+
+/// `to` relative to `from` (both absolute).
+pub(super) fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to[common..] {
+        out.push(c);
+    }
+    out
+}

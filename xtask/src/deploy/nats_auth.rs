@@ -1,0 +1,122 @@
+//! Check 4: each rendered nats-server configuration passes
+//! `nats-server -t`; the NATS users' password variables of `auth.conf`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use super::Report;
+use super::k8s::Overlay;
+use crate::nats;
+
+/// `nats-server -t` on each overlay's rendered configuration, with the
+/// variables its pods get.
+pub(super) fn check_nats_configs(
+    nats_bin: &Path,
+    overlays: &[Overlay],
+    work: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for overlay in overlays {
+        let Some(statefulset) = overlay.find("StatefulSet", "nats") else {
+            problems.push(format!("{}: no StatefulSet nats", overlay.name));
+            continue;
+        };
+        let spec = &statefulset["spec"]["template"]["spec"];
+        let Some(config_map) = spec["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|v| v["configMap"]["name"].as_str())
+            .and_then(|name| overlay.find("ConfigMap", name))
+        else {
+            problems.push(format!(
+                "{}: the nats StatefulSet mounts no rendered ConfigMap",
+                overlay.name
+            ));
+            continue;
+        };
+        let dir = work.join(format!("nats-{}", overlay.name));
+        std::fs::create_dir_all(&dir)?;
+        for (file, content) in config_map["data"].as_object().into_iter().flatten() {
+            std::fs::write(dir.join(file), content.as_str().unwrap_or_default())?;
+        }
+        let auth = config_map["data"]["auth.conf"].as_str().unwrap_or_default();
+        let mut cmd = Command::new(nats_bin);
+        cmd.args(["-t", "-c"])
+            .arg(dir.join("nats.conf"))
+            .current_dir(&dir);
+        cmd.env("POD_NAME", "nats-0");
+        for var in nats_password_vars(auth) {
+            cmd.env(var, "check");
+        }
+        let out = cmd.output().context("running nats-server -t")?;
+        if !out.status.success() {
+            problems.push(format!(
+                "{}: {}{}",
+                overlay.name,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        // The passwords auth.conf reads are the keys of the Secret it gets
+        // (when the overlay generates it).
+        if let Some(secret) = overlay.docs.iter().find(|d| {
+            d["kind"] == "Secret"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("nats-users"))
+        }) {
+            let keys: BTreeSet<String> = secret["data"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone())
+                .collect();
+            let wanted: BTreeSet<String> = nats_password_vars(auth).into_iter().collect();
+            if keys != wanted {
+                problems.push(format!(
+                    "{}: Secret nats-users has {keys:?}, auth.conf reads {wanted:?}",
+                    overlay.name
+                ));
+            }
+        }
+    }
+    report.check(
+        format!(
+            "nats-server configurations valid (nats-server {} -t)",
+            nats::VERSION
+        ),
+        problems,
+    );
+    Ok(())
+}
+
+/// `$NATS_PASSWORD_*` references of auth.conf.
+pub(super) fn nats_password_vars(auth: &str) -> Vec<String> {
+    let mut vars = BTreeSet::new();
+    for (i, _) in auth.match_indices("$NATS_PASSWORD_") {
+        let name: String = auth[i + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        vars.insert(name);
+    }
+    vars.into_iter().collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_variables_of_auth_conf() {
+        let vars =
+            nats_password_vars("password: $NATS_PASSWORD_A\n password: $NATS_PASSWORD_B_C\n");
+        assert_eq!(vars, ["NATS_PASSWORD_A", "NATS_PASSWORD_B_C"]);
+    }
+}

@@ -1,0 +1,559 @@
+//! Check 7: the smoke run — nats-server with `auth.conf`, the real service
+//! binaries each connected as its own NATS user, a search end to end, and
+//! the denials a worker must get.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use serde_json::{Value, json};
+
+use super::Report;
+use super::agreement::dev_key;
+use super::catalog::{Service, ServiceCatalog};
+use super::nats_auth::nats_password_vars;
+use crate::supervise::{Output, Supervisor, Watch};
+use crate::{cargo, nats, run_checked, target_dir};
+
+/// How long nats-server and each service may take to log their address.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// The start-up line naming the admin server's address (every service
+/// but the gateway binds one, on port 0 here).
+fn admin_listening() -> Watch {
+    Watch::field("Admin server listening.", "admin_addr")
+}
+
+pub(super) fn smoke(
+    root: &Path,
+    work: &Path,
+    nats_bin: &Path,
+    services: &ServiceCatalog,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    if let Err(error) = smoke_run(root, work, nats_bin, services, &mut problems) {
+        problems.push(format!("{error:#}"));
+    }
+    report.check(
+        "smoke: the services run with the NATS permissions of deploy/k8s (auth.conf); a worker cannot publish jobs or delete streams",
+        problems,
+    );
+    Ok(())
+}
+
+/// `dossier-probe http <addr> <path>` succeeds (a 2xx answer).
+fn probe_http(probe: &Path, addr: SocketAddr, path: &str) -> bool {
+    Command::new(probe)
+        .args(["http", &addr.to_string(), path])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn smoke_run(
+    root: &Path,
+    work: &Path,
+    nats_bin: &Path,
+    catalog: &ServiceCatalog,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    // Binaries: every service whose crate exists, and the probe.
+    let runnable: Vec<&Service> = catalog
+        .services
+        .values()
+        .filter(|s| s.source == s.name)
+        .collect();
+    let mut build = cargo();
+    build.args(["build", "--quiet", "--bins"]);
+    for s in &runnable {
+        build.args(["-p", &s.name]);
+    }
+    run_checked(&mut build)?;
+    run_checked(
+        cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--manifest-path",
+                "deploy/probe/Cargo.toml",
+                "--target-dir",
+            ])
+            .arg(target_dir()),
+    )?;
+    let bin = target_dir().join("debug");
+    let probe = bin.join("dossier-probe");
+
+    let dir = work.join("smoke");
+    std::fs::create_dir_all(&dir)?;
+    let auth = std::fs::read_to_string(root.join("deploy/k8s/base/nats/auth.conf"))?;
+    std::fs::write(dir.join("auth.conf"), &auth)?;
+    // Port -1: nats-server picks a free one and logs it.
+    std::fs::write(
+        dir.join("nats.conf"),
+        format!(
+            "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\" }}\ninclude \"auth.conf\"\n",
+            dir.join("store").display()
+        ),
+    )?;
+    let password = |var: &str| format!("smoke-{}", var.to_ascii_lowercase());
+    let procs = Supervisor::new()?;
+    let mut cmd = Command::new(nats_bin);
+    cmd.arg("-c").arg(dir.join("nats.conf"));
+    for var in nats_password_vars(&auth) {
+        cmd.env(&var, password(&var));
+    }
+    let nats_log = dir.join("nats-server.log");
+    let listening = nats::client_addr_line();
+    procs.spawn(
+        "nats-server",
+        cmd,
+        Output::File(nats_log.clone()),
+        std::slice::from_ref(&listening),
+    )?;
+    let nats_addr = procs.logged_addr("nats-server", &listening, Duration::from_secs(20))?;
+    procs.wait_until("nats-server", Duration::from_secs(20), || {
+        TcpStream::connect(nats_addr).is_ok()
+    })?;
+
+    // Each service connects through a proxy that logs it in as its own user:
+    // the services cannot send credentials yet (deploy/pending-env.toml).
+    let upstream = nats_addr.to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut proxies = BTreeMap::new();
+    // A service has a NATS user when it reads DOSSIER_NATS_URL.
+    let nats_clients: Vec<&Service> = runnable
+        .iter()
+        .copied()
+        .filter(|s| s.reads.contains_key("DOSSIER_NATS_URL"))
+        .collect();
+    for s in &nats_clients {
+        let var = password_var(&s.name);
+        ensure!(
+            auth.contains(&format!("${var}")),
+            "auth.conf has no user for {}",
+            s.name
+        );
+        let port = login_proxy(&upstream, &s.name, &password(&var), stop.clone())?;
+        proxies.insert(s.name.clone(), port);
+    }
+    let result = (|| -> anyhow::Result<()> {
+        // Every port is 0: each service binds a free one and logs it.
+        let ops = proxies.get("operations").context("no operations service")?;
+        let mut operations = Command::new(bin.join("operations"));
+        operations
+            .env("DOSSIER_NATS_URL", format!("nats://127.0.0.1:{ops}"))
+            .env("DOSSIER_OPERATIONS_GRPC_ADDR", "127.0.0.1:0")
+            .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
+            .env("DOSSIER_LOG_FORMAT", "json");
+        let grpc_listening = Watch::field("Operations service listening.", "addr");
+        procs.spawn(
+            "operations",
+            operations,
+            Output::File(dir.join("operations.log")),
+            &[grpc_listening.clone(), admin_listening()],
+        )?;
+        let grpc = procs.logged_addr("operations", &grpc_listening, STARTUP)?;
+        let ops_admin = procs.logged_addr("operations", &admin_listening(), STARTUP)?;
+        // The image's HEALTHCHECK, against the real service.
+        procs.wait_until(
+            "operations SERVING (dossier-probe grpc)",
+            Duration::from_secs(60),
+            || {
+                Command::new(&probe)
+                    .args(["grpc", &grpc.to_string()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+        )?;
+        // Its admin port agrees (the compose and Kubernetes probes use it).
+        ensure!(
+            probe_http(&probe, ops_admin, "/readyz"),
+            "operations /readyz on the admin port is not 2xx while gRPC health is SERVING"
+        );
+        let mut gateway = Command::new(bin.join("gateway"));
+        if let Some(port) = proxies.get("gateway") {
+            gateway.env("DOSSIER_NATS_URL", format!("nats://127.0.0.1:{port}"));
+        }
+        gateway
+            .env("DOSSIER_HTTP_ADDR", "127.0.0.1:0")
+            .env("DOSSIER_OPERATIONS_URL", format!("http://{grpc}"))
+            .env(
+                "DOSSIER_API_KEYS_FILE",
+                root.join("deploy/compose/dev-api-keys.toml"),
+            )
+            .env("DOSSIER_LOG_FORMAT", "json");
+        let http_listening = Watch::field("Gateway listening.", "http_addr");
+        procs.spawn(
+            "gateway",
+            gateway,
+            Output::File(dir.join("gateway.log")),
+            std::slice::from_ref(&http_listening),
+        )?;
+        let http = procs.logged_addr("gateway", &http_listening, STARTUP)?;
+        procs.wait_until(
+            "gateway ready (dossier-probe http /readyz)",
+            Duration::from_secs(30),
+            || probe_http(&probe, http, "/readyz"),
+        )?;
+        for s in &runnable {
+            if s.name == "gateway" || s.name == "operations" {
+                continue;
+            }
+            let log = dir.join(format!("{}.log", s.name));
+            let mut worker = Command::new(bin.join(&s.name));
+            worker
+                .env(
+                    "DOSSIER_NATS_URL",
+                    format!("nats://127.0.0.1:{}", proxies[&s.name]),
+                )
+                .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
+                .env("DOSSIER_LOG_FORMAT", "json")
+                // Every result goes to the object store.
+                .env("DOSSIER_INLINE_RESULT_LIMIT", "1");
+            procs.spawn(&s.name, worker, Output::File(log), &[admin_listening()])?;
+            let admin = procs.logged_addr(&s.name, &admin_listening(), STARTUP)?;
+            // The image's HEALTHCHECK, against the real worker.
+            procs.wait_until(
+                &format!("{} ready (dossier-probe http /readyz)", s.name),
+                Duration::from_secs(60),
+                || probe_http(&probe, admin, "/readyz"),
+            )?;
+        }
+
+        // The API, with the published dev key.
+        let api = Api {
+            base: format!("http://{http}"),
+            key: dev_key(root)?,
+        };
+        let (status, me) = api.call("GET", "/api/me", None, None)?;
+        ensure!(status == 200, "GET /api/me with the dev key: {status} {me}");
+        let body = json!({"targetAccount": {"domain": "acme.com"}, "limit": 5});
+        let (status, accepted) = api.call(
+            "POST",
+            "/api/search/people",
+            Some(&body),
+            Some("deploy-check-1"),
+        )?;
+        ensure!(
+            status == 202,
+            "POST /api/search/people: {status} {accepted}"
+        );
+        let id = accepted["id"]
+            .as_str()
+            .context("no id in the 202")?
+            .to_owned();
+        let done = api.wait_terminal(&id, &procs)?;
+        ensure!(done["status"] == "succeeded", "the search ended {}", done);
+        ensure!(
+            done["result"].is_object(),
+            "the search's result (from the object store) is missing: {done}"
+        );
+        let (status, again) = api.call(
+            "POST",
+            "/api/search/people",
+            Some(&body),
+            Some("deploy-check-1"),
+        )?;
+        ensure!(
+            again["id"] == id.as_str(),
+            "an idempotent retry got {status} {again}"
+        );
+
+        // Synchronous enrichment: the gateway's request, a worker's reply.
+        if proxies.contains_key("gateway") && proxies.contains_key("enrichment-worker") {
+            let body = json!({"email": "jane@acme.com"});
+            let (status, answer) = api.call("POST", "/api/enrichment/person", Some(&body), None)?;
+            ensure!(
+                status < 500,
+                "POST /api/enrichment/person (NATS request-reply): {status} {answer}"
+            );
+        }
+
+        // A batch job of the enrichment worker, when it runs.
+        if proxies.contains_key("enrichment-worker") {
+            let body = json!({"records": [{"email": "jane@acme.com"}]});
+            let (status, accepted) =
+                api.call("POST", "/api/enrichment/batch", Some(&body), None)?;
+            ensure!(
+                status == 202,
+                "POST /api/enrichment/batch: {status} {accepted}"
+            );
+            let id = accepted["id"]
+                .as_str()
+                .context("no id in the 202")?
+                .to_owned();
+            let done = api.wait_terminal(&id, &procs)?;
+            ensure!(
+                done["status"] == "succeeded" || done["status"] == "partial_success",
+                "the enrichment batch ended {done}"
+            );
+        }
+
+        // Research: a subject the directory does not know fails at the
+        // first step, so the research worker consumes its job and publishes
+        // its kind's events without fetching any web site (the smoke run has
+        // no network).
+        let body = json!({"subject": {"company": {"domain": "unknown-company.example"}}});
+        let (status, accepted) = api.call("POST", "/api/research", Some(&body), None)?;
+        ensure!(status == 202, "POST /api/research: {status} {accepted}");
+        let id = accepted["id"]
+            .as_str()
+            .context("no id in the 202")?
+            .to_owned();
+        let done = api.wait_terminal(&id, &procs)?;
+        ensure!(
+            done["status"] == "failed" && done["error"]["code"] == "subject_unresolved",
+            "the research of an unknown company ended {done}"
+        );
+        procs.check_alive()?;
+        Ok(())
+    })();
+    // Give late permission errors a moment to reach the log.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(&nats_log).unwrap_or_default();
+    // "Publish Violation", "Subscription Violation".
+    let violations: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" Violation - "))
+        .collect();
+    for v in violations.iter().take(20) {
+        problems.push(format!("in the normal flow: {v}"));
+    }
+    if let Err(error) = result {
+        problems.push(format!("{error:#} (logs in {})", dir.display()));
+    }
+
+    // What must be denied: to everyone but the operations service, jobs,
+    // deleting or purging streams and consumers, the read model, and
+    // listening in on the subjects.
+    for s in &nats_clients {
+        if s.name == "operations" {
+            continue;
+        }
+        let var = password_var(&s.name);
+        let errors = nats_session(
+            &upstream,
+            Some((&s.name, &password(&var))),
+            &[
+                "PUB dossier.jobs.search.people 0\r\n\r\n",
+                "PUB $JS.API.STREAM.DELETE.DOSSIER_JOBS 0\r\n\r\n",
+                "PUB $JS.API.STREAM.PURGE.DOSSIER_JOBS 0\r\n\r\n",
+                "PUB $JS.API.CONSUMER.DELETE.DOSSIER_JOBS.jobs-search-people 0\r\n\r\n",
+                "PUB $KV.dossier_operations.x 0\r\n\r\n",
+                "SUB dossier.> 1\r\n",
+            ],
+        )?;
+        for subject in [
+            "dossier.jobs.search.people",
+            "$JS.API.STREAM.DELETE.DOSSIER_JOBS",
+            "$JS.API.STREAM.PURGE.DOSSIER_JOBS",
+            "$JS.API.CONSUMER.DELETE.DOSSIER_JOBS.jobs-search-people",
+            "$KV.dossier_operations.x",
+            "dossier.>",
+        ] {
+            if !errors
+                .iter()
+                .any(|e| e.contains("Permissions Violation") && e.contains(subject))
+            {
+                problems.push(format!("{} may use {subject} (got {errors:?})", s.name));
+            }
+        }
+    }
+    let mut strangers = vec![("an anonymous client", None)];
+    if !proxies.contains_key("gateway") {
+        strangers.push(("the gateway", Some(("gateway", "any"))));
+    }
+    for (who, login) in strangers {
+        let errors = nats_session(&upstream, login, &[])?;
+        if !errors.iter().any(|e| e.contains("Authorization Violation")) {
+            problems.push(format!("{who} can connect to NATS (got {errors:?})"));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    drop(procs);
+    Ok(())
+}
+
+/// The environment variable holding a service's NATS password (auth.conf).
+fn password_var(service: &str) -> String {
+    format!(
+        "NATS_PASSWORD_{}",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+struct Api {
+    base: String,
+    pub(super) key: String,
+}
+
+impl Api {
+    pub(super) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        idempotency: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let auth = format!("Bearer {}", self.key);
+        let response = match method {
+            "GET" => agent.get(&url).header("Authorization", &auth).call(),
+            _ => {
+                let mut req = agent.post(&url).header("Authorization", &auth);
+                if let Some(key) = idempotency {
+                    req = req.header("Idempotency-Key", key);
+                }
+                match body {
+                    Some(b) => req
+                        .header("Content-Type", "application/json")
+                        .send(b.to_string()),
+                    None => req.send_empty(),
+                }
+            }
+        }
+        .with_context(|| format!("{method} {path}"))?;
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    fn wait_terminal(&self, id: &str, procs: &Supervisor) -> anyhow::Result<Value> {
+        let mut last = Value::Null;
+        let path = format!("/api/operations/{id}");
+        procs
+            .wait_until(
+                &format!("operation {id} to end"),
+                Duration::from_secs(30),
+                || {
+                    if let Ok((200, op)) = self.call("GET", &path, None, None) {
+                        let done = ["succeeded", "failed", "partial_success", "cancelled"]
+                            .iter()
+                            .any(|s| op["status"] == *s);
+                        last = op;
+                        return done;
+                    }
+                    false
+                },
+            )
+            .with_context(|| format!("last seen: {last}"))?;
+        Ok(last)
+    }
+}
+
+/// Listens on a free port and forwards each connection to `upstream`,
+/// adding `user` and `pass` to the client's CONNECT.
+fn login_proxy(
+    upstream: &str,
+    user: &str,
+    pass: &str,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (upstream, user, pass) = (upstream.to_owned(), user.to_owned(), pass.to_owned());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(client) = client else { continue };
+            let (upstream, user, pass) = (upstream.clone(), user.clone(), pass.clone());
+            std::thread::spawn(move || {
+                let _ = proxy_connection(client, &upstream, &user, &pass);
+            });
+        }
+    });
+    Ok(port)
+}
+
+fn proxy_connection(
+    client: TcpStream,
+    upstream: &str,
+    user: &str,
+    pass: &str,
+) -> std::io::Result<()> {
+    let server = TcpStream::connect(upstream)?;
+    let (mut server_read, mut client_write) = (server.try_clone()?, client.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut server_read, &mut client_write);
+        let _ = client_write.shutdown(std::net::Shutdown::Both);
+    });
+    let mut reader = BufReader::new(client);
+    let mut server_write = server;
+    // The client's first line is its CONNECT.
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if let Some(json) = line.strip_prefix("CONNECT ") {
+        let mut info: Value = serde_json::from_str(json.trim()).unwrap_or_else(|_| json!({}));
+        info["user"] = json!(user);
+        info["pass"] = json!(pass);
+        line = format!("CONNECT {info}\r\n");
+    }
+    server_write.write_all(line.as_bytes())?;
+    // The rest as it comes (BufReader may hold some already).
+    let buffered = reader.buffer().to_vec();
+    server_write.write_all(&buffered)?;
+    reader.consume(buffered.len());
+    std::io::copy(&mut reader.into_inner(), &mut server_write)?;
+    let _ = server_write.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+/// Speaks the NATS protocol by hand: CONNECT (as `login`), the given
+/// operations, PING; returns the `-ERR` lines the server sent.
+fn nats_session(
+    addr: &str,
+    login: Option<(&str, &str)>,
+    ops: &[&str],
+) -> anyhow::Result<Vec<String>> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?; // INFO
+    let mut connect = json!({"verbose": false, "pedantic": false, "lang": "xtask", "version": "0", "protocol": 1});
+    if let Some((user, pass)) = login {
+        connect["user"] = json!(user);
+        connect["pass"] = json!(pass);
+    }
+    let mut out = format!("CONNECT {connect}\r\n");
+    for op in ops {
+        out.push_str(op);
+    }
+    out.push_str("PING\r\n");
+    writer.write_all(out.as_bytes())?;
+    let mut errors = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line.starts_with("PONG") => break,
+            Ok(_) if line.starts_with("-ERR") => {
+                errors.push(line.trim().to_owned());
+                if line.contains("Authorization Violation") {
+                    break;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(errors)
+}
