@@ -23,11 +23,14 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// listening.`), which the stack reads back.
 const LOG_FILTER: &str = "warn,gateway=info,gateway::=warn,operations=info,operations::=warn";
 
+/// The tenant of the stack's API key.
+pub(crate) const TENANT: &str = "bench";
+
 /// A running benchmark stack.
 pub(crate) struct Stack {
     /// `http://127.0.0.1:<port>` of the gateway.
     pub(crate) base: String,
-    /// The API key of tenant `bench`.
+    /// The API key of tenant [`TENANT`].
     pub(crate) key: String,
     /// `nats://127.0.0.1:<port>` of the broker.
     pub(crate) nats_url: String,
@@ -81,7 +84,7 @@ impl Stack {
     ) -> anyhow::Result<Stack> {
         let nats_bin = nats::ensure()?;
         std::fs::create_dir_all(dir)?;
-        let (key, entry) = keygen::new_entry("bench", "bench-key");
+        let (key, entry) = keygen::new_entry(TENANT, "bench-key");
         let keys_file = dir.join("api-keys.toml");
         std::fs::write(&keys_file, entry)?;
         let supervisor = Supervisor::new()?;
