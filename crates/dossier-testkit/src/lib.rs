@@ -195,7 +195,7 @@ impl Drop for NatsServer {
 }
 
 /// The client port in the ports file nats-server `pid` wrote into `dir`
-/// (`<executable>_<pid>.ports`, JSON with `"client": ["nats://host:port"]`),
+/// (`<executable>_<pid>.ports`, JSON with `"nats": ["nats://host:port"]`),
 /// once it is there and complete.
 fn client_port(dir: &Path, pid: u32) -> Option<i32> {
     let suffix = format!("_{pid}.ports");
@@ -205,7 +205,7 @@ fn client_port(dir: &Path, pid: u32) -> Option<i32> {
         .find(|entry| entry.file_name().to_string_lossy().ends_with(&suffix))?;
     let ports: serde_json::Value =
         serde_json::from_slice(&std::fs::read(file.path()).ok()?).ok()?;
-    let url = ports["client"].get(0)?.as_str()?;
+    let url = ports["nats"].get(0)?.as_str()?;
     url.rsplit_once(':')?.1.parse().ok()
 }
 
