@@ -293,15 +293,11 @@ mod tests {
 
     use super::*;
 
+    /// The key format and hash are checked in `dossier-keys`
+    /// (`generated_keys_have_the_format_and_hash_to_their_entry`).
     #[test]
-    fn generated_keys_hash_to_their_entry_and_authenticate() {
-        let (key, hash) = generate_key();
-        assert!(key.starts_with("dk_") && key.len() == 3 + 43, "{key}");
-        assert_eq!(hash, hash_key(&key));
-        assert_eq!(hash.len(), 64);
-        let (other, _) = generate_key();
-        assert_ne!(key, other);
-
+    fn generated_keys_authenticate() {
+        let (key, _) = generate_key();
         let keys =
             ApiKeys::from_plain([("acme", "k1", "secret-a"), ("globex", "k2", key.as_str())])
                 .unwrap();
