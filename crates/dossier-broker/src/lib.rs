@@ -14,6 +14,7 @@
 //! | `dossier_cancellations` | KV | cancellation requests, watched by workers |
 //! | `dossier_checkpoints` | KV | worker checkpoints of long jobs |
 //! | `dossier_results` | object store | results too large for a message |
+//! | `dossier_payloads` | object store | job payloads too large for a message ([`payloads`]) |
 //!
 //! Besides JetStream, one core NATS subject carries request-reply calls that
 //! store nothing: `dossier_contracts::subjects::ENRICH_PERSON` (synchronous
@@ -26,6 +27,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod payloads;
 mod topology;
 
 pub use config::{BrokerConfig, ConsumerConfig};
@@ -57,6 +59,8 @@ pub const CANCELLATIONS_BUCKET: &str = "dossier_cancellations";
 pub const CHECKPOINTS_BUCKET: &str = "dossier_checkpoints";
 /// Large results.
 pub const RESULTS_OBJECT_STORE: &str = "dossier_results";
+/// Job payloads too large to travel inside a job (see [`payloads`]).
+pub const PAYLOADS_OBJECT_STORE: &str = "dossier_payloads";
 
 /// Subject of a kind's jobs, e.g. `dossier.jobs.search.people`.
 pub fn job_subject(kind: Kind) -> String {

@@ -3,11 +3,12 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use dossier_backoff::Backoff;
 use dossier_contracts::Kind;
+use dossier_contracts::limits::NATS_MAX_PAYLOAD;
 
 use crate::{
     ADVISORIES_STREAM, BrokerConfig, CANCELLATIONS_BUCKET, CHECKPOINTS_BUCKET,
     DEAD_LETTER_CONSUMER, EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, OPERATIONS_BUCKET,
-    PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, job_consumer, job_subject,
+    PAYLOADS_OBJECT_STORE, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, job_consumer, job_subject,
     max_deliveries_advisory_subject,
 };
 
@@ -50,6 +51,8 @@ pub struct Topology {
     pub checkpoints: kv::Store,
     /// Large results.
     pub results: object_store::ObjectStore,
+    /// Large job payloads.
+    pub payloads: object_store::ObjectStore,
 }
 
 impl Topology {
@@ -88,8 +91,10 @@ impl Topology {
             num_replicas: replicas,
             max_age: cfg.jobs_max_age,
             duplicate_window: cfg.duplicate_window,
-            // Jobs carry whole batch requests.
-            max_message_size: 8 * 1024 * 1024,
+            // A job is small: a payload past the inline limit travels as a
+            // reference to the payloads object store. The stream refuses
+            // nothing the server would accept, and nothing larger.
+            max_message_size: NATS_MAX_PAYLOAD as i32,
             ..Default::default()
         })
         .await
@@ -210,20 +215,33 @@ impl Topology {
         )
         .await?;
 
-        let results = match js.get_object_store(RESULTS_OBJECT_STORE).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: RESULTS_OBJECT_STORE.to_owned(),
-                    description: Some("results too large for a message".to_owned()),
-                    max_age: cfg.results_max_age,
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| err(RESULTS_OBJECT_STORE)(e.into()))?,
-        };
+        let object_bucket =
+            |name: &str, description: &str, max_age: Duration| object_store::Config {
+                bucket: name.to_owned(),
+                description: Some(description.to_owned()),
+                max_age,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            };
+        let results = object_store(
+            js,
+            object_bucket(
+                RESULTS_OBJECT_STORE,
+                "results too large for a message",
+                cfg.results_max_age,
+            ),
+        )
+        .await?;
+        let payloads = object_store(
+            js,
+            object_bucket(
+                PAYLOADS_OBJECT_STORE,
+                "job payloads too large for a message",
+                payloads_max_age(cfg.jobs_max_age),
+            ),
+        )
+        .await?;
 
         Ok(Topology {
             jetstream: js.clone(),
@@ -235,7 +253,35 @@ impl Topology {
             cancellations,
             checkpoints,
             results,
+            payloads,
         })
+    }
+}
+
+/// How long a stored payload is kept: longer than the job that refers to
+/// it may wait (the job is published after its payload, so it expires
+/// first), with a day to spare for the job's last deliveries. Unlimited
+/// jobs keep their payloads without limit too.
+fn payloads_max_age(jobs_max_age: Duration) -> Duration {
+    if jobs_max_age.is_zero() {
+        Duration::ZERO
+    } else {
+        jobs_max_age + Duration::from_secs(24 * 60 * 60)
+    }
+}
+
+/// Binds the object store, creating it when it does not exist yet.
+async fn object_store(
+    js: &jetstream::Context,
+    config: object_store::Config,
+) -> Result<object_store::ObjectStore, TopologyError> {
+    let name = config.bucket.clone();
+    match js.get_object_store(&name).await {
+        Ok(store) => Ok(store),
+        Err(_) => js
+            .create_object_store(config)
+            .await
+            .map_err(|e| err(format!("object store {name}"))(e.into())),
     }
 }
 

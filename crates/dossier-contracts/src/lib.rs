@@ -6,6 +6,7 @@
 
 pub mod api;
 mod domain;
+pub mod limits;
 pub mod subjects;
 pub mod time_ext;
 

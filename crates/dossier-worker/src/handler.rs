@@ -21,7 +21,8 @@ pub trait Handler: Send + Sync + 'static {
     fn kind(&self) -> Kind;
 
     /// Runs one job. `job.payload_json` is the validated request body (see
-    /// [`decode_payload`]).
+    /// [`decode_payload`]), also when it travelled in the object store: the
+    /// runtime has loaded it by then.
     fn handle(
         &self,
         ctx: JobContext,

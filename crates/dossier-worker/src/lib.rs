@@ -5,8 +5,12 @@
 //!   [`WorkerConfig::concurrency`] at once, never holding more unacknowledged
 //!   jobs than it has free slots, so other replicas take the rest;
 //! - skips jobs whose operation was cancelled while queued (`Cancelled`
-//!   event, the handler never runs), else publishes `Started` and runs the
-//!   handler in a span `job <kind>` that continues the request's trace;
+//!   event, the handler never runs), else loads a payload stored in the
+//!   `dossier_payloads` object store when the job refers to one ([`payload`]:
+//!   size and SHA-256 checked; a missing or different object fails the
+//!   operation at once, `payload_missing` / `payload_corrupt`; an unreadable
+//!   store is retried), publishes `Started` and runs the handler in a span
+//!   `job <kind>` that continues the request's trace;
 //! - heart-beats (`+WPI` every third of `ack_wait`) while a job runs, so only
 //!   a dead worker's jobs are redelivered;
 //! - retries retryable failures, panics and time-outs with jittered
@@ -71,6 +75,7 @@ mod context;
 mod events;
 mod handler;
 pub mod metrics;
+pub mod payload;
 mod service;
 mod worker;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::{self, AckKind, kv};
 use dossier_backoff::Backoff;
 use dossier_broker::consume::{ConsumeLoop, PullBatches};
@@ -94,6 +95,8 @@ struct Shared<H> {
     events: Events,
     cancellations: kv::Store,
     checkpoints: kv::Store,
+    /// Job payloads too large to travel inside their job.
+    payloads: ObjectStore,
     running: Running,
 }
 
@@ -222,6 +225,7 @@ impl<H: Handler> Worker<H> {
                 events,
                 cancellations: topology.cancellations,
                 checkpoints: topology.checkpoints,
+                payloads: topology.payloads,
                 running,
                 worker_id,
                 config,
@@ -455,6 +459,26 @@ impl<H: Handler> Shared<H> {
                 );
                 return Settle::Nak(Some(delay));
             }
+        }
+
+        // A payload too large for the job is loaded here, so the handler
+        // reads `payload_json` whatever way it travelled.
+        let mut job = job;
+        if let Err(error) = crate::payload::resolve(&self.payloads, &mut job).await {
+            if error.is_permanent() {
+                tracing::error!(message = "The job's payload cannot be loaded; failing it.", operation_id, %error);
+                return self
+                    .finish(&meta, failed(crate::payload::failure(&error)))
+                    .await;
+            }
+            let delay = self.retry.delay(attempt);
+            tracing::warn!(
+                message = "Cannot load the job's payload; retrying the job later.",
+                operation_id,
+                ?delay,
+                %error
+            );
+            return Settle::Nak(Some(delay));
         }
 
         if let Err(error) = self

@@ -40,6 +40,16 @@
 //! winner's record. So all callers answer the same id, and the stream holds
 //! one job. Exactly one of them answers `created = true`.
 //!
+//! ## Large payloads
+//!
+//! A payload larger than the inline limit
+//! (`dossier_contracts::limits::INLINE_JOB_PAYLOAD_BYTES`) is put in the
+//! `dossier_payloads` object store under the operation id *before* the job
+//! is published, and the job carries its reference. The order is then
+//! "payload stored, job stored, record created": durable accept and read
+//! your writes hold as before, and a retry re-puts the same bytes under the
+//! same name before it re-publishes.
+//!
 //! A publish whose ack times out is ambiguous (the job may have been stored
 //! late, e.g. flushed on reconnect): the caller gets UNAVAILABLE and the
 //! "failure between the two writes" rules above apply.
@@ -49,6 +59,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
+use dossier_broker::payloads;
 use dossier_contracts::v1::{CreateOperationRequest, Job, Operation};
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::{propagation, spans};
@@ -285,6 +296,9 @@ async fn claim(shared: &Shared, request: &Validated, key: &str) -> Result<(Uuid,
 }
 
 /// Publishes the job and waits for JetStream's ack: only then is it stored.
+/// A payload past the inline limit is stored in the payloads object store
+/// first (under the operation id, so a retry re-puts the same bytes) and the
+/// job carries its reference.
 async fn publish_job(
     shared: &Shared,
     request: &Validated,
@@ -296,12 +310,27 @@ async fn publish_job(
     // worker's span is its child.
     let span = spans::nats_publish(&subject, id);
     span.record("dossier.operation.id", id);
+    // A large payload is stored first and referred to, so the job stays a
+    // small message; the job is published only once every chunk is stored,
+    // so a stored job always finds its payload.
+    let inline_limit = payloads::inline_limit(shared.client.server_info().max_payload);
+    let (payload_json, payload_ref) = if request.payload.len() <= inline_limit {
+        (request.payload.to_vec(), None)
+    } else {
+        let stored = payloads::store(&shared.topology.payloads, id, &request.payload)
+            .instrument(span.clone())
+            .await
+            .map_err(|e| Error::broker("storing the job's payload")(e.into()))?;
+        tracing::debug!(message = "Stored a large job payload.", operation_id = %id, bytes = stored.size);
+        (Vec::new(), Some(stored))
+    };
     let job = Job {
         operation_id: id.to_owned(),
         tenant_id: request.tenant.clone(),
         kind: request.kind.to_proto() as i32,
-        payload_json: request.payload.to_vec(),
+        payload_json,
         created_at: Some(created_at),
+        payload_ref,
     };
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id);

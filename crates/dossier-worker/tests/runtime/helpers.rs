@@ -138,6 +138,7 @@ impl TestEnv {
                 kind: KIND.to_proto() as i32,
                 payload_json: serde_json::to_vec(&payload).unwrap(),
                 created_at: Some(time_ext::now()),
+                payload_ref: None,
             },
             request_id: request_id.to_string(),
             traceparent: format!("00-{}-{span_id}-01", request_id.simple()),

@@ -7,5 +7,6 @@ mod cancellation;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod payloads;
 mod retries;
 mod shutdown;

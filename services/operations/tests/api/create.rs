@@ -1,6 +1,8 @@
 //! The accept path: durable accept (invariant 1) and read-your-writes
 //! (invariant 2), also across a restart of the service (invariant 4).
 
+use dossier_broker::payloads;
+use dossier_contracts::limits::{INLINE_JOB_PAYLOAD_BYTES, NATS_MAX_PAYLOAD};
 use dossier_contracts::v1::operation_event::Event;
 use dossier_contracts::v1::{Job, ListOperationsRequest, Progressed, Started};
 use dossier_contracts::{Kind, Status};
@@ -110,6 +112,56 @@ async fn the_job_is_stored_before_the_answer_with_the_operation_id_as_message_id
         info.config.storage,
         async_nats::jetstream::stream::StorageType::File
     );
+}
+
+#[tokio::test]
+async fn a_large_payload_is_stored_before_its_job_which_refers_to_it() {
+    let app = TestApp::spawn().await;
+    // Larger than tonic's default 4 MiB message and than NATS's 1 MiB.
+    let payload = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
+    assert!(payload.len() > INLINE_JOB_PAYLOAD_BYTES);
+    let op = app
+        .create("acme", Kind::EnrichmentBatch, &payload, "big-1")
+        .await
+        .unwrap()
+        .operation
+        .unwrap();
+
+    // The job is small and refers to the stored payload.
+    let stored = app
+        .topology
+        .jobs
+        .get_last_raw_message_by_subject(&dossier_broker::job_subject(Kind::EnrichmentBatch))
+        .await
+        .unwrap();
+    assert!(
+        stored.payload.len() < 1024,
+        "{} bytes",
+        stored.payload.len()
+    );
+    let job = Job::decode(stored.payload).unwrap();
+    assert!(job.payload_json.is_empty());
+    let reference = job.payload_ref.unwrap();
+    assert_eq!(reference.object, op.id);
+    assert_eq!(reference.size, payload.len() as u64);
+    assert_eq!(reference.sha256, payloads::sha256_hex(payload.as_bytes()));
+    let bytes = payloads::load(&app.topology.payloads, &reference)
+        .await
+        .unwrap();
+    assert_eq!(bytes, payload.as_bytes());
+
+    // An idempotent retry answers the same operation: one job, one payload.
+    let again = app
+        .create("acme", Kind::EnrichmentBatch, &payload, "big-1")
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.operation.unwrap().id, op.id);
+    assert_eq!(app.job_count().await, 1);
+
+    // The jobs stream takes no message the server would refuse.
+    let info = app.topology.jobs.cached_info();
+    assert_eq!(info.config.max_message_size, NATS_MAX_PAYLOAD as i32);
 }
 
 #[tokio::test]
