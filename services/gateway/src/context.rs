@@ -17,7 +17,8 @@
 //! On the way out every response gets `X-Request-Id`, and any bare error
 //! response made below us without a problem body (the router's 405, the body
 //! limit's 413, the timeout, the panic catcher) is replaced by the matching
-//! problem document, keeping its headers (`Allow`, `Retry-After`).
+//! problem document, keeping its headers (`Allow`, `Retry-After`); every 413
+//! names the body limit.
 
 use std::time::Instant;
 
@@ -121,7 +122,8 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     let response = REQUEST_ID
         .scope(request_id, next.run(req).instrument(span.clone()))
         .await;
-    let mut response = span.in_scope(|| normalize_error(response, request_id));
+    let mut response =
+        span.in_scope(|| normalize_error(response, request_id, state.max_body_bytes()));
 
     let status = response.status();
     response.headers_mut().insert(
@@ -159,21 +161,30 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
 }
 
 /// Replaces a bare error response (no problem body) with the problem for its
-/// status, keeping its headers.
-fn normalize_error(response: Response, request_id: Uuid) -> Response {
+/// status, keeping its headers. Every 413 becomes the problem naming
+/// `body_limit`: whichever layer noticed the body was too large (its
+/// declared length before reading, or the bytes while reading), the limit
+/// is the one thing the caller needs to know.
+fn normalize_error(response: Response, request_id: Uuid, body_limit: usize) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let too_large = status == http::StatusCode::PAYLOAD_TOO_LARGE;
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
-    if is_problem {
+    if is_problem && !too_large {
         return response;
     }
     let (parts, _body) = response.into_parts();
-    let mut problem = ApiError::for_bare_status(status, &parts.headers).to_response(request_id);
+    let error = if too_large {
+        ApiError::PayloadTooLarge { limit: body_limit }
+    } else {
+        ApiError::for_bare_status(status, &parts.headers)
+    };
+    let mut problem = error.to_response(request_id);
     *problem.status_mut() = status;
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_telemetry::grpc::{ClientTrace, ClientTraceLayer};
 use tonic::Code;
@@ -45,10 +46,17 @@ pub type OperationsChannel = ClientTrace<Channel>;
 /// carries its trace context and the request's id in its metadata (the trace
 /// id and the request id differ when the caller sent a `traceparent`: the
 /// operations service logs its calls with both).
+///
+/// Messages may be as large as
+/// [`MAX_GRPC_MESSAGE_BYTES`](dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES)
+/// each way (the largest body plus its envelope; the operations server
+/// allows the same), not tonic's default 4 MiB.
 pub fn operations_client(channel: Channel) -> OperationsClient<OperationsChannel> {
     let layer =
         ClientTraceLayer::new(|| crate::context::current_request_id().map(|id| id.to_string()));
     OperationsClient::new(layer.layer(channel))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
 }
 
 /// Whether the operations service answers its gRPC health check `SERVING`
@@ -80,7 +88,11 @@ pub async fn operations_serving(channel: Channel, timeout: Duration) -> bool {
 /// Maps a failed operations call to the client's answer. `NOT_FOUND` is 404
 /// (also for another tenant's operation), `ALREADY_EXISTS` an idempotency
 /// conflict, `FAILED_PRECONDITION` a state conflict, unavailability and
-/// deadlines 503; anything else is our bug and becomes a logged 500.
+/// deadlines 503; anything else is our bug and becomes a logged 500
+/// (OUT_OF_RANGE here is an answer over the message limit: our bug too;
+/// see [`map_create_status`] for requests). RESOURCE_EXHAUSTED is a quota
+/// or capacity of the moment, so 503: tonic uses it for a message size only
+/// past 4 GiB, which the message limits rule out.
 pub fn map_status(status: tonic::Status) -> ApiError {
     match status.code() {
         Code::NotFound => ApiError::OperationNotFound,
@@ -105,6 +117,18 @@ pub fn map_status(status: tonic::Status) -> ApiError {
             GrpcError(status),
         ),
         _ => ApiError::Internal(anyhow::Error::new(GrpcError(status))),
+    }
+}
+
+/// Maps a failed `CreateOperation` call: as [`map_status`], except that
+/// OUT_OF_RANGE (tonic's "message length too large") means the request's
+/// message is over the gRPC limit, so the body is too large and no retry
+/// can help: `413` naming `body_limit`, never `503`. The limits are aligned
+/// (`dossier_contracts::limits`), so this is a backstop.
+pub fn map_create_status(status: tonic::Status, body_limit: usize) -> ApiError {
+    match status.code() {
+        Code::OutOfRange => ApiError::PayloadTooLarge { limit: body_limit },
+        _ => map_status(status),
     }
 }
 
@@ -139,5 +163,28 @@ impl std::fmt::Display for GrpcError {
 impl std::error::Error for GrpcError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         std::error::Error::source(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_create_over_the_message_limit_is_413_naming_the_body_limit() {
+        let too_large = tonic::Status::out_of_range(
+            "Error, encoded message length too large: found 9000000 bytes, the limit is: 8454144 bytes",
+        );
+        let error = map_create_status(too_large, 8_388_608);
+        assert!(
+            matches!(error, ApiError::PayloadTooLarge { limit: 8_388_608 }),
+            "{error:?}"
+        );
+        // Transient faults stay 503; other calls' answers over the limit
+        // are our bug.
+        let down = map_create_status(tonic::Status::unavailable("down"), 8_388_608);
+        assert!(matches!(down, ApiError::Unavailable { .. }), "{down:?}");
+        let answer = map_status(tonic::Status::out_of_range("too large"));
+        assert!(matches!(answer, ApiError::Internal(_)), "{answer:?}");
     }
 }

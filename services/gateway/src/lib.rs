@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use dossier_contracts::limits::MAX_BODY_BYTES;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_service::{CancellationToken, Readiness};
 use dossier_telemetry::LogConfig;
@@ -111,8 +112,10 @@ pub struct Config {
     /// `pollUrl` and `Location`. Unset: derived from `X-Forwarded-*` or `Host`.
     #[arg(long, env = ENV_PUBLIC_BASE_URL, value_parser = extract::parse_public_base_url)]
     pub public_base_url: Option<String>,
-    /// Largest accepted request body in bytes (larger: 413).
-    #[arg(long, env = ENV_MAX_BODY_BYTES, default_value_t = 8 * 1024 * 1024)]
+    /// Largest accepted request body in bytes (larger: 413); at most the
+    /// contract's 8 MiB, which every hop behind the gateway is sized for.
+    #[arg(long, env = ENV_MAX_BODY_BYTES, default_value_t = MAX_BODY_BYTES,
+          value_parser = parse_max_body_bytes)]
     pub max_body_bytes: usize,
     /// Longest a request may take end to end (longer: 503).
     #[arg(long, env = ENV_REQUEST_TIMEOUT, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -165,6 +168,18 @@ impl Config {
     }
 }
 
+/// Parses `DOSSIER_MAX_BODY_BYTES`: 1 byte to the contract's
+/// [`MAX_BODY_BYTES`]. A larger limit would accept bodies the gRPC hop to
+/// the operations service is not sized for, which could never succeed.
+fn parse_max_body_bytes(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_BODY_BYTES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a byte count from 1 to {MAX_BODY_BYTES}"
+        )),
+    }
+}
+
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<StateInner>);
@@ -202,6 +217,11 @@ impl AppState {
         listen_addr: SocketAddr,
         enrichment: Option<enrich::EnrichClient>,
     ) -> anyhow::Result<Self> {
+        // Set in-process, the limit skipped clap's check.
+        anyhow::ensure!(
+            (1..=MAX_BODY_BYTES).contains(&config.max_body_bytes),
+            "{ENV_MAX_BODY_BYTES} must be from 1 to {MAX_BODY_BYTES}"
+        );
         let channel = grpc::channel(
             &config.operations_url,
             config.operations_connect_timeout,

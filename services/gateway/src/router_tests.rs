@@ -278,12 +278,27 @@ async fn bodies_over_the_limit_are_413() {
     // Streamed (no Content-Length): the limit trips while reading.
     let answer = send(&app, post_json("/api/search/people", &big)).await;
     answer.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(
+        answer.body["detail"],
+        "The request body is larger than the limit of 64 bytes."
+    );
     // Declared: refused before reading.
     let mut req = post_json("/api/search/people", &big);
     req.headers_mut()
         .insert(header::CONTENT_LENGTH, big.len().into());
     let answer = send(&app, req).await;
     answer.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_eq!(
+        answer.body["detail"],
+        "The request body is larger than the limit of 64 bytes."
+    );
+}
+
+#[tokio::test]
+async fn a_body_limit_over_the_contracts_is_refused_at_start() {
+    let keys = ApiKeys::from_plain([("acme", "key_a", KEY_A)]).unwrap();
+    let config = config(|c| c.max_body_bytes = dossier_contracts::limits::MAX_BODY_BYTES + 1);
+    assert!(AppState::new(&config, keys, "127.0.0.1:8080".parse().unwrap()).is_err());
 }
 
 #[tokio::test]

@@ -54,6 +54,7 @@ use anyhow::Context as _;
 use dossier_backoff::Backoff;
 use dossier_broker::consume::PullHealth;
 use dossier_broker::{BrokerConfig, Topology};
+use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
 use dossier_contracts::v1::operations_server::OperationsServer;
 use dossier_service::admin::{Admin, AdminConfig};
 use dossier_telemetry::LogConfig;
@@ -259,9 +260,13 @@ impl App {
             ))
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(OperationsServer::new(service::OperationsService::new(
-                shared.clone(),
-            )))
+            // The largest valid body reaches `CreateOperation` whole: the
+            // message limit is the gateway's, not tonic's default 4 MiB.
+            .add_service(
+                OperationsServer::new(service::OperationsService::new(shared.clone()))
+                    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY small responses wait for the peer's
                 // delayed ACK (~40 ms per call).

@@ -7,6 +7,7 @@
 mod config_docs;
 mod handler;
 mod invariants;
+mod limits_docs;
 mod logs;
 mod observability;
 mod traces;

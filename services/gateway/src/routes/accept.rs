@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::context;
 use crate::error::{ApiError, Meta};
 use crate::extract::{ExternalBase, IdempotencyKey, JsonBody};
-use crate::grpc::map_status;
+use crate::grpc::map_create_status;
 use crate::views::POLL_RETRY_AFTER_SECS;
 
 /// Header set on a 202 that replays an earlier request's idempotency key.
@@ -130,7 +130,7 @@ async fn accept<T: Serialize>(
         .operations()
         .create_operation(request)
         .await
-        .map_err(map_status)?
+        .map_err(|status| map_create_status(status, state.max_body_bytes()))?
         .into_inner();
     let operation = response.operation.ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("CreateOperation answered no operation"))
