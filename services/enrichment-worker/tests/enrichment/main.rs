@@ -8,6 +8,7 @@
 mod batch;
 mod cancel;
 mod helpers;
+mod limits;
 mod matching;
 mod resume;
 mod sync;
