@@ -23,9 +23,9 @@ pub const ENV_JOB_MAX_DELIVER: &str = "DOSSIER_JOB_MAX_DELIVER";
 /// `DOSSIER_JOB_MAX_ACK_PENDING`: most unacknowledged jobs per kind.
 pub const ENV_JOB_MAX_ACK_PENDING: &str = "DOSSIER_JOB_MAX_ACK_PENDING";
 
-/// Broker settings shared by every service, from flags or `DOSSIER_*`
-/// environment variables. Defaults suit a laptop; a cluster sets
-/// `DOSSIER_NATS_REPLICAS=3`.
+/// How a service reaches the broker, from flags or `DOSSIER_*` environment
+/// variables: what every service with JetStream reads. What the topology is
+/// made of is [`TopologyConfig`], read by its owner alone.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerConfig {
     /// NATS server URL(s), comma separated.
@@ -34,14 +34,24 @@ pub struct BrokerConfig {
     /// NATS credentials, when the server requires them.
     #[command(flatten)]
     pub credentials: NatsCredentials,
-    /// Stream and bucket replicas: 1 locally, 3 in a cluster.
-    #[arg(long = "nats-replicas", env = ENV_NATS_REPLICAS, default_value_t = 1,
-          value_parser = parse_replicas)]
-    pub replicas: usize,
     /// How long a NATS request (publish ack, KV operation) may take.
     #[arg(long = "nats-request-timeout", env = ENV_NATS_REQUEST_TIMEOUT, default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+}
+
+/// What the streams, buckets and consumers are made of (retention, replicas,
+/// delivery limits). Only the topology's owner, the operations service,
+/// reads these settings ([`crate::Topology::ensure`]); every other service
+/// binds to what exists and takes the settings from the broker, so no
+/// service's environment can change another's streams. Defaults suit a
+/// laptop; a cluster sets `DOSSIER_NATS_REPLICAS=3`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TopologyConfig {
+    /// Stream and bucket replicas: 1 locally, 3 in a cluster.
+    #[arg(long = "nats-replicas", env = ENV_NATS_REPLICAS, default_value_t = 1,
+          value_parser = parse_replicas)]
+    pub replicas: usize,
     /// Window in which JetStream drops a re-published job or event with the
     /// same message id.
     #[arg(long, env = ENV_DUPLICATE_WINDOW, default_value = "2m", value_parser = humantime::parse_duration)]
@@ -96,6 +106,20 @@ impl Default for BrokerConfig {
         <Defaults as clap::Parser>::try_parse_from(["defaults"])
             .map(|d| d.broker)
             .unwrap_or_else(|e| unreachable!("broker defaults are valid: {e}"))
+    }
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            topology: TopologyConfig,
+        }
+        // As in `BrokerConfig`: the defaults live once, in the clap attributes.
+        <Defaults as clap::Parser>::try_parse_from(["defaults"])
+            .map(|d| d.topology)
+            .unwrap_or_else(|e| unreachable!("topology defaults are valid: {e}"))
     }
 }
 

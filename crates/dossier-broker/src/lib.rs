@@ -1,6 +1,9 @@
-//! The JetStream topology every Dossier service shares, created idempotently
-//! by whichever service starts first: streams, consumers, key-value buckets
-//! and the object store, plus the subjects that connect them.
+//! The JetStream topology every Dossier service shares: streams, consumers,
+//! key-value buckets and the object store, plus the subjects that connect
+//! them. One service owns it: the operations service creates and updates all
+//! of it ([`Topology::ensure`], from [`TopologyConfig`]); every other service
+//! only binds to what exists ([`WorkerTopology::bind`]) and is not ready
+//! until it does.
 //!
 //! | name | kind | what |
 //! |---|---|---|
@@ -30,8 +33,8 @@ pub mod consume;
 pub mod payloads;
 mod topology;
 
-pub use config::{BrokerConfig, ConsumerConfig};
-pub use topology::{Topology, TopologyError};
+pub use config::{BrokerConfig, ConsumerConfig, TopologyConfig};
+pub use topology::{BindError, Topology, TopologyError, WorkerTopology};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -1,14 +1,22 @@
+//! The topology's two paths: [`Topology::ensure`], run by its one owner
+//! (the operations service), creates and updates; [`WorkerTopology::bind`],
+//! run by everyone else, only looks up what exists.
+
 use std::time::Duration;
 
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind};
+use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use dossier_backoff::Backoff;
 use dossier_contracts::Kind;
 use dossier_contracts::limits::NATS_MAX_PAYLOAD;
 
 use crate::{
-    ADVISORIES_STREAM, BrokerConfig, CANCELLATIONS_BUCKET, CHECKPOINTS_BUCKET,
-    DEAD_LETTER_CONSUMER, EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, OPERATIONS_BUCKET,
-    PAYLOADS_OBJECT_STORE, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, job_consumer, job_subject,
+    ADVISORIES_STREAM, CANCELLATIONS_BUCKET, CHECKPOINTS_BUCKET, DEAD_LETTER_CONSUMER,
+    EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, OPERATIONS_BUCKET, PAYLOADS_OBJECT_STORE,
+    PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, TopologyConfig, job_consumer, job_subject,
     max_deliveries_advisory_subject,
 };
 
@@ -57,11 +65,14 @@ pub struct Topology {
 
 impl Topology {
     /// Creates (or updates to this configuration) every stream, consumer,
-    /// bucket and object store. Safe to run from several services at once:
-    /// each step is create-or-update, and a lost race is retried.
+    /// bucket and object store, the job consumer of every kind included.
+    /// Only the topology's owner, the operations service, calls it (its NATS
+    /// user is the only one allowed to); every other service binds
+    /// ([`WorkerTopology::bind`]). Safe to run from several replicas at
+    /// once: each step is create-or-update, and a lost race is retried.
     pub async fn ensure(
         js: &jetstream::Context,
-        cfg: &BrokerConfig,
+        cfg: &TopologyConfig,
     ) -> Result<Topology, TopologyError> {
         let mut attempt = 0;
         loop {
@@ -79,7 +90,7 @@ impl Topology {
 
     async fn ensure_once(
         js: &jetstream::Context,
-        cfg: &BrokerConfig,
+        cfg: &TopologyConfig,
     ) -> Result<Topology, TopologyError> {
         let replicas = cfg.replicas;
         js.create_or_update_stream(stream::Config {
@@ -293,4 +304,122 @@ async fn kv_bucket(
     js.create_or_update_key_value(config)
         .await
         .map_err(|e| err(format!("bucket {name}"))(e.into()))
+}
+
+/// What the workers of one kind use, bound to what the owner created: their
+/// kind's job consumer, the cancellations and checkpoints buckets, and the
+/// results and payloads object stores. Binding only looks up (stream and consumer info),
+/// so a worker's NATS user needs no right to create or change any of it.
+#[derive(Clone)]
+pub struct WorkerTopology {
+    /// The JetStream context the handles belong to (events are published
+    /// through it).
+    pub jetstream: jetstream::Context,
+    /// The kind's durable job consumer (`jobs-<kind-slug>`).
+    pub jobs: PullConsumer,
+    /// Cancellation requests.
+    pub cancellations: kv::Store,
+    /// Worker checkpoints.
+    pub checkpoints: kv::Store,
+    /// Large results.
+    pub results: object_store::ObjectStore,
+    /// Large job payloads (read only).
+    pub payloads: object_store::ObjectStore,
+}
+
+/// Binding to the topology failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// A part of the topology does not exist (yet): its owner has not
+    /// created it. Retrying is the answer; the service is not ready.
+    #[error("JetStream {what} does not exist (the operations service creates it)")]
+    Missing {
+        /// The missing stream, consumer, bucket or object store.
+        what: String,
+    },
+    /// The lookup itself failed (the broker unreachable, a permission).
+    #[error("cannot look up JetStream {what}: {source}")]
+    Lookup {
+        /// What was looked up.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: async_nats::Error,
+    },
+}
+
+impl WorkerTopology {
+    /// Binds to the parts of the topology the workers of `kind` use. Never
+    /// creates or updates anything: what is missing is [`BindError::Missing`],
+    /// named, for the caller to report and retry.
+    pub async fn bind(js: &jetstream::Context, kind: Kind) -> Result<Self, BindError> {
+        let name = job_consumer(kind);
+        let what = format!("consumer {name} on stream {JOBS_STREAM}");
+        let jobs: PullConsumer = js
+            .get_consumer_from_stream(&name, JOBS_STREAM)
+            .await
+            .map_err(|e| consumer_error(what, e))?;
+        let cancellations = bind_bucket(js, CANCELLATIONS_BUCKET).await?;
+        let checkpoints = bind_bucket(js, CHECKPOINTS_BUCKET).await?;
+        let results = bind_object_store(js, RESULTS_OBJECT_STORE).await?;
+        let payloads = bind_object_store(js, PAYLOADS_OBJECT_STORE).await?;
+        Ok(WorkerTopology {
+            jetstream: js.clone(),
+            jobs,
+            cancellations,
+            checkpoints,
+            results,
+            payloads,
+        })
+    }
+}
+
+async fn bind_object_store(
+    js: &jetstream::Context,
+    store: &str,
+) -> Result<object_store::ObjectStore, BindError> {
+    js.get_object_store(store)
+        .await
+        .map_err(|e| lookup_error(format!("object store {store}"), e.into()))
+}
+
+async fn bind_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, BindError> {
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| lookup_error(format!("bucket {bucket}"), e.into()))
+}
+
+fn consumer_error(what: String, error: ConsumerError) -> BindError {
+    if let ConsumerErrorKind::JetStream(e) = error.kind()
+        && is_not_found(e.error_code())
+    {
+        return BindError::Missing { what };
+    }
+    BindError::Lookup {
+        what,
+        source: error.into(),
+    }
+}
+
+/// Missing when the error, or one it was made from, is a stream lookup that
+/// found no stream; else a failed lookup.
+fn lookup_error(what: String, error: async_nats::Error) -> BindError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(e) = cause {
+        if let Some(get) = e.downcast_ref::<GetStreamError>()
+            && let GetStreamErrorKind::JetStream(js) = get.kind()
+            && is_not_found(js.error_code())
+        {
+            return BindError::Missing { what };
+        }
+        cause = e.source();
+    }
+    BindError::Lookup {
+        what,
+        source: error,
+    }
+}
+
+fn is_not_found(code: ErrorCode) -> bool {
+    code == ErrorCode::STREAM_NOT_FOUND || code == ErrorCode::CONSUMER_NOT_FOUND
 }

@@ -17,7 +17,9 @@ async fn credentials_are_sent_and_required() {
     };
     let client = dossier_broker::connect(&cfg, "test").await.unwrap();
     let js = async_nats::jetstream::new(client);
-    Topology::ensure(&js, &cfg).await.unwrap();
+    Topology::ensure(&js, &nats.topology_config())
+        .await
+        .unwrap();
 
     // Without credentials the server refuses the connection.
     let refused = async_nats::ConnectOptions::new()

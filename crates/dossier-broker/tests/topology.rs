@@ -7,7 +7,7 @@ use dossier_testkit::NatsServer;
 #[tokio::test]
 async fn topology_is_idempotent_concurrent_and_durable() {
     let mut nats = NatsServer::start().await;
-    let cfg = nats.broker_config();
+    let cfg = nats.topology_config();
     let js = async_nats::jetstream::new(nats.client().await);
 
     // Several services starting at once.

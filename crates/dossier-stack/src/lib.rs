@@ -270,6 +270,7 @@ async fn assemble(
 /// its admin server on, queue gauges refreshed often.
 fn operations_config(nats: &NatsServer) -> operations::Config {
     let mut config = operations::Config::new(nats.broker_config());
+    config.topology = nats.topology_config();
     config.admin.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.queue_metrics_interval = Duration::from_millis(100);
     config
@@ -287,6 +288,12 @@ impl TestApp {
     /// [`NatsServer::broker_config`]), for services a test adds.
     pub fn broker_config(&self) -> dossier_broker::BrokerConfig {
         self.nats.broker_config()
+    }
+
+    /// Topology settings the stack's operations service created the
+    /// topology with (see [`NatsServer::topology_config`]).
+    pub fn topology_config(&self) -> dossier_broker::TopologyConfig {
+        self.nats.topology_config()
     }
 
     /// Polls the operation until its status is terminal; returns its body.

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use dossier_broker::BrokerConfig;
+use dossier_broker::{BrokerConfig, TopologyConfig};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer as _;
@@ -97,14 +97,21 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Broker settings pointing at this server, with timeouts short enough for
-    /// tests (a test that waits for a redelivery waits one `ack_wait`).
+    /// Broker settings pointing at this server, with a request timeout short
+    /// enough for tests.
     pub fn broker_config(&self) -> BrokerConfig {
-        let mut cfg = BrokerConfig {
+        BrokerConfig {
             url: self.url(),
+            request_timeout: Duration::from_secs(2),
             ..BrokerConfig::default()
-        };
-        cfg.request_timeout = Duration::from_secs(2);
+        }
+    }
+
+    /// Topology settings for tests (what the operations service, the owner,
+    /// creates): a short ack deadline (a test that waits for a redelivery
+    /// waits one `ack_wait`) and few deliveries.
+    pub fn topology_config(&self) -> TopologyConfig {
+        let mut cfg = TopologyConfig::default();
         cfg.consumer.ack_wait = Duration::from_secs(2);
         cfg.consumer.max_deliver = 3;
         cfg

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, context::PublishError, object_store::ObjectStore};
+use async_nats::jetstream::object_store::{ObjectStore, PutErrorKind};
+use async_nats::jetstream::{self, context::PublishError};
 use bytes::Bytes;
 use dossier_backoff::Backoff;
 use dossier_contracts::v1::{OperationEvent, ResultRef, operation_event, result_ref};
@@ -194,7 +195,21 @@ impl Events {
                 size_bytes,
             });
         }
-        self.results.put(operation_id, &mut json.as_slice()).await?;
+        match self.results.put(operation_id, &mut json.as_slice()).await {
+            Ok(_) => {}
+            // The new object is stored; only the chunks of the one it
+            // replaced (an earlier delivery's) could not be purged: a
+            // worker's NATS user may not purge the store. They expire with
+            // the store's max age.
+            Err(error) if error.kind() == PutErrorKind::PurgeOldChunks => {
+                tracing::debug!(
+                    message = "Replaced a result object; its old chunks stay until they expire.",
+                    operation_id,
+                    %error
+                );
+            }
+            Err(error) => return Err(error.into()),
+        }
         tracing::debug!(
             message = "Stored a large result in the object store.",
             operation_id,

@@ -9,7 +9,7 @@ use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::{self, AckKind, kv};
 use dossier_backoff::Backoff;
 use dossier_broker::consume::{ConsumeLoop, PullBatches};
-use dossier_broker::{BrokerConfig, Topology, job_consumer, job_subject};
+use dossier_broker::{BrokerConfig, WorkerTopology, job_consumer, job_subject};
 use dossier_contracts::Kind;
 use dossier_contracts::v1::{
     Cancelled, Failed, Job, OperationError, PartiallySucceeded, Started, Succeeded,
@@ -37,6 +37,11 @@ const PULL_FAILURES_NOT_READY: u32 = 2;
 /// Pause after a failed pull before the next one.
 const PULL_RETRY: Duration = Duration::from_secs(1);
 
+/// Waits between tries to bind a topology that is not there (yet): the
+/// operations service creates it, and may start after the workers.
+const BIND_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(5)).jittered();
+
 /// Starting or running a worker failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -46,18 +51,6 @@ pub enum WorkerError {
     /// The [`WorkerConfig`] is not usable.
     #[error("invalid worker configuration: {0}")]
     Config(String),
-    /// The JetStream topology could not be created.
-    #[error(transparent)]
-    Topology(#[from] dossier_broker::TopologyError),
-    /// The kind's durable job consumer could not be bound.
-    #[error("cannot bind the job consumer `{consumer}`: {source}")]
-    Consumer {
-        /// The consumer's name.
-        consumer: String,
-        /// Why.
-        #[source]
-        source: async_nats::Error,
-    },
     /// The cancellations bucket could not be watched.
     #[error("cannot watch the cancellations bucket: {0}")]
     Watch(#[source] kv::WatchError),
@@ -122,9 +115,12 @@ enum Ran {
 }
 
 impl<H: Handler> Worker<H> {
-    /// Ensures the topology, binds the kind's durable pull consumer
-    /// (`jobs-<kind>`) and starts watching cancellations. The worker is ready
-    /// when this returns.
+    /// Binds the kind's durable pull consumer (`jobs-<kind>`) and the
+    /// buckets it uses, and starts watching cancellations. The worker never
+    /// creates or changes the topology: until the operations service has
+    /// created what it needs, it logs what is missing and tries again with a
+    /// growing pause (the service is not ready meanwhile). The worker is
+    /// ready when this returns.
     #[tracing::instrument(name = "worker.start", skip_all, fields(kind = %handler.kind()))]
     pub async fn new(
         client: async_nats::Client,
@@ -137,34 +133,18 @@ impl<H: Handler> Worker<H> {
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(broker.request_timeout)
             .build(client.clone());
-        let topology = Topology::ensure(&jetstream, broker).await?;
+        let topology = bind(&jetstream, kind).await;
 
         let name = job_consumer(kind);
-        let consumer: PullConsumer =
-            topology
-                .jobs
-                .get_consumer(&name)
-                .await
-                .map_err(|source| WorkerError::Consumer {
-                    consumer: name.clone(),
-                    source,
-                })?;
-        // The consumer is the truth for deadlines and delivery limits (it may
-        // have been created by another service with other settings).
+        let consumer = topology.jobs.clone();
+        // The consumer, made by the topology's owner, is the truth for
+        // deadlines and delivery limits.
         let info = consumer.cached_info();
         let ack_wait = info.config.ack_wait;
         let max_deliver = u32::try_from(info.config.max_deliver)
             .ok()
             .filter(|&n| n > 0)
             .unwrap_or(u32::MAX);
-        if i64::from(max_deliver) != broker.consumer.max_deliver {
-            tracing::warn!(
-                message = "The job consumer's max_deliver differs from the configuration.",
-                consumer = %name,
-                max_deliver,
-                configured = broker.consumer.max_deliver
-            );
-        }
 
         // Opened before the first job is pulled: see `cancel` for why.
         let watch = topology
@@ -327,6 +307,27 @@ impl<H: Handler> Worker<H> {
             }
             Some(Err(error)) => Err(WorkerError::Pull(error)),
             None => Ok(false),
+        }
+    }
+}
+
+/// Binds the topology the workers of `kind` use, trying again until it
+/// exists: a worker started before the operations service waits for it.
+async fn bind(jetstream: &jetstream::Context, kind: Kind) -> WorkerTopology {
+    let mut retries = BIND_RETRY.retries();
+    loop {
+        match WorkerTopology::bind(jetstream, kind).await {
+            Ok(topology) => return topology,
+            Err(error) => {
+                let retry_in = retries.next_delay();
+                tracing::warn!(
+                    message = "Not ready: cannot bind the JetStream topology; trying again.",
+                    %kind,
+                    %error,
+                    ?retry_in
+                );
+                tokio::time::sleep(retry_in).await;
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dossier_backoff::Backoff;
 use dossier_broker::consume::PullHealth;
-use dossier_broker::{BrokerConfig, Topology};
+use dossier_broker::{BrokerConfig, Topology, TopologyConfig};
 use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
 use dossier_contracts::v1::operations_server::OperationsServer;
 use dossier_service::admin::{Admin, AdminConfig};
@@ -95,9 +95,13 @@ pub struct Config {
     #[arg(long, env = ENV_QUEUE_METRICS_INTERVAL, default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub queue_metrics_interval: Duration,
-    /// NATS connection and JetStream topology.
+    /// NATS connection.
     #[command(flatten)]
     pub broker: BrokerConfig,
+    /// The JetStream topology this service owns: it alone creates and
+    /// updates streams, buckets and consumers, so it alone reads these.
+    #[command(flatten)]
+    pub topology: TopologyConfig,
     /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
     #[command(flatten)]
     pub admin: AdminConfig,
@@ -115,6 +119,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             queue_metrics_interval: Duration::from_secs(5),
             broker,
+            topology: TopologyConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig {
                 log_format: dossier_telemetry::LogFormat::Auto,
@@ -166,7 +171,7 @@ impl App {
         let jetstream = async_nats::jetstream::context::ContextBuilder::new()
             .timeout(config.broker.request_timeout)
             .build(client.clone());
-        let topology = Topology::ensure(&jetstream, &config.broker)
+        let topology = Topology::ensure(&jetstream, &config.topology)
             .await
             .context("cannot set up the JetStream topology")?;
         Ok(App {

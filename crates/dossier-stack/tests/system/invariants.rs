@@ -133,7 +133,7 @@ async fn a_poison_job_is_contained() {
     }
     let op = app.wait_for_status(&poison, KEY_A, Status::Failed).await;
     assert_eq!(op["error"]["code"], "always_broken", "{op}");
-    let max_deliver = app.broker_config().consumer.max_deliver as u32;
+    let max_deliver = app.topology_config().consumer.max_deliver as u32;
     wait_until("every run counted", DEADLINE, || async {
         handler.runs() == max_deliver + 3
     })

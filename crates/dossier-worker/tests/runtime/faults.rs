@@ -178,7 +178,9 @@ async fn a_worker_that_cannot_pull_is_not_ready_until_it_can_again() {
 
     // The consumer is back (as a redeploy's topology would make it): ready,
     // and it runs jobs again.
-    Topology::ensure(&env.js, &env.broker).await.unwrap();
+    Topology::ensure(&env.js, &env.topology_config)
+        .await
+        .unwrap();
     wait_until("readiness to return", DEADLINE, || async {
         readiness.is_ready()
     })
@@ -251,7 +253,7 @@ async fn a_job_whose_terminal_event_cannot_be_stored_is_not_acked() {
     // Not acked: the job is still held by the consumer, waiting for redelivery.
     assert_eq!(env.consumer_info().await.num_ack_pending, 1);
 
-    dossier_broker::Topology::ensure(&env.js, &env.broker)
+    dossier_broker::Topology::ensure(&env.js, &env.topology_config)
         .await
         .unwrap();
     assert!(worker.try_process_one(DEADLINE).await.unwrap());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer};
-use dossier_broker::{BrokerConfig, Topology, job_consumer, job_subject};
+use dossier_broker::{BrokerConfig, Topology, TopologyConfig, job_consumer, job_subject};
 use dossier_contracts::v1::{Job, OperationEvent, operation_event::Event};
 use dossier_contracts::{Kind, time_ext};
 use dossier_service::CancellationToken;
@@ -44,6 +44,8 @@ pub(crate) struct TestJob {
 pub(crate) struct TestEnv {
     pub(crate) nats: NatsServer,
     pub(crate) broker: BrokerConfig,
+    /// What the topology was created with (by the test, as its owner).
+    pub(crate) topology_config: TopologyConfig,
     pub(crate) js: jetstream::Context,
     pub(crate) topology: Topology,
     // Events are read straight from the stream by sequence, on demand: no
@@ -58,18 +60,20 @@ impl TestEnv {
     }
 
     /// A server with test broker settings changed by `tweak`.
-    pub(crate) async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> TestEnv {
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut TopologyConfig)) -> TestEnv {
         init_test_logging();
         let nats = NatsServer::start().await;
-        let mut broker = nats.broker_config();
-        broker.consumer.ack_wait = Duration::from_secs(2);
-        broker.consumer.max_deliver = 3;
-        tweak(&mut broker);
+        let broker = nats.broker_config();
+        let mut topology_config = nats.topology_config();
+        topology_config.consumer.ack_wait = Duration::from_secs(2);
+        topology_config.consumer.max_deliver = 3;
+        tweak(&mut topology_config);
         let js = jetstream::new(nats.client().await);
-        let topology = Topology::ensure(&js, &broker).await.unwrap();
+        let topology = Topology::ensure(&js, &topology_config).await.unwrap();
         TestEnv {
             nats,
             broker,
+            topology_config,
             js,
             topology,
             recorded: Mutex::new(Vec::new()),

@@ -10,3 +10,4 @@ mod lifecycle;
 mod payloads;
 mod retries;
 mod shutdown;
+mod topology;

@@ -1,7 +1,7 @@
 //! The admin port: alive from the start, ready only while serving, in step
 //! with gRPC health, and not ready from the moment shutdown begins.
 
-use operations::{App, Config};
+use operations::App;
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -15,7 +15,7 @@ async fn status(admin: &str, path: &str) -> Option<u16> {
 #[tokio::test]
 async fn readiness_follows_the_service_from_start_to_shutdown() {
     let app = TestApp::spawn().await;
-    let mut config = Config::new(app.broker.clone());
+    let mut config = app.config();
     config.admin.admin_addr = Some("127.0.0.1:0".parse().unwrap());
     let ops = App::build(config).await.unwrap();
     let admin = format!("http://{}", ops.admin_addr().unwrap());

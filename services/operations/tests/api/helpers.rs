@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use dossier_broker::{BrokerConfig, Topology};
+use dossier_broker::{BrokerConfig, Topology, TopologyConfig};
 use dossier_contracts::v1::operation_event::Event;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_contracts::v1::{
@@ -75,6 +75,8 @@ pub struct TestApp {
     // Declared first: dropped (stopped) before the server goes away.
     pub replicas: Vec<Replica>,
     pub broker: BrokerConfig,
+    /// What the service (the topology's owner) creates the topology with.
+    pub topology_config: TopologyConfig,
     pub js: jetstream::Context,
     pub topology: Topology,
     pub nats: NatsServer,
@@ -86,18 +88,20 @@ impl TestApp {
         TestApp::spawn_with(|_| {}).await
     }
 
-    /// Like [`TestApp::spawn`], with broker settings adjusted first.
-    pub async fn spawn_with(adjust: impl FnOnce(&mut BrokerConfig)) -> TestApp {
+    /// Like [`TestApp::spawn`], with topology settings adjusted first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut TopologyConfig)) -> TestApp {
         init_test_logging();
         dossier_telemetry::init_propagator();
         let nats = NatsServer::start().await;
-        let mut broker = nats.broker_config();
-        adjust(&mut broker);
+        let broker = nats.broker_config();
+        let mut topology_config = nats.topology_config();
+        adjust(&mut topology_config);
         let js = jetstream::new(nats.client().await);
-        let topology = Topology::ensure(&js, &broker).await.unwrap();
+        let topology = Topology::ensure(&js, &topology_config).await.unwrap();
         let mut app = TestApp {
             replicas: Vec::new(),
             broker,
+            topology_config,
             js,
             topology,
             nats,
@@ -106,9 +110,16 @@ impl TestApp {
         app
     }
 
+    /// A replica's configuration: this test's broker and topology.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(self.broker.clone());
+        config.topology = self.topology_config.clone();
+        config
+    }
+
     /// Builds and runs one more replica and waits until it is SERVING.
     pub async fn start_replica(&mut self) -> usize {
-        let app = App::build(Config::new(self.broker.clone())).await.unwrap();
+        let app = App::build(self.config()).await.unwrap();
         let addr = app.grpc_addr();
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
