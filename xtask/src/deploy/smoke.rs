@@ -42,7 +42,7 @@ pub(super) fn smoke(
         problems.push(format!("{error:#}"));
     }
     report.check(
-        "smoke: the services run with the NATS permissions of deploy/k8s (auth.conf); a worker cannot publish jobs or delete streams",
+        "smoke: the services run with the NATS permissions of deploy/k8s (auth.conf); a worker cannot publish jobs, change the topology or purge a stream",
         problems,
     );
     Ok(())
@@ -331,9 +331,10 @@ fn smoke_run(
         problems.push(format!("{error:#} (logs in {})", dir.display()));
     }
 
-    // What must be denied: to everyone but the operations service, jobs,
-    // deleting or purging streams and consumers, the read model, and
-    // listening in on the subjects.
+    // What must be denied: to everyone but the operations service (the
+    // topology's owner), jobs, changing, deleting or purging streams,
+    // creating or deleting durable consumers, the read model, and listening
+    // in on the subjects.
     for s in &nats_clients {
         if s.name == "operations" {
             continue;
@@ -347,6 +348,10 @@ fn smoke_run(
                 "PUB $JS.API.STREAM.DELETE.DOSSIER_JOBS 0\r\n\r\n",
                 "PUB $JS.API.STREAM.PURGE.DOSSIER_JOBS 0\r\n\r\n",
                 "PUB $JS.API.CONSUMER.DELETE.DOSSIER_JOBS.jobs-search-people 0\r\n\r\n",
+                "PUB $JS.API.STREAM.UPDATE.DOSSIER_JOBS 0\r\n\r\n",
+                "PUB $JS.API.CONSUMER.CREATE.DOSSIER_JOBS.jobs-research-deep 0\r\n\r\n",
+                "PUB $JS.API.CONSUMER.CREATE.DOSSIER_EVENTS.projector 0\r\n\r\n",
+                "PUB $JS.API.STREAM.PURGE.OBJ_dossier_results 0\r\n\r\n",
                 "PUB $KV.dossier_operations.x 0\r\n\r\n",
                 "SUB dossier.> 1\r\n",
             ],
@@ -356,6 +361,10 @@ fn smoke_run(
             "$JS.API.STREAM.DELETE.DOSSIER_JOBS",
             "$JS.API.STREAM.PURGE.DOSSIER_JOBS",
             "$JS.API.CONSUMER.DELETE.DOSSIER_JOBS.jobs-search-people",
+            "$JS.API.STREAM.UPDATE.DOSSIER_JOBS",
+            "$JS.API.CONSUMER.CREATE.DOSSIER_JOBS.jobs-research-deep",
+            "$JS.API.CONSUMER.CREATE.DOSSIER_EVENTS.projector",
+            "$JS.API.STREAM.PURGE.OBJ_dossier_results",
             "$KV.dossier_operations.x",
             "dossier.>",
         ] {
