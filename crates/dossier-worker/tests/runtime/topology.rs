@@ -4,12 +4,13 @@
 //! its job but nothing to the topology.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use dossier_broker::{
     BrokerConfig, EVENTS_STREAM, JOBS_STREAM, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, Topology,
-    TopologyConfig, job_consumer, job_subject,
+    TopologyConfig, job_consumer, job_subject, payloads,
 };
 use dossier_contracts::v1::Job;
 use dossier_contracts::{Kind, time_ext};
@@ -202,29 +203,54 @@ async fn with_the_shipped_permissions_a_worker_does_its_job_and_nothing_to_the_t
         request_timeout: REFUSED_WITHIN,
         ..nats.broker_config()
     };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let seen = seen.clone();
+        handler_fn(move |_ctx, job| {
+            seen.lock().unwrap().push(job.payload_json.len());
+            async { Ok(Outcome::Succeeded(json!({"ok": true}))) }
+        })
+    };
     let worker = tokio::time::timeout(
         DEADLINE,
         Worker::new(
             worker_client.clone(),
             &broker,
             WorkerConfig::default(),
-            succeeding(),
+            handler,
         ),
     )
     .await
     .expect("the worker binds with its own permissions")
     .unwrap();
-    ops_js
-        .publish(job_subject(KIND), job().encode_to_vec().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(worker.try_process_one(DEADLINE).await.unwrap());
+    // One job with its payload inline, one with it in the payloads store
+    // (which the worker reads).
+    let inline = job();
+    let mut large = job();
+    let payload = serde_json::to_vec(&json!({"blob": "x".repeat(300 * 1024)})).unwrap();
+    large.payload_ref = Some(
+        payloads::store(&topology.payloads, &large.operation_id, &payload)
+            .await
+            .unwrap(),
+    );
+    large.payload_json = Vec::new();
+    for job in [&inline, &large] {
+        ops_js
+            .publish(job_subject(KIND), job.encode_to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(worker.try_process_one(DEADLINE).await.unwrap());
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![inline.payload_json.len(), payload.len()]
+    );
     let mut events = ops_js.get_stream(EVENTS_STREAM).await.unwrap();
     wait_until("the worker's events to be stored", DEADLINE, || {
         let mut events = events.clone();
-        async move { events.info().await.unwrap().state.messages >= 2 }
+        async move { events.info().await.unwrap().state.messages >= 4 }
     })
     .await;
     let stored_events = events.info().await.unwrap().state.messages;
