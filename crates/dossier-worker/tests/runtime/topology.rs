@@ -102,25 +102,16 @@ async fn a_worker_cannot_change_the_topology_settings() {
         assert!(!read.iter().any(|r| r == name), "a worker reads {name}");
     }
 
-    // And a worker that starts after the owner leaves the streams and its
-    // consumer exactly as the owner made them.
+    // And a worker that starts after the owner (whose jobs are kept 3 days,
+    // not the default 7) leaves the jobs stream as the owner made it.
     init_test_logging();
     let nats = NatsServer::start().await;
     let js = jetstream::new(nats.client().await);
     let owner = TopologyConfig {
-        jobs_max_age: Duration::from_secs(7 * 24 * 3600),
+        jobs_max_age: Duration::from_secs(3 * 24 * 3600),
         ..nats.topology_config()
     };
     Topology::ensure(&js, &owner).await.unwrap();
-    let before = js
-        .get_stream(JOBS_STREAM)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
     let _worker = Worker::new(
         nats.client().await,
         &nats.broker_config(),
@@ -129,17 +120,11 @@ async fn a_worker_cannot_change_the_topology_settings() {
     )
     .await
     .unwrap();
-    let after = js
-        .get_stream(JOBS_STREAM)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .clone();
-    assert_eq!(after.max_age, before.max_age);
-    assert_eq!(after.max_age, owner.jobs_max_age);
+    let mut jobs = js.get_stream(JOBS_STREAM).await.unwrap();
+    assert_eq!(
+        jobs.info().await.unwrap().config.max_age,
+        owner.jobs_max_age
+    );
 }
 
 /// A server whose users and permissions are the shipped `auth.conf`, each
@@ -174,6 +159,12 @@ async fn refused(client: &async_nats::Client, subject: &str, body: &str) -> bool
             .map_or(true, |v| v.get("error").is_some()),
         _ => true,
     }
+}
+
+/// True when the JetStream API refuses both purging and deleting `stream`.
+async fn cannot_purge_or_delete(client: &async_nats::Client, stream: &str) -> bool {
+    refused(client, &format!("$JS.API.STREAM.PURGE.{stream}"), "").await
+        && refused(client, &format!("$JS.API.STREAM.DELETE.{stream}"), "").await
 }
 
 #[tokio::test]
@@ -299,22 +290,7 @@ async fn with_the_shipped_permissions_a_worker_does_its_job_and_nothing_to_the_t
     );
 
     // Purging or deleting a stream: refused, the events are still there.
-    assert!(
-        refused(
-            &worker_client,
-            &format!("$JS.API.STREAM.PURGE.{EVENTS_STREAM}"),
-            ""
-        )
-        .await
-    );
-    assert!(
-        refused(
-            &worker_client,
-            &format!("$JS.API.STREAM.DELETE.{EVENTS_STREAM}"),
-            ""
-        )
-        .await
-    );
+    assert!(cannot_purge_or_delete(&worker_client, EVENTS_STREAM).await);
     assert_eq!(events.info().await.unwrap().state.messages, stored_events);
 
     // Creating a durable consumer (here on another kind's events), or
@@ -337,32 +313,23 @@ async fn with_the_shipped_permissions_a_worker_does_its_job_and_nothing_to_the_t
             .await
             .is_err()
     );
-    let theirs = consumer::pull::Config {
-        durable_name: Some(job_consumer(other)),
-        filter_subject: job_subject(other),
-        ack_policy: consumer::AckPolicy::Explicit,
-        max_deliver: 100,
-        ..Default::default()
-    };
-    assert!(
-        wjs.create_consumer_on_stream(theirs, JOBS_STREAM)
-            .await
-            .is_err(),
-        "a worker changed another kind's consumer"
-    );
-    // Even its own: delivery limits are the owner's.
-    let own = consumer::pull::Config {
-        durable_name: Some(job_consumer(KIND)),
-        filter_subject: job_subject(KIND),
-        ack_policy: consumer::AckPolicy::Explicit,
-        max_deliver: 100,
-        ..Default::default()
-    };
-    assert!(
-        wjs.create_consumer_on_stream(own, JOBS_STREAM)
-            .await
-            .is_err()
-    );
+    // Changing another kind's job consumer, or even its own (delivery
+    // limits are the owner's): refused.
+    for (kind, whose) in [(other, "another kind's"), (KIND, "its own")] {
+        let changed = consumer::pull::Config {
+            durable_name: Some(job_consumer(kind)),
+            filter_subject: job_subject(kind),
+            ack_policy: consumer::AckPolicy::Explicit,
+            max_deliver: 100,
+            ..Default::default()
+        };
+        assert!(
+            wjs.create_consumer_on_stream(changed, JOBS_STREAM)
+                .await
+                .is_err(),
+            "a worker changed {whose} job consumer"
+        );
+    }
     for kind in [other, KIND] {
         let mut consumer: consumer::PullConsumer = ops_js
             .get_consumer_from_stream(job_consumer(kind), JOBS_STREAM)
@@ -399,22 +366,7 @@ async fn with_the_shipped_permissions_a_worker_does_its_job_and_nothing_to_the_t
     // Purging the results object store (the only way to remove another
     // operation's result chunks): refused, their result is intact.
     let results_stream = format!("OBJ_{RESULTS_OBJECT_STORE}");
-    assert!(
-        refused(
-            &worker_client,
-            &format!("$JS.API.STREAM.PURGE.{results_stream}"),
-            ""
-        )
-        .await
-    );
-    assert!(
-        refused(
-            &worker_client,
-            &format!("$JS.API.STREAM.DELETE.{results_stream}"),
-            ""
-        )
-        .await
-    );
+    assert!(cannot_purge_or_delete(&worker_client, &results_stream).await);
     let mut theirs = topology.results.get("another-operation").await.unwrap();
     let mut bytes = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut theirs, &mut bytes)
