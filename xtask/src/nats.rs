@@ -27,6 +27,44 @@ pub(crate) fn client_addr_line() -> Watch {
     Watch::after("Listening for client connections on ")
 }
 
+/// The configuration of a nats-server that xtask runs (`up`, the bench's
+/// stack, deploy-check's smoke run): JetStream on file storage under
+/// `store_dir` that fsyncs every write before acknowledging it
+/// (`sync_interval: always`; nats-server has no flag for it, hence a file).
+/// The default fsyncs every 2 minutes, so a host crash could lose writes
+/// that were already acknowledged — a 202 must mean "stored". The test kit's
+/// servers stay lazy: a test's broker never outlives its host.
+/// `listen` and `monitor` are `host:port` (port `-1`: any free port, logged);
+/// `include` is a file next to the configuration (e.g. `auth.conf`).
+pub(crate) fn server_config(
+    listen: &str,
+    monitor: Option<&str>,
+    store_dir: &Path,
+    include: Option<&str>,
+) -> String {
+    let mut conf = format!("listen: {listen}\n");
+    if let Some(monitor) = monitor {
+        conf.push_str(&format!("http: {monitor}\n"));
+    }
+    conf.push_str(&format!(
+        "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+        store_dir.display().to_string()
+    ));
+    if let Some(include) = include {
+        conf.push_str(&format!("include {include:?}\n"));
+    }
+    conf
+}
+
+/// Writes `config` to `path` and returns the command that runs nats-server
+/// with it and nothing else (no flag may override the file's JetStream).
+pub(crate) fn server_command(bin: &Path, path: &Path, config: &str) -> anyhow::Result<Command> {
+    std::fs::write(path, config).with_context(|| format!("writing {}", path.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-c").arg(path);
+    Ok(cmd)
+}
+
 /// Wheel file and SHA-256 for each supported platform, for [`VERSION`].
 const WHEELS: &[(&str, &str, &str, &str)] = &[
     (

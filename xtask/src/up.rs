@@ -103,18 +103,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
     let grpc_addr = loopback(args.grpc_port);
     let http_addr = loopback(args.http_port);
-    let mut cmd = Command::new(&nats_bin);
-    cmd.args([
-        "-js",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        &args.nats_port.to_string(),
-        "-m",
-        &args.nats_monitor_port.to_string(),
-        "-sd",
-    ])
-    .arg(state.join("nats"));
+    // JetStream fsyncs before acknowledging (see `nats::server_config`).
+    let config = nats::server_config(
+        &loopback(args.nats_port).to_string(),
+        Some(&loopback(args.nats_monitor_port).to_string()),
+        &state.join("nats"),
+        None,
+    );
+    let cmd = nats::server_command(&nats_bin, &state.join("nats.conf"), &config)?;
     supervisor.spawn("nats-server", cmd, Output::Prefixed, &[])?;
     supervisor.wait_for_port("nats-server", loopback(args.nats_port), STARTUP)?;
 
@@ -146,7 +142,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         directory.to_string_lossy()
     );
     println!(
-        "  nats-server {nats_url}   (monitoring http://127.0.0.1:{}, store {})",
+        "  nats-server {nats_url}   (monitoring http://127.0.0.1:{}, store {}, fsync always)",
         args.nats_monitor_port,
         state.join("nats").display()
     );

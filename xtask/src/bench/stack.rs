@@ -89,9 +89,9 @@ impl Stack {
         std::fs::write(&keys_file, entry)?;
         let supervisor = Supervisor::new()?;
 
-        let mut cmd = Command::new(&nats_bin);
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
-            .arg(dir.join("nats"));
+        // The broker `cargo xtask up` runs: fsync before every ack.
+        let config = nats::server_config("127.0.0.1:-1", None, &dir.join("nats"), None);
+        let cmd = nats::server_command(&nats_bin, &dir.join("nats.conf"), &config)?;
         let listening = nats::client_addr_line();
         supervisor.spawn(
             "nats-server",

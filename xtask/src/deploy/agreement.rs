@@ -1,4 +1,4 @@
-//! Check 6: ports, image tags and the NATS release agree across `xtask
+//! Check 7: ports, image tags and the NATS release agree across `xtask
 //! up`, the services' defaults, the Dockerfile, compose and every overlay.
 
 use std::collections::{BTreeMap, BTreeSet};

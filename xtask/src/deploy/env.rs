@@ -1,4 +1,4 @@
-//! Check 5: every variable a container gets is one its service reads (or
+//! Check 6: every variable a container gets is one its service reads (or
 //! is pending), and every variable a service needs is set.
 
 use std::collections::{BTreeMap, BTreeSet};

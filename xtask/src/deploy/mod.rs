@@ -10,15 +10,21 @@
 //!    kustomize`, then validated strictly against the Kubernetes schemas
 //!    (kubernetes-validate) and KEDA's CRD (`deploy/tools/validate_manifests.py`).
 //! 4. **NATS**: each rendered nats-server configuration passes `nats-server -t`.
-//! 5. **Environment**: every variable a container gets is one its service
-//!    reads (an `ENV_*` constant or a clap `env = ...` of the crates it is
-//!    built from), or is listed in `deploy/pending-env.toml`; every variable a
-//!    service needs in a container is set.
-//! 6. **Agreement**: ports, image tags and the NATS release are the same in
+//! 5. **Durability**: every nats-server of compose, of each overlay and of
+//!    xtask (`up`, the bench's stack, the smoke run) fsyncs before
+//!    acknowledging (`jetstream { sync_interval: always }`), checked on the
+//!    command lines and the configuration files they load.
+//! 6. **Environment**: every variable a container gets is one its service
+//!    reads (what the built binary's clap `Config` reads, printed by its
+//!    hidden `--print-env`), or is listed in `deploy/pending-env.toml`; every
+//!    variable a service needs in a container is set.
+//! 7. **Agreement**: ports, image tags and the NATS release are the same in
 //!    `xtask up`, the services' defaults, the Dockerfile, compose and every
 //!    overlay; the dev API key file is the same for compose and `dev`.
-//! 7. **Smoke** (skip with `--no-smoke`): nats-server with `auth.conf`, the
-//!    real service binaries each connected as its own NATS user, a search
+//! 8. **Smoke** (skip with `--no-smoke`): nats-server with `auth.conf` and
+//!    fresh random passwords (as the deploy docs make the Secret), the real
+//!    service binaries each connected with its own NATS user and password
+//!    (`DOSSIER_NATS_USER`, `DOSSIER_NATS_PASSWORD`), a search
 //!    end to end (with its result in the object store), a cancel, and the
 //!    denials a worker must get (publishing jobs, deleting streams). Any
 //!    permission violation in the normal flow fails the check.
@@ -32,6 +38,7 @@ mod agreement;
 mod catalog;
 mod compose;
 mod dockerfile;
+mod durability;
 mod env;
 mod k8s;
 mod nats_auth;
@@ -44,6 +51,7 @@ use self::agreement::check_agreement;
 use self::catalog::ServiceCatalog;
 use self::compose::compose_config;
 use self::dockerfile::Dockerfile;
+use self::durability::check_durability;
 use self::env::{Pending, check_env};
 use self::k8s::render_overlays;
 use self::nats_auth::check_nats_configs;
@@ -81,7 +89,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // 4. NATS configurations.
     let nats_bin = nats::ensure()?;
     check_nats_configs(&nats_bin, &overlays, &work, &mut report)?;
-    // 5. Environment.
+    // 5. Durability.
+    check_durability(&compose, &overlays, &work, &mut report)?;
+    // 6. Environment.
     let services = ServiceCatalog::load(&root, &dockerfile)?;
     let pending = Pending::load(&root)?;
     check_env(
@@ -92,7 +102,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         &overlays,
         &mut report,
     )?;
-    // 6. Agreement.
+    // 7. Agreement.
     check_agreement(
         &root,
         &services,
@@ -101,7 +111,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         &overlays,
         &mut report,
     )?;
-    // 7. Smoke.
+    // 8. Smoke.
     if args.no_smoke {
         eprintln!("deploy-check: smoke run skipped (--no-smoke)");
     } else {

@@ -108,6 +108,45 @@ pub(super) fn nats_password_vars(auth: &str) -> Vec<String> {
     vars.into_iter().collect()
 }
 
+/// A user of auth.conf and the variable its password comes from.
+pub(super) struct NatsUser {
+    pub(super) name: String,
+    pub(super) password_var: String,
+}
+
+/// The users of auth.conf: each `user: <name>` with the
+/// `password: $NATS_PASSWORD_<...>` that follows it in the same entry.
+pub(super) fn nats_users(auth: &str) -> anyhow::Result<Vec<NatsUser>> {
+    let mut users = Vec::new();
+    let mut name: Option<String> = None;
+    for line in auth.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if let Some(user) = value_of(line, "user:") {
+            name = Some(user);
+        } else if let Some(password) = value_of(line, "password:") {
+            let var = password.trim_start_matches('$').to_owned();
+            let user = name
+                .take()
+                .with_context(|| format!("auth.conf: password {var} before its user"))?;
+            users.push(NatsUser {
+                name: user,
+                password_var: var,
+            });
+        }
+    }
+    Ok(users)
+}
+
+/// The value after `key` on a line: its first word, unquoted.
+fn value_of(line: &str, key: &str) -> Option<String> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let word = rest.split_whitespace().next()?;
+    Some(
+        word.trim_matches(|c| matches!(c, '"' | ',' | '}'))
+            .to_owned(),
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -118,5 +157,24 @@ mod tests {
         let vars =
             nats_password_vars("password: $NATS_PASSWORD_A\n password: $NATS_PASSWORD_B_C\n");
         assert_eq!(vars, ["NATS_PASSWORD_A", "NATS_PASSWORD_B_C"]);
+    }
+
+    #[test]
+    fn users_of_auth_conf() {
+        let users = nats_users(
+            "users = [\n { user: gateway # the API\n password: $NATS_PASSWORD_GATEWAY }\n {\n user: \"b\"\n password: $NATS_PASSWORD_B\n }\n]",
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = users
+            .iter()
+            .map(|u| (u.name.as_str(), u.password_var.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("gateway", "NATS_PASSWORD_GATEWAY"),
+                ("b", "NATS_PASSWORD_B")
+            ]
+        );
     }
 }

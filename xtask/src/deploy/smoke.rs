@@ -1,14 +1,12 @@
-//! Check 7: the smoke run — nats-server with `auth.conf`, the real service
+//! Check 8: the smoke run — nats-server with `auth.conf`, the real service
 //! binaries each connected as its own NATS user, a search end to end, and
 //! the denials a worker must get.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
@@ -17,7 +15,7 @@ use serde_json::{Value, json};
 use super::Report;
 use super::agreement::dev_key;
 use super::catalog::{Service, ServiceCatalog};
-use super::nats_auth::nats_password_vars;
+use super::nats_auth::{nats_password_vars, nats_users};
 use crate::supervise::{Output, Supervisor, Watch};
 use crate::{cargo, nats, run_checked, target_dir};
 
@@ -94,20 +92,25 @@ fn smoke_run(
     std::fs::create_dir_all(&dir)?;
     let auth = std::fs::read_to_string(root.join("deploy/k8s/base/nats/auth.conf"))?;
     std::fs::write(dir.join("auth.conf"), &auth)?;
-    // Port -1: nats-server picks a free one and logs it.
-    std::fs::write(
-        dir.join("nats.conf"),
-        format!(
-            "listen: 127.0.0.1:-1\njetstream {{ store_dir: \"{}\" }}\ninclude \"auth.conf\"\n",
-            dir.join("store").display()
-        ),
-    )?;
-    let password = |var: &str| format!("smoke-{}", var.to_ascii_lowercase());
+    // Port -1: nats-server picks a free one and logs it. The configuration
+    // is the one `cargo xtask up` runs (fsync before every ack), with the
+    // users of Kubernetes.
+    let config = nats::server_config("127.0.0.1:-1", None, &dir.join("store"), Some("auth.conf"));
+    // Each user's password, generated per run as the deploy docs make the
+    // Secret `nats-users` (deploy/README.md): nats-server reads them from
+    // its environment, each service gets its own.
+    let users = nats_users(&auth)?;
+    let passwords: BTreeMap<String, String> = users
+        .iter()
+        .map(|u| (u.password_var.clone(), random_password()))
+        .collect();
     let procs = Supervisor::new()?;
-    let mut cmd = Command::new(nats_bin);
-    cmd.arg("-c").arg(dir.join("nats.conf"));
+    let mut cmd = nats::server_command(nats_bin, &dir.join("nats.conf"), &config)?;
     for var in nats_password_vars(&auth) {
-        cmd.env(&var, password(&var));
+        let password = passwords
+            .get(&var)
+            .with_context(|| format!("auth.conf reads ${var} outside a user entry"))?;
+        cmd.env(&var, password);
     }
     let nats_log = dir.join("nats-server.log");
     let listening = nats::client_addr_line();
@@ -122,33 +125,42 @@ fn smoke_run(
         TcpStream::connect(nats_addr).is_ok()
     })?;
 
-    // Each service connects through a proxy that logs it in as its own user:
-    // the services cannot send credentials yet (deploy/pending-env.toml).
+    // Every service connects as its own user, with the credentials the
+    // deploy files give it (DOSSIER_NATS_USER, DOSSIER_NATS_PASSWORD).
     let upstream = nats_addr.to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut proxies = BTreeMap::new();
+    let nats_url = format!("nats://{upstream}");
     // A service has a NATS user when it reads DOSSIER_NATS_URL.
     let nats_clients: Vec<&Service> = runnable
         .iter()
         .copied()
         .filter(|s| s.reads.contains_key("DOSSIER_NATS_URL"))
         .collect();
+    let mut logins: BTreeMap<String, (String, String)> = BTreeMap::new();
     for s in &nats_clients {
-        let var = password_var(&s.name);
-        ensure!(
-            auth.contains(&format!("${var}")),
-            "auth.conf has no user for {}",
-            s.name
-        );
-        let port = login_proxy(&upstream, &s.name, &password(&var), stop.clone())?;
-        proxies.insert(s.name.clone(), port);
+        let user = users
+            .iter()
+            .find(|u| u.name == s.name)
+            .with_context(|| format!("auth.conf has no user for {}", s.name))?;
+        let password = passwords[&user.password_var].clone();
+        logins.insert(s.name.clone(), (user.name.clone(), password));
     }
+    // The environment that connects `service` to NATS as its user.
+    let connect = |cmd: &mut Command, service: &str| {
+        if let Some((user, password)) = logins.get(service) {
+            cmd.env("DOSSIER_NATS_URL", &nats_url)
+                .env("DOSSIER_NATS_USER", user)
+                .env("DOSSIER_NATS_PASSWORD", password);
+        }
+    };
     let result = (|| -> anyhow::Result<()> {
         // Every port is 0: each service binds a free one and logs it.
-        let ops = proxies.get("operations").context("no operations service")?;
+        ensure!(
+            logins.contains_key("operations"),
+            "no operations service reading DOSSIER_NATS_URL"
+        );
         let mut operations = Command::new(bin.join("operations"));
+        connect(&mut operations, "operations");
         operations
-            .env("DOSSIER_NATS_URL", format!("nats://127.0.0.1:{ops}"))
             .env("DOSSIER_OPERATIONS_GRPC_ADDR", "127.0.0.1:0")
             .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
             .env("DOSSIER_LOG_FORMAT", "json");
@@ -179,9 +191,7 @@ fn smoke_run(
             "operations /readyz on the admin port is not 2xx while gRPC health is SERVING"
         );
         let mut gateway = Command::new(bin.join("gateway"));
-        if let Some(port) = proxies.get("gateway") {
-            gateway.env("DOSSIER_NATS_URL", format!("nats://127.0.0.1:{port}"));
-        }
+        connect(&mut gateway, "gateway");
         gateway
             .env("DOSSIER_HTTP_ADDR", "127.0.0.1:0")
             .env("DOSSIER_OPERATIONS_URL", format!("http://{grpc}"))
@@ -209,11 +219,8 @@ fn smoke_run(
             }
             let log = dir.join(format!("{}.log", s.name));
             let mut worker = Command::new(bin.join(&s.name));
+            connect(&mut worker, &s.name);
             worker
-                .env(
-                    "DOSSIER_NATS_URL",
-                    format!("nats://127.0.0.1:{}", proxies[&s.name]),
-                )
                 .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
                 .env("DOSSIER_LOG_FORMAT", "json")
                 // Every result goes to the object store.
@@ -268,7 +275,7 @@ fn smoke_run(
         );
 
         // Synchronous enrichment: the gateway's request, a worker's reply.
-        if proxies.contains_key("gateway") && proxies.contains_key("enrichment-worker") {
+        if logins.contains_key("gateway") && logins.contains_key("enrichment-worker") {
             let body = json!({"email": "jane@acme.com"});
             let (status, answer) = api.call("POST", "/api/enrichment/person", Some(&body), None)?;
             ensure!(
@@ -278,7 +285,7 @@ fn smoke_run(
         }
 
         // A batch job of the enrichment worker, when it runs.
-        if proxies.contains_key("enrichment-worker") {
+        if logins.contains_key("enrichment-worker") {
             let body = json!({"records": [{"email": "jane@acme.com"}]});
             let (status, accepted) =
                 api.call("POST", "/api/enrichment/batch", Some(&body), None)?;
@@ -339,10 +346,10 @@ fn smoke_run(
         if s.name == "operations" {
             continue;
         }
-        let var = password_var(&s.name);
+        let (user, password) = &logins[&s.name];
         let errors = nats_session(
             &upstream,
-            Some((&s.name, &password(&var))),
+            Some((user, password)),
             &[
                 "PUB dossier.jobs.search.people 0\r\n\r\n",
                 "PUB $JS.API.STREAM.DELETE.DOSSIER_JOBS 0\r\n\r\n",
@@ -377,7 +384,7 @@ fn smoke_run(
         }
     }
     let mut strangers = vec![("an anonymous client", None)];
-    if !proxies.contains_key("gateway") {
+    if !logins.contains_key("gateway") {
         strangers.push(("the gateway", Some(("gateway", "any"))));
     }
     for (who, login) in strangers {
@@ -386,17 +393,8 @@ fn smoke_run(
             problems.push(format!("{who} can connect to NATS (got {errors:?})"));
         }
     }
-    stop.store(true, Ordering::SeqCst);
     drop(procs);
     Ok(())
-}
-
-/// The environment variable holding a service's NATS password (auth.conf).
-fn password_var(service: &str) -> String {
-    format!(
-        "NATS_PASSWORD_{}",
-        service.to_ascii_uppercase().replace('-', "_")
-    )
 }
 
 struct Api {
@@ -466,63 +464,11 @@ impl Api {
     }
 }
 
-/// Listens on a free port and forwards each connection to `upstream`,
-/// adding `user` and `pass` to the client's CONNECT.
-fn login_proxy(
-    upstream: &str,
-    user: &str,
-    pass: &str,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let (upstream, user, pass) = (upstream.to_owned(), user.to_owned(), pass.to_owned());
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let Ok(client) = client else { continue };
-            let (upstream, user, pass) = (upstream.clone(), user.clone(), pass.clone());
-            std::thread::spawn(move || {
-                let _ = proxy_connection(client, &upstream, &user, &pass);
-            });
-        }
-    });
-    Ok(port)
-}
-
-fn proxy_connection(
-    client: TcpStream,
-    upstream: &str,
-    user: &str,
-    pass: &str,
-) -> std::io::Result<()> {
-    let server = TcpStream::connect(upstream)?;
-    let (mut server_read, mut client_write) = (server.try_clone()?, client.try_clone()?);
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut server_read, &mut client_write);
-        let _ = client_write.shutdown(std::net::Shutdown::Both);
-    });
-    let mut reader = BufReader::new(client);
-    let mut server_write = server;
-    // The client's first line is its CONNECT.
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    if let Some(json) = line.strip_prefix("CONNECT ") {
-        let mut info: Value = serde_json::from_str(json.trim()).unwrap_or_else(|_| json!({}));
-        info["user"] = json!(user);
-        info["pass"] = json!(pass);
-        line = format!("CONNECT {info}\r\n");
-    }
-    server_write.write_all(line.as_bytes())?;
-    // The rest as it comes (BufReader may hold some already).
-    let buffered = reader.buffer().to_vec();
-    server_write.write_all(&buffered)?;
-    reader.consume(buffered.len());
-    std::io::copy(&mut reader.into_inner(), &mut server_write)?;
-    let _ = server_write.shutdown(std::net::Shutdown::Both);
-    Ok(())
+/// A fresh password for one smoke run: 24 random bytes in hex, as
+/// `openssl rand -hex 24` makes them for the Secret (deploy/README.md).
+fn random_password() -> String {
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    hex::encode(&[a.as_bytes().as_slice(), &b.as_bytes()[..8]].concat())
 }
 
 /// Speaks the NATS protocol by hand: CONNECT (as `login`), the given
