@@ -3,10 +3,12 @@
 //! health endpoints report and that turns false as soon as shutdown starts,
 //! before the service stops taking work; the admin HTTP server ([`admin`]:
 //! `/healthz`, `/readyz`, `/metrics`) and the process-wide Prometheus
-//! recorder ([`metrics`]).
+//! recorder ([`metrics`]); the parsing of a service's configuration with
+//! its hidden `--print-env` ([`config`]).
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod config;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -37,6 +37,9 @@ pub const ENV_LOG_FORMAT: &str = "DOSSIER_LOG_FORMAT";
 pub const ENV_LOG_FILTER: &str = "RUST_LOG";
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where traces go; nothing is exported when unset.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The variables telemetry reads itself rather than through clap
+/// ([`LogConfig`]): what a service's `--print-env` adds to its clap ones.
+pub const ENV_READ_DIRECTLY: &[&str] = &[ENV_LOG_FILTER, ENV_OTLP_ENDPOINT];
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,8 +1,7 @@
-use clap::Parser as _;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = enrichment_worker::Config::parse();
+    let config: enrichment_worker::Config =
+        dossier_service::config::parse_config(dossier_telemetry::ENV_READ_DIRECTLY);
     let _telemetry = dossier_telemetry::init("enrichment-worker", &config.service.log)?;
     let app = enrichment_worker::App::build(config).await?;
     app.run(dossier_service::shutdown_token()).await

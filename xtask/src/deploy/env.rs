@@ -1,5 +1,6 @@
-//! Check 6: every variable a container gets is one its service reads (or
-//! is pending), and every variable a service needs is set.
+//! Check 6: every variable a container gets is one its service reads (as
+//! its binary's `--print-env` lists them) or is pending, and every variable
+//! a service needs is set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -159,9 +160,6 @@ pub(super) fn check_env(
     overlays: &[Overlay],
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    for note in &services.notes {
-        eprintln!("deploy-check: note  {note}");
-    }
     let (containers, mut problems) = containers(services, compose, dockerfile, overlays);
     let mut used_pending = BTreeSet::new();
     for c in &containers {
@@ -174,8 +172,8 @@ pub(super) fn check_env(
                 continue;
             }
             problems.push(format!(
-                "{}: sets {var}, which {} does not read (crates of {})",
-                c.place, c.service.name, c.service.source
+                "{}: sets {var}, which {} does not read (its --print-env)",
+                c.place, c.service.name
             ));
         }
         if c.place.starts_with("deploy/Dockerfile") {
@@ -193,7 +191,6 @@ pub(super) fn check_env(
     for p in &pending.0 {
         for service in &p.services {
             if let Some(s) = services.services.get(service)
-                && s.source == *service
                 && s.reads.contains_key(&p.name)
             {
                 problems.push(format!(
