@@ -11,6 +11,7 @@
 
 mod baseline;
 mod enrichment;
+mod fsync;
 mod full;
 mod load;
 mod report;
@@ -37,6 +38,11 @@ enum Target {
     /// whole stack (accept → terminal), against the directory's raw match
     /// rate measured in the same run.
     Enrichment(enrichment::Args),
+    /// What fsync before every ack costs: accept (202/s and p50/p99, closed
+    /// loop) on a stack whose nats-server fsyncs always, then on the same
+    /// stack with nats-server's lazy default, in one run. Writes
+    /// `bench/results/fsync.{json,md}`.
+    Fsync(fsync::Args),
     /// Searches per second and p50/p99 of the people search itself on the
     /// 200,000-person directory, against a plain lookup in the same run, and
     /// the time to load the directory.
@@ -55,6 +61,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match target {
         Target::All(args) => full::run(args),
         Target::Enrichment(args) => enrichment::run(args),
+        Target::Fsync(args) => fsync::run(args),
         Target::Search(args) => search::run(args),
         Target::Research(args) => research::run(args),
     }

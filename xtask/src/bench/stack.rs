@@ -45,6 +45,17 @@ pub(crate) struct Stack {
     agent: ureq::Agent,
 }
 
+/// When nats-server fsyncs JetStream writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fsync {
+    /// Before every acknowledgement: what `cargo xtask up` and every
+    /// shipped configuration run (`nats::server_config`).
+    Always,
+    /// nats-server's default (every 2 minutes): only to measure what
+    /// [`Fsync::Always`] costs (`cargo xtask bench fsync`).
+    Lazy,
+}
+
 /// A service to start after nats-server: its package (binary) name and
 /// extra environment.
 pub(crate) struct Service<'a> {
@@ -82,6 +93,16 @@ impl Stack {
         dir: &Path,
         workers: &[Service<'_>],
     ) -> anyhow::Result<Stack> {
+        Stack::start_with(bin_dir, dir, workers, Fsync::Always)
+    }
+
+    /// [`Stack::start`] with nats-server's fsync as `fsync` says.
+    pub(crate) fn start_with(
+        bin_dir: &Path,
+        dir: &Path,
+        workers: &[Service<'_>],
+        fsync: Fsync,
+    ) -> anyhow::Result<Stack> {
         let nats_bin = nats::ensure()?;
         std::fs::create_dir_all(dir)?;
         let (key, entry) = keygen::new_entry(TENANT, "bench-key");
@@ -90,7 +111,16 @@ impl Stack {
         let supervisor = Supervisor::new()?;
 
         // The broker `cargo xtask up` runs: fsync before every ack.
-        let config = nats::server_config("127.0.0.1:-1", None, &dir.join("nats"), None);
+        let mut config = nats::server_config("127.0.0.1:-1", None, &dir.join("nats"), None);
+        if fsync == Fsync::Lazy {
+            let always = "  sync_interval: always\n";
+            anyhow::ensure!(
+                config.contains(always),
+                "nats::server_config has no `{}`",
+                always.trim()
+            );
+            config = config.replace(always, "");
+        }
         let cmd = nats::server_command(&nats_bin, &dir.join("nats.conf"), &config)?;
         let listening = nats::client_addr_line();
         supervisor.spawn(
