@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::load::{self, Outcome};
 use super::report;
 use super::stack::{self, Fsync, Stack};
-use crate::{cargo, run_checked, target_dir};
+use crate::target_dir;
 
 #[derive(clap::Parser)]
 pub(crate) struct Args {
@@ -34,14 +34,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    // The load generator runs in this process.
     if cfg!(debug_assertions) {
-        // The load generator runs in this process: run it in release.
-        eprintln!("xtask: building xtask in release for the load generator");
-        run_checked(cargo().args(["build", "--release", "-p", "xtask"]))?;
-        return run_checked(
-            std::process::Command::new(target_dir().join("release").join("xtask"))
-                .args(std::env::args_os().skip(1)),
-        );
+        return super::rerun_in_release();
     }
     eprintln!("xtask: building the services in release");
     stack::build_release(&["operations", "gateway"])?;

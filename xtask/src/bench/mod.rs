@@ -66,3 +66,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Target::Research(args) => research::run(args),
     }
 }
+
+/// Builds xtask in release and runs the same command line with it: a
+/// benchmark whose load generator runs in this process would otherwise be
+/// capped by a debug build.
+fn rerun_in_release() -> anyhow::Result<()> {
+    eprintln!("xtask: building xtask in release for the load generator");
+    crate::run_checked(crate::cargo().args(["build", "--release", "-p", "xtask"]))?;
+    crate::run_checked(
+        std::process::Command::new(crate::target_dir().join("release").join("xtask"))
+            .args(std::env::args_os().skip(1)),
+    )
+}

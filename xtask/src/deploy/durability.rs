@@ -219,27 +219,42 @@ fn strip_comments(config: &str) -> String {
 }
 
 /// The inside of the top-level block `key { ... }` (also `key: {`, `key = {`).
-fn block_of<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+fn block_of<'a>(text: &'a str, key: &'static str) -> Option<&'a str> {
+    values_at_top(text, key).find_map(|value| inner_block(value.strip_prefix('{')?))
+}
+
+/// The value of `key` at the top level of a block (`key: v`, `key = v`, `key v`).
+fn value_at_top(block: &str, key: &'static str) -> Option<String> {
+    values_at_top(block, key).find_map(|value| {
+        let value: String = value
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '}')
+            .collect();
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+/// What follows each top-level (outside any braces) `key` of `text`, after
+/// the optional `:` or `=`, to the end of `text`.
+fn values_at_top<'a>(text: &'a str, key: &'static str) -> impl Iterator<Item = &'a str> {
     let mut depth = 0usize;
-    for (i, c) in text.char_indices() {
+    text.char_indices().filter_map(move |(i, c)| {
         match c {
             '{' => depth += 1,
             '}' => depth = depth.saturating_sub(1),
             _ if depth == 0 && is_key_at(text, i, key) => {
                 let rest = text[i + key.len()..].trim_start();
-                let rest = rest
-                    .strip_prefix(':')
-                    .or_else(|| rest.strip_prefix('='))
-                    .unwrap_or(rest)
-                    .trim_start();
-                if let Some(inner) = rest.strip_prefix('{') {
-                    return inner_block(inner);
-                }
+                return Some(
+                    rest.strip_prefix(':')
+                        .or_else(|| rest.strip_prefix('='))
+                        .unwrap_or(rest)
+                        .trim_start(),
+                );
             }
             _ => {}
         }
-    }
-    None
+        None
+    })
 }
 
 /// `inner` up to the brace that closes the block it starts.
@@ -266,34 +281,6 @@ fn is_key_at(text: &str, i: usize, key: &str) -> bool {
     text[i..].starts_with(key)
         && !text[..i].chars().next_back().is_some_and(word)
         && !text[i + key.len()..].chars().next().is_some_and(word)
-}
-
-/// The value of `key` at the top level of a block (`key: v`, `key = v`, `key v`).
-fn value_at_top(block: &str, key: &str) -> Option<String> {
-    let mut depth = 0usize;
-    for (i, c) in block.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth = depth.saturating_sub(1),
-            _ if depth == 0 && is_key_at(block, i, key) => {
-                let rest = block[i + key.len()..].trim_start();
-                let rest = rest
-                    .strip_prefix(':')
-                    .or_else(|| rest.strip_prefix('='))
-                    .unwrap_or(rest)
-                    .trim_start();
-                let value: String = rest
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '}')
-                    .collect();
-                if !value.is_empty() {
-                    return Some(value);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 use self::results::Results;
 use super::load::{self, MakeRequest, Outcome};
 use super::stack::{self, Stack};
-use crate::{cargo, directory, root, run_checked, target_dir};
+use crate::{directory, root, target_dir};
 
 #[derive(clap::Parser)]
 pub(crate) struct Args {
@@ -90,15 +90,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    // The load generator and the baselines run in this process.
     if cfg!(debug_assertions) {
-        // The load generator and the baselines run in this process: as a
-        // debug build they would cap every figure. Run again in release.
-        eprintln!("xtask: building xtask in release for the load generator");
-        run_checked(cargo().args(["build", "--release", "-p", "xtask"]))?;
-        return run_checked(
-            std::process::Command::new(target_dir().join("release").join("xtask"))
-                .args(std::env::args_os().skip(1)),
-        );
+        return super::rerun_in_release();
     }
     let started = Instant::now();
     eprintln!("xtask: building the services in release");
