@@ -94,6 +94,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let state = root().join(".dossier");
     std::fs::create_dir_all(&state)?;
     let (keys_file, dev_key) = api_keys(&state)?;
+    // The gateway's service-token key pair (see dossier-identity), made on
+    // the first run and kept.
+    let service_keys = dossier_identity::write_key_pair(&state)?;
+    let files = StackFiles {
+        api_keys: keys_file.clone(),
+        service_keys,
+    };
     let directory = match std::env::var_os("DOSSIER_DIRECTORY_FILES") {
         Some(files) => files,
         None => directory::ensure_default(&state)?.into_os_string(),
@@ -119,7 +126,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         if let Some(port) = admin_port(&args, index) {
             cmd.env("DOSSIER_ADMIN_ADDR", loopback(port).to_string());
         }
-        stack_env(&mut cmd, &nats_url, grpc_addr, http_addr, &keys_file);
+        stack_env(&mut cmd, &nats_url, grpc_addr, http_addr, &files);
         cmd.env("DOSSIER_DIRECTORY_FILES", &directory).env(
             "DOSSIER_LOG_FORMAT",
             std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
@@ -183,35 +190,89 @@ fn api_keys(state: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     if let Some(file) = std::env::var_os("DOSSIER_API_KEYS_FILE") {
         return Ok((PathBuf::from(file), None));
     }
-    // A stable dev key across runs, so scripts and shell history keep working.
+    Ok((state.join("api-keys.toml"), Some(dev_api_key(state)?)))
+}
+
+/// The dev API key in `state/dev-api-key` (made on the first run: a stable
+/// key across runs keeps scripts and shell history working) and its keys
+/// file `state/api-keys.toml`. The key is a secret: its file is readable
+/// by its owner only, also when an earlier version wrote it wider.
+fn dev_api_key(state: &Path) -> anyhow::Result<String> {
     let key_path = state.join("dev-api-key");
     let key = match std::fs::read_to_string(&key_path) {
-        Ok(key) => key.trim().to_owned(),
+        Ok(key) => {
+            dossier_identity::restrict_to_owner(&key_path)?;
+            key.trim().to_owned()
+        }
         Err(_) => {
             let (key, _) = keygen::new_entry("dev", "dev-key");
-            std::fs::write(&key_path, &key)?;
+            dossier_identity::write_secret(&key_path, key.as_bytes())?;
             key
         }
     };
-    let keys_file = state.join("api-keys.toml");
-    std::fs::write(&keys_file, keygen::entry_for("dev", "dev-key", &key))?;
-    Ok((keys_file, Some(key)))
+    std::fs::write(
+        state.join("api-keys.toml"),
+        keygen::entry_for("dev", "dev-key", &key),
+    )?;
+    Ok(key)
+}
+
+/// The files a local stack's services are given.
+pub(crate) struct StackFiles {
+    /// The gateway's API keys file.
+    pub(crate) api_keys: PathBuf,
+    /// The service-token key pair: the gateway signs with the private key,
+    /// the operations service verifies with the public one.
+    pub(crate) service_keys: dossier_identity::KeyPairFiles,
 }
 
 /// The environment every service of a local stack gets: where NATS, the
-/// operations service and the gateway are, and the API keys (the bench's
-/// stack uses it too, so it runs the services as `up` does). A port 0 lets
-/// the service bind any free port.
+/// operations service and the gateway are, the API keys and the
+/// service-token keys (the bench's stack uses it too, so it runs the
+/// services as `up` does). A port 0 lets the service bind any free port.
 pub(crate) fn stack_env(
     cmd: &mut Command,
     nats_url: &str,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
-    keys_file: &Path,
+    files: &StackFiles,
 ) {
     cmd.env("DOSSIER_NATS_URL", nats_url)
         .env("DOSSIER_OPERATIONS_GRPC_ADDR", grpc_addr.to_string())
         .env("DOSSIER_OPERATIONS_URL", format!("http://{grpc_addr}"))
         .env("DOSSIER_HTTP_ADDR", http_addr.to_string())
-        .env("DOSSIER_API_KEYS_FILE", keys_file);
+        .env("DOSSIER_API_KEYS_FILE", &files.api_keys)
+        .env("DOSSIER_SERVICE_TOKEN_KEY", &files.service_keys.private)
+        .env(
+            "DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS",
+            &files.service_keys.public,
+        );
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_dev_api_key_is_readable_by_its_owner_only_and_stable() {
+        let state = tempfile::tempdir().unwrap();
+        let key = dev_api_key(state.path()).unwrap();
+        let key_file = state.path().join("dev-api-key");
+        assert_eq!(mode(&key_file), 0o600);
+        let keys = std::fs::read_to_string(state.path().join("api-keys.toml")).unwrap();
+        assert!(keys.contains("tenant = \"dev\""), "{keys}");
+
+        // A key an earlier version left world-readable is narrowed, and
+        // kept.
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(dev_api_key(state.path()).unwrap(), key);
+        assert_eq!(mode(&key_file), 0o600);
+    }
 }

@@ -36,4 +36,29 @@ pub mod v1 {
     /// Encoded `FileDescriptorSet` of every Dossier proto, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("dossier_descriptor");
+
+    /// A request of the operations API that acts for one tenant: the tenant
+    /// its service token must name (see `dossier-identity`).
+    pub trait Tenanted {
+        /// The tenant the request acts for.
+        fn tenant_id(&self) -> &str;
+    }
+
+    macro_rules! tenanted {
+        ($($message:ty),+) => {$(
+            impl Tenanted for $message {
+                fn tenant_id(&self) -> &str {
+                    &self.tenant_id
+                }
+            }
+        )+};
+    }
+
+    tenanted!(
+        CreateOperationRequest,
+        GetOperationRequest,
+        ListOperationsRequest,
+        CancelOperationRequest,
+        GetOperationResultsRequest
+    );
 }

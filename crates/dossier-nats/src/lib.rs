@@ -4,6 +4,7 @@
 //! JetStream through `dossier-broker`.
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -15,8 +16,18 @@ pub const ENV_NATS_USER: &str = "DOSSIER_NATS_USER";
 /// `DOSSIER_NATS_PASSWORD`: the password of `DOSSIER_NATS_USER` (never logged).
 pub const ENV_NATS_PASSWORD: &str = "DOSSIER_NATS_PASSWORD";
 
-/// A NATS user and password (deployments give each service its own user
-/// with least-privilege permissions). Both or neither.
+/// `DOSSIER_NATS_TLS_CA`: the CA (PEM) the NATS server's certificate must
+/// chain to; setting it requires TLS.
+pub const ENV_NATS_TLS_CA: &str = "DOSSIER_NATS_TLS_CA";
+/// `DOSSIER_NATS_TLS_CERT`: the service's client certificate (PEM).
+pub const ENV_NATS_TLS_CERT: &str = "DOSSIER_NATS_TLS_CERT";
+/// `DOSSIER_NATS_TLS_KEY`: the client certificate's private key (PEM).
+pub const ENV_NATS_TLS_KEY: &str = "DOSSIER_NATS_TLS_KEY";
+
+/// How a service proves itself to NATS and trusts it: a user and password
+/// (deployments give each service its own user with least-privilege
+/// permissions; both or neither), and TLS — with a CA set the connection is
+/// TLS or nothing, with a client certificate the server can require it.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NatsCredentials {
     /// NATS user of this service.
@@ -26,22 +37,50 @@ pub struct NatsCredentials {
     #[arg(long = "nats-password", env = ENV_NATS_PASSWORD, hide_env_values = true,
           requires = "user", value_parser = parse_secret)]
     pub password: Option<SecretString>,
+    /// The CA (PEM) the NATS server's certificate must chain to; when set,
+    /// the connection must be TLS.
+    #[arg(long = "nats-tls-ca", env = ENV_NATS_TLS_CA)]
+    pub tls_ca: Option<PathBuf>,
+    /// This service's client certificate (PEM), for servers that verify
+    /// clients.
+    #[arg(long = "nats-tls-cert", env = ENV_NATS_TLS_CERT, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "nats-tls-key", env = ENV_NATS_TLS_KEY, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl NatsCredentials {
-    /// Adds the credentials, if any, to connection options.
-    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
-        match (&self.user, &self.password) {
-            (Some(user), Some(password)) => {
-                options.user_and_password(user.clone(), password.expose_secret().to_owned())
-            }
-            _ => options,
+    /// Adds the credentials and TLS settings, if any, to connection options.
+    pub fn apply(&self, mut options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            options = options.user_and_password(user.clone(), password.expose_secret().to_owned());
         }
+        if self.tls_ca.is_some() || self.tls_cert.is_some() {
+            install_crypto_provider();
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.require_tls(true).add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        options
     }
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s))
+}
+
+/// Makes aws-lc-rs the process's TLS crypto provider, once. Two providers
+/// are compiled in (async-nats brings ring), and then rustls cannot choose
+/// by itself: a TLS connection (async-nats's, or tonic's server) would
+/// panic on its first handshake. Every TLS configuration calls this first.
+/// Safe to call any number of times.
+pub fn install_crypto_provider() {
+    // An error means a provider is installed already: nothing to do.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Connects to NATS at `url`, naming the connection after the service.

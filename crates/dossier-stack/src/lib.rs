@@ -225,6 +225,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> Tes
     let mut config = gateway::Config::from_env().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.operations_url = format!("http://{ops_addr}");
+    config.service_token_key = Some(dossier_testkit::service_keys().private_key().to_owned());
     config.nats_url = nats.url();
     config.api_keys =
         Some(ApiKeys::from_plain([("acme", "key_a", KEY_A), ("globex", "key_g", KEY_G)]).unwrap());
@@ -269,7 +270,10 @@ async fn assemble(
 /// The operations service's configuration in a test stack: any free ports,
 /// its admin server on, queue gauges refreshed often.
 fn operations_config(nats: &NatsServer) -> operations::Config {
-    let mut config = operations::Config::new(nats.broker_config());
+    let mut config = operations::Config::new(
+        nats.broker_config(),
+        vec![dossier_testkit::service_keys().public_key().to_owned()],
+    );
     config.topology = nats.topology_config();
     config.admin.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.queue_metrics_interval = Duration::from_millis(100);

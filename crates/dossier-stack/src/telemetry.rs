@@ -317,6 +317,7 @@ pub async fn spawn_app_with_telemetry_and(
     let mut config = gateway_config;
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.operations_url = format!("http://{ops_addr}");
+    config.service_token_key = Some(dossier_testkit::service_keys().private_key().to_owned());
     config.nats_url = nats.url();
     if config.api_keys.is_none() {
         config.api_keys = Some(

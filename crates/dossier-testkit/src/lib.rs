@@ -310,3 +310,116 @@ pub fn init_test_logging() {
         provider
     });
 }
+
+/// The service-token key pair of a test binary's stacks, on disk (the
+/// services load keys from files) for the binary's lifetime.
+pub struct ServiceKeys {
+    files: dossier_identity::KeyPairFiles,
+    signer: dossier_identity::TokenSigner,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceKeys {
+    /// The private key (what the gateway's `DOSSIER_SERVICE_TOKEN_KEY` names).
+    pub fn private_key(&self) -> &Path {
+        &self.files.private
+    }
+
+    /// The public key (what the operations service's
+    /// `DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS` names).
+    pub fn public_key(&self) -> &Path {
+        &self.files.public
+    }
+
+    /// `message` as the gateway sends it: with a token for its tenant.
+    pub fn signed<T: dossier_contracts::v1::Tenanted>(&self, message: T) -> tonic::Request<T> {
+        self.signer.request(message).expect("a test token signs")
+    }
+}
+
+/// The key pair every service of this test binary uses, made once.
+pub fn service_keys() -> &'static ServiceKeys {
+    static KEYS: OnceLock<ServiceKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let files = dossier_identity::write_key_pair(dir.path()).expect("test keys are written");
+        let signer = dossier_identity::TokenSigner::from_file(&files.private, "gateway")
+            .expect("the test key loads");
+        ServiceKeys {
+            files,
+            signer,
+            _dir: dir,
+        }
+    })
+}
+
+/// A throw-away certificate authority for TLS tests: a CA and the
+/// certificates it issues, as PEM files in a temporary directory.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate and its key, as PEM files.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+impl TestPki {
+    /// A fresh CA.
+    pub fn new() -> TestPki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Dossier test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        TestPki { dir, ca }
+    }
+
+    /// The CA certificate (PEM): what clients and servers trust.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A certificate for `localhost` and 127.0.0.1, usable by a server and
+    /// a client, named `name` on disk.
+    pub fn issue(&self, name: &str) -> IssuedCert {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let issued = IssuedCert {
+            cert: self.dir.path().join(format!("{name}.pem")),
+            key: self.dir.path().join(format!("{name}.key")),
+        };
+        std::fs::write(&issued.cert, cert.pem()).unwrap();
+        std::fs::write(&issued.key, key.serialize_pem()).unwrap();
+        issued
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        TestPki::new()
+    }
+}

@@ -1,6 +1,7 @@
 //! The gateway's gRPC side: a lazily connected channel to the operations
 //! service and the mapping of its status codes to HTTP problems.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -8,13 +9,73 @@ use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_telemetry::grpc::{ClientTrace, ClientTraceLayer};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::Layer as _;
 
 use crate::error::ApiError;
+
+/// The name the gateway signs its service tokens as (`iss`).
+pub const SERVICE_NAME: &str = "gateway";
+
+/// `DOSSIER_OPERATIONS_TLS_CA`: the CA the operations service's certificate
+/// must chain to.
+pub const ENV_OPERATIONS_TLS_CA: &str = "DOSSIER_OPERATIONS_TLS_CA";
+/// `DOSSIER_OPERATIONS_TLS_CLIENT_CERT`: the gateway's client certificate.
+pub const ENV_OPERATIONS_TLS_CLIENT_CERT: &str = "DOSSIER_OPERATIONS_TLS_CLIENT_CERT";
+/// `DOSSIER_OPERATIONS_TLS_CLIENT_KEY`: its private key.
+pub const ENV_OPERATIONS_TLS_CLIENT_KEY: &str = "DOSSIER_OPERATIONS_TLS_CLIENT_KEY";
+
+/// TLS to the operations service: an `https://` URL needs the CA its
+/// certificate chains to; a client certificate is presented when the
+/// service asks for one (mutual TLS).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClientTls {
+    /// The CA (PEM) the operations service's certificate must chain to.
+    #[arg(long, env = ENV_OPERATIONS_TLS_CA)]
+    pub operations_tls_ca: Option<PathBuf>,
+    /// The gateway's client certificate (PEM), for mutual TLS.
+    #[arg(long, env = ENV_OPERATIONS_TLS_CLIENT_CERT,
+          requires = "operations_tls_client_key")]
+    pub operations_tls_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = ENV_OPERATIONS_TLS_CLIENT_KEY,
+          requires = "operations_tls_client_cert")]
+    pub operations_tls_client_key: Option<PathBuf>,
+}
+
+impl ClientTls {
+    /// The TLS settings for `url`: none for `http://`, which must then have
+    /// no TLS files set (they would be silently unused); for `https://` the
+    /// CA is required (the gateway trusts no public roots for an internal
+    /// service).
+    fn for_url(&self, url: &str) -> anyhow::Result<Option<ClientTlsConfig>> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        if !url.starts_with("https://") {
+            anyhow::ensure!(
+                self.operations_tls_ca.is_none() && self.operations_tls_client_cert.is_none(),
+                "the operations service URL `{url}` is not https://, but TLS files are set"
+            );
+            return Ok(None);
+        }
+        let ca = self
+            .operations_tls_ca
+            .as_ref()
+            .with_context(|| format!("an https:// operations URL needs {ENV_OPERATIONS_TLS_CA}"))?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        if let (Some(cert), Some(key)) = (
+            &self.operations_tls_client_cert,
+            &self.operations_tls_client_key,
+        ) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(Some(tls))
+    }
+}
 
 /// The gRPC service name the operations service reports health for.
 pub const OPERATIONS_SERVICE_NAME: &str = "dossier.v1.Operations";
@@ -24,16 +85,22 @@ pub const OPERATIONS_SERVICE_NAME: &str = "dossier.v1.Operations";
 /// comes back. Each call is bounded by `request_timeout`.
 pub fn channel(
     url: &str,
+    tls: &ClientTls,
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("`{url}` is not a valid operations service URL"))?
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
+    if let Some(tls) = tls.for_url(url)? {
+        endpoint = endpoint
+            .tls_config(tls)
+            .context("invalid TLS settings for the operations service")?;
+    }
     Ok(endpoint.connect_lazy())
 }
 

@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_contracts::limits::MAX_BODY_BYTES;
+use dossier_contracts::v1::Tenanted;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_service::{CancellationToken, Readiness};
 use dossier_telemetry::LogConfig;
@@ -54,6 +55,9 @@ pub use routes::router;
 pub const ENV_HTTP_ADDR: &str = "DOSSIER_HTTP_ADDR";
 /// `DOSSIER_OPERATIONS_URL`: the operations service's gRPC URL.
 pub const ENV_OPERATIONS_URL: &str = "DOSSIER_OPERATIONS_URL";
+/// `DOSSIER_SERVICE_TOKEN_KEY`: the private key that signs the gateway's
+/// service tokens.
+pub const ENV_SERVICE_TOKEN_KEY: &str = "DOSSIER_SERVICE_TOKEN_KEY";
 /// `DOSSIER_API_KEYS_FILE`: the TOML file of API key hashes.
 pub const ENV_API_KEYS_FILE: &str = "DOSSIER_API_KEYS_FILE";
 /// `DOSSIER_PUBLIC_BASE_URL`: the external base of `pollUrl`s, e.g. `https://api.example.com`.
@@ -89,6 +93,14 @@ pub struct Config {
     /// gRPC URL of the operations service.
     #[arg(long, env = ENV_OPERATIONS_URL, default_value = "http://127.0.0.1:50051")]
     pub operations_url: String,
+    /// The Ed25519 private key (PKCS#8 PEM file) that signs the service
+    /// token of every call to the operations service (see
+    /// `dossier-identity`). Required; `cargo xtask up` generates one.
+    #[arg(long, env = ENV_SERVICE_TOKEN_KEY)]
+    pub service_token_key: Option<PathBuf>,
+    /// TLS to the operations service (for an `https://` URL).
+    #[command(flatten)]
+    pub operations_tls: grpc::ClientTls,
     /// NATS server URL(s), comma separated, for synchronous enrichment
     /// (request-reply to the enrichment workers; no JetStream).
     #[arg(long, env = dossier_nats::ENV_NATS_URL, default_value = "nats://127.0.0.1:4222")]
@@ -188,6 +200,7 @@ struct StateInner {
     keys: ApiKeys,
     channel: Channel,
     operations: OperationsClient<grpc::OperationsChannel>,
+    signer: dossier_identity::TokenSigner,
     public_base_url: Option<String>,
     listen_addr: SocketAddr,
     readiness: Readiness,
@@ -224,9 +237,15 @@ impl AppState {
         );
         let channel = grpc::channel(
             &config.operations_url,
+            &config.operations_tls,
             config.operations_connect_timeout,
             config.operations_timeout,
         )?;
+        let key = config.service_token_key.as_deref().with_context(|| {
+            format!("no service token key configured: set {ENV_SERVICE_TOKEN_KEY}")
+        })?;
+        let signer = dossier_identity::TokenSigner::from_file(key, grpc::SERVICE_NAME)
+            .with_context(|| format!("invalid {ENV_SERVICE_TOKEN_KEY}"))?;
         let readiness = Readiness::new();
         readiness.set(true);
         let rate_limiter = config.rate_limit_per_second.map(|rate| {
@@ -235,6 +254,7 @@ impl AppState {
         Ok(AppState(Arc::new(StateInner {
             keys,
             operations: grpc::operations_client(channel.clone()),
+            signer,
             channel,
             public_base_url: config.public_base_url.clone(),
             listen_addr,
@@ -262,6 +282,14 @@ impl AppState {
     /// A client of the operations service (clones share one channel).
     pub fn operations(&self) -> OperationsClient<grpc::OperationsChannel> {
         self.0.operations.clone()
+    }
+
+    /// `message` as a call to the operations service: with the service
+    /// token for the tenant it acts for.
+    pub fn signed<T: Tenanted>(&self, message: T) -> Result<tonic::Request<T>, ApiError> {
+        self.0.signer.request(message).map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("cannot sign a service token"))
+        })
     }
 
     /// The channel to the operations service.

@@ -23,6 +23,7 @@ fn config(edit: impl FnOnce(&mut Config)) -> Config {
     // Port 1 on loopback refuses connections at once: the operations service
     // is "down" for every test here.
     config.operations_url = "http://127.0.0.1:1".to_owned();
+    config.service_token_key = Some(dossier_testkit::service_keys().private_key().to_owned());
     config.public_base_url = None;
     config.rate_limit_per_second = None;
     edit(&mut config);
@@ -291,6 +292,47 @@ async fn bodies_over_the_limit_are_413() {
     assert_eq!(
         answer.body["detail"],
         "The request body is larger than the limit of 64 bytes."
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_without_a_service_token_key_or_with_tls_half_set_does_not_start() {
+    let keys = ApiKeys::from_plain([("acme", "key_a", KEY_A)]).unwrap();
+    let start =
+        |config: &Config| AppState::new(config, keys.clone(), "127.0.0.1:8080".parse().unwrap());
+    let error = start(&config(|c| c.service_token_key = None))
+        .err()
+        .unwrap();
+    assert!(
+        format!("{error:#}").contains("DOSSIER_SERVICE_TOKEN_KEY"),
+        "{error:#}"
+    );
+    // A public key is not a signing key.
+    let public = dossier_testkit::service_keys().public_key().to_owned();
+    assert!(start(&config(|c| c.service_token_key = Some(public))).is_err());
+    // https:// needs the CA to trust; a CA on http:// would go unused.
+    let error = start(&config(|c| {
+        c.operations_url = "https://ops:50051".to_owned()
+    }))
+    .err()
+    .unwrap();
+    assert!(
+        format!("{error:#}").contains("DOSSIER_OPERATIONS_TLS_CA"),
+        "{error:#}"
+    );
+    let pki = dossier_testkit::TestPki::new();
+    assert!(
+        start(&config(
+            |c| c.operations_tls.operations_tls_ca = Some(pki.ca())
+        ))
+        .is_err()
+    );
+    assert!(
+        start(&config(|c| {
+            c.operations_url = "https://ops:50051".to_owned();
+            c.operations_tls.operations_tls_ca = Some(pki.ca());
+        }))
+        .is_ok()
     );
 }
 

@@ -60,6 +60,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use dossier_broker::payloads;
+use dossier_contracts::api::{BodyError, check_idempotency_key, check_payload};
 use dossier_contracts::v1::{CreateOperationRequest, Job, Operation};
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::{propagation, spans};
@@ -71,9 +72,6 @@ use uuid::Uuid;
 
 use crate::Shared;
 use crate::error::Error;
-
-/// Longest idempotency key, in characters.
-pub(crate) const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 /// The value stored under an idempotency key.
 #[derive(Debug, Serialize, Deserialize)]
@@ -115,16 +113,31 @@ fn validate(request: CreateOperationRequest, request_id: String) -> Result<Valid
     validate_tenant(&request.tenant_id)?;
     let kind = Kind::from_proto(request.kind)
         .ok_or_else(|| Error::InvalidArgument("kind must be specified".to_owned()))?;
+    // Checked here whatever the caller checked: only jobs a worker can run
+    // are stored, and keys become parts of KV keys.
+    check_payload(kind, &request.payload_json).map_err(|error| {
+        Error::InvalidArgument(match error {
+            BodyError::Malformed(detail) => format!("payload_json is not valid JSON: {detail}"),
+            BodyError::Invalid(errors) => {
+                let fields: Vec<String> = errors
+                    .into_iter()
+                    .map(|e| format!("`{}` {}", e.pointer, e.detail))
+                    .collect();
+                format!(
+                    "payload_json is not a valid {kind} request: {}",
+                    fields.join("; ")
+                )
+            }
+        })
+    })?;
     let json: serde_json::Value = serde_json::from_slice(&request.payload_json)
         .map_err(|e| Error::InvalidArgument(format!("payload_json is not JSON: {e}")))?;
-    let idempotency_key = match request.idempotency_key.chars().count() {
-        0 => None,
-        1..=MAX_IDEMPOTENCY_KEY_CHARS => Some(request.idempotency_key),
-        _ => {
-            return Err(Error::InvalidArgument(format!(
-                "idempotency_key must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters"
-            )));
-        }
+    let idempotency_key = match request.idempotency_key.as_str() {
+        "" => None,
+        key => Some(
+            check_idempotency_key(key.as_bytes())
+                .map_err(|detail| Error::InvalidArgument(format!("idempotency_key {detail}")))?,
+        ),
     };
     Ok(Validated {
         tenant: request.tenant_id,

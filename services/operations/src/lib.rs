@@ -47,6 +47,7 @@ mod service;
 mod view;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,20 @@ pub use error::Error;
 pub const ENV_GRPC_ADDR: &str = "DOSSIER_OPERATIONS_GRPC_ADDR";
 /// `DOSSIER_OPERATIONS_SHUTDOWN_GRACE`: how long shutdown may take.
 pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_OPERATIONS_SHUTDOWN_GRACE";
+/// `DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS`: the public keys of the services
+/// allowed to call (see `dossier-identity`).
+pub const ENV_SERVICE_TOKEN_PUBLIC_KEYS: &str = "DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS";
+/// `DOSSIER_OPERATIONS_REFLECTION`: serve gRPC reflection.
+pub const ENV_REFLECTION: &str = "DOSSIER_OPERATIONS_REFLECTION";
+/// `DOSSIER_OPERATIONS_TLS_CERT`: the gRPC server's certificate chain (PEM).
+pub const ENV_TLS_CERT: &str = "DOSSIER_OPERATIONS_TLS_CERT";
+/// `DOSSIER_OPERATIONS_TLS_KEY`: the gRPC server's private key (PEM).
+pub const ENV_TLS_KEY: &str = "DOSSIER_OPERATIONS_TLS_KEY";
+/// `DOSSIER_OPERATIONS_TLS_CLIENT_CA`: the CA client certificates must
+/// chain to (mutual TLS).
+pub const ENV_TLS_CLIENT_CA: &str = "DOSSIER_OPERATIONS_TLS_CLIENT_CA";
+/// The services whose tokens the operations API accepts.
+pub const TRUSTED_CALLERS: &[&str] = &["gateway"];
 /// `DOSSIER_QUEUE_METRICS_INTERVAL`: how often the queue depth gauges are refreshed.
 pub const ENV_QUEUE_METRICS_INTERVAL: &str = "DOSSIER_QUEUE_METRICS_INTERVAL";
 
@@ -95,6 +110,18 @@ pub struct Config {
     #[arg(long, env = ENV_QUEUE_METRICS_INTERVAL, default_value = "5s",
           value_parser = humantime::parse_duration)]
     pub queue_metrics_interval: Duration,
+    /// Public keys (SPKI PEM files, comma separated) of the services allowed
+    /// to call: every call must carry a token one of them signed (several
+    /// while a key is rotated). `cargo xtask up` generates a local pair.
+    #[arg(long, env = ENV_SERVICE_TOKEN_PUBLIC_KEYS, value_delimiter = ',', required = true)]
+    pub service_token_public_keys: Vec<PathBuf>,
+    /// Serve gRPC reflection (`grpc.reflection.v1` and `v1alpha`), for tools
+    /// like grpcurl; off unless asked for.
+    #[arg(long, env = ENV_REFLECTION)]
+    pub reflection: bool,
+    /// TLS of the gRPC server (plain TCP when unset).
+    #[command(flatten)]
+    pub tls: ServerTls,
     /// NATS connection.
     #[command(flatten)]
     pub broker: BrokerConfig,
@@ -111,11 +138,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for everything but the broker, listening on a free loopback
-    /// port: what tests and embedders start from.
-    pub fn new(broker: BrokerConfig) -> Config {
+    /// Defaults for everything but the broker and the callers' public keys,
+    /// listening on a free loopback port: what tests and embedders start
+    /// from.
+    pub fn new(broker: BrokerConfig, service_token_public_keys: Vec<PathBuf>) -> Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            service_token_public_keys,
+            reflection: false,
+            tls: ServerTls::default(),
             shutdown_grace: Duration::from_secs(10),
             queue_metrics_interval: Duration::from_secs(5),
             broker,
@@ -125,6 +156,45 @@ impl Config {
                 log_format: dossier_telemetry::LogFormat::Auto,
             },
         }
+    }
+}
+
+/// The gRPC server's TLS: with a certificate and key it speaks only TLS;
+/// with a client CA too, only to clients holding a certificate of that CA.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerTls {
+    /// The server's certificate chain (PEM).
+    #[arg(long = "tls-cert", env = ENV_TLS_CERT, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long = "tls-key", env = ENV_TLS_KEY, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA that client certificates must chain to (mutual TLS).
+    #[arg(long = "tls-client-ca", env = ENV_TLS_CLIENT_CA, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl ServerTls {
+    /// The server's TLS settings, `None` when TLS is off.
+    fn load(&self) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            anyhow::ensure!(
+                self.tls_client_ca.is_none(),
+                "{ENV_TLS_CLIENT_CA} needs {ENV_TLS_CERT} and {ENV_TLS_KEY}"
+            );
+            return Ok(None);
+        };
+        dossier_nats::install_crypto_provider();
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
+        );
+        if let Some(ca) = &self.tls_client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        Ok(Some(tls))
     }
 }
 
@@ -149,6 +219,8 @@ pub(crate) struct Shared {
 /// the broker topology exists.
 pub struct App {
     config: Config,
+    verifier: Arc<dossier_identity::TokenVerifier>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     listener: TcpListener,
     client: async_nats::Client,
     topology: Topology,
@@ -160,6 +232,15 @@ impl App {
     /// connects to NATS and ensures the JetStream topology. Serves no gRPC
     /// yet.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        // Keys and certificates first: a misconfigured service stops here.
+        let verifier = Arc::new(
+            dossier_identity::TokenVerifier::from_files(
+                &config.service_token_public_keys,
+                TRUSTED_CALLERS,
+            )
+            .with_context(|| format!("invalid {ENV_SERVICE_TOKEN_PUBLIC_KEYS}"))?,
+        );
+        let tls = config.tls.load().context("invalid gRPC TLS settings")?;
         let admin = Admin::start(&config.admin).await?;
         metrics::describe();
         let listener = TcpListener::bind(config.grpc_addr)
@@ -176,6 +257,8 @@ impl App {
             .context("cannot set up the JetStream topology")?;
         Ok(App {
             config,
+            verifier,
+            tls,
             listener,
             client,
             topology,
@@ -207,6 +290,8 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let App {
             config,
+            verifier,
+            tls,
             listener,
             client,
             topology,
@@ -231,10 +316,11 @@ impl App {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, false).await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(dossier_contracts::v1::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("cannot build the reflection service")?;
+        let reflection = if config.reflection {
+            Some(reflection_services()?)
+        } else {
+            None
+        };
 
         let mut tasks = JoinSet::new();
         tasks.spawn(index::run(
@@ -256,22 +342,38 @@ impl App {
             stop.clone(),
         ));
 
-        tracing::info!(message = "Operations service listening.", %addr);
-        let served = tonic::transport::Server::builder()
+        tracing::info!(
+            message = "Operations service listening.",
+            %addr,
+            tls = tls.is_some(),
+            reflection = config.reflection
+        );
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server
+                .tls_config(tls)
+                .context("invalid gRPC TLS settings")?;
+        }
+        let (reflection_v1, reflection_v1alpha) = reflection.unzip();
+        let served = server
             // Every call to the operations service in a server span that
             // continues the caller's trace; health and reflection untraced.
             .layer(dossier_telemetry::grpc::ServerTraceLayer::new(
                 dossier_contracts::v1::operations_server::SERVICE_NAME,
             ))
             .add_service(health_service)
-            .add_service(reflection)
-            // The largest valid body reaches `CreateOperation` whole: the
-            // message limit is the gateway's, not tonic's default 4 MiB.
-            .add_service(
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha)
+            // Only calls with a valid service token reach the handlers (which
+            // then check that it acts for the request's tenant). The largest
+            // valid body reaches `CreateOperation` whole: the message limit
+            // is the gateway's, not tonic's default 4 MiB.
+            .add_service(tonic::service::interceptor::InterceptedService::new(
                 OperationsServer::new(service::OperationsService::new(shared.clone()))
                     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
-            )
+                dossier_identity::grpc::authenticate(verifier),
+            ))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY small responses wait for the peer's
                 // delayed ACK (~40 ms per call).
@@ -306,6 +408,30 @@ impl App {
         tracing::info!(message = "Operations service stopped.");
         served.context("gRPC server failed")
     }
+}
+
+/// The reflection services, `grpc.reflection.v1` and `v1alpha` (which
+/// older clients, like the stock Python one, speak only).
+fn reflection_services() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(dossier_contracts::v1::FILE_DESCRIPTOR_SET)
+    };
+    Ok((
+        builder()
+            .build_v1()
+            .context("cannot build the reflection service")?,
+        builder()
+            .build_v1alpha()
+            .context("cannot build the reflection service")?,
+    ))
 }
 
 /// Keeps the gRPC health status and `/readyz` in step: SERVING (ready) only

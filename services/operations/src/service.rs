@@ -14,7 +14,7 @@ use dossier_contracts::v1::{
     CancelOperationRequest, CancelOperationResponse, CreateOperationRequest,
     CreateOperationResponse, GetOperationRequest, GetOperationResultsRequest,
     GetOperationResultsResponse, ListOperationsRequest, ListOperationsResponse, Operation,
-    OperationView,
+    OperationView, Tenanted,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::propagation;
@@ -66,15 +66,21 @@ impl OperationsService {
     }
 }
 
-/// Records the call's tenant and operation on its server span (made by
-/// `dossier_telemetry::grpc::ServerTraceLayer`, which runs every call inside
-/// it).
-fn record_call(tenant: &str, operation_id: Option<&str>) {
+/// Lets the call act for its tenant only if its service token (checked by
+/// the server's `dossier_identity::grpc::authenticate` interceptor) names
+/// that tenant, and records the tenant and operation on the call's server
+/// span (made by `dossier_telemetry::grpc::ServerTraceLayer`, which runs
+/// every call inside it).
+fn authorize<T: Tenanted>(
+    request: &Request<T>,
+    operation_id: impl FnOnce(&T) -> Option<&str>,
+) -> Result<(), tonic::Status> {
     let span = tracing::Span::current();
-    span.record("tenant.id", tenant);
-    if let Some(id) = operation_id {
+    span.record("tenant.id", request.get_ref().tenant_id());
+    if let Some(id) = operation_id(request.get_ref()) {
         span.record("dossier.operation.id", id);
     }
+    dossier_identity::grpc::authorized_tenant(request).map(drop)
 }
 
 #[tonic::async_trait]
@@ -91,11 +97,10 @@ impl Operations for OperationsService {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        authorize(&request, |_| None)?;
         let request = request.into_inner();
-        let span = tracing::Span::current();
-        span.record("tenant.id", request.tenant_id.as_str());
         let (operation, created) = accept::create(&self.shared, request, request_id).await?;
-        span.record("dossier.operation.id", operation.id.as_str());
+        tracing::Span::current().record("dossier.operation.id", operation.id.as_str());
         Ok(Response::new(CreateOperationResponse {
             operation: Some(view::without_result(operation)),
             created,
@@ -106,8 +111,8 @@ impl Operations for OperationsService {
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<OperationView>, tonic::Status> {
+        authorize(&request, |r| Some(&r.id))?;
         let request = request.into_inner();
-        record_call(&request.tenant_id, Some(&request.id));
         let found = self.load_owned(&request.tenant_id, &request.id).await?;
         let operation = view::with_result(&self.shared, found.record).await?;
         Ok(Response::new(operation))
@@ -117,8 +122,8 @@ impl Operations for OperationsService {
         &self,
         request: Request<ListOperationsRequest>,
     ) -> Result<Response<ListOperationsResponse>, tonic::Status> {
+        authorize(&request, |_| None)?;
         let request = request.into_inner();
-        record_call(&request.tenant_id, None);
         Ok(Response::new(list(&self.shared, request).await?))
     }
 
@@ -126,8 +131,8 @@ impl Operations for OperationsService {
         &self,
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<CancelOperationResponse>, tonic::Status> {
+        authorize(&request, |r| Some(&r.id))?;
         let request = request.into_inner();
-        record_call(&request.tenant_id, Some(&request.id));
         let found = self.load_owned(&request.tenant_id, &request.id).await?;
         let operation = cancel_operation(&self.shared, &request.tenant_id, found).await?;
         Ok(Response::new(CancelOperationResponse {
@@ -139,8 +144,8 @@ impl Operations for OperationsService {
         &self,
         request: Request<GetOperationResultsRequest>,
     ) -> Result<Response<GetOperationResultsResponse>, tonic::Status> {
+        authorize(&request, |r| Some(&r.id))?;
         let request = request.into_inner();
-        record_call(&request.tenant_id, Some(&request.id));
         let found = self.load_owned(&request.tenant_id, &request.id).await?;
         let page = result_items(&self.shared, &found.record, &request).await?;
         Ok(Response::new(page))
@@ -152,8 +157,8 @@ impl Operations for OperationsService {
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Self::WatchOperationStream>, tonic::Status> {
+        authorize(&request, |r| Some(&r.id))?;
         let request = request.into_inner();
-        record_call(&request.tenant_id, Some(&request.id));
         validate_tenant(&request.tenant_id)?;
         let Ok(id) = Uuid::parse_str(&request.id) else {
             return Err(Error::NotFound.into());

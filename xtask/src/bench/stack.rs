@@ -40,7 +40,7 @@ pub(crate) struct Stack {
     supervisor: Supervisor,
     dir: PathBuf,
     bin_dir: PathBuf,
-    keys_file: PathBuf,
+    files: up::StackFiles,
     http_addr: SocketAddr,
     agent: ureq::Agent,
 }
@@ -108,6 +108,10 @@ impl Stack {
         let (key, entry) = keygen::new_entry(TENANT, "bench-key");
         let keys_file = dir.join("api-keys.toml");
         std::fs::write(&keys_file, entry)?;
+        let files = up::StackFiles {
+            api_keys: keys_file,
+            service_keys: dossier_identity::write_key_pair(dir)?,
+        };
         let supervisor = Supervisor::new()?;
 
         // The broker `cargo xtask up` runs: fsync before every ack.
@@ -141,7 +145,7 @@ impl Stack {
             supervisor,
             dir: dir.to_owned(),
             bin_dir: bin_dir.to_owned(),
-            keys_file,
+            files,
             http_addr: any_port,
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -192,7 +196,7 @@ impl Stack {
             &self.nats_url,
             self.grpc_addr,
             self.http_addr,
-            &self.keys_file,
+            &self.files,
         );
         cmd.env("DOSSIER_LOG_FORMAT", "json").env(
             "RUST_LOG",
@@ -202,6 +206,15 @@ impl Stack {
             cmd.env(key, value);
         }
         self.supervisor.spawn(name, cmd, Output::Prefixed, watch)
+    }
+
+    /// A signer of service tokens as the stack's gateway signs them, for
+    /// calls straight to the operations service.
+    pub(crate) fn service_token_signer(&self) -> anyhow::Result<dossier_identity::TokenSigner> {
+        Ok(dossier_identity::TokenSigner::from_file(
+            &self.files.service_keys.private,
+            "gateway",
+        )?)
     }
 
     /// Stops the process started as `name` (SIGTERM, then kill after 10 s).

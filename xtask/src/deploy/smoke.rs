@@ -148,9 +148,13 @@ fn smoke_run(
             logins.contains_key("operations"),
             "no operations service reading DOSSIER_NATS_URL"
         );
+        // The service-token key pair, made per run as the deploy docs make
+        // its Secret.
+        let service_keys = dossier_identity::write_key_pair(&dir.join("service-token"))?;
         let mut operations = Command::new(bin.join("operations"));
         connect(&mut operations, "operations");
         operations
+            .env("DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS", &service_keys.public)
             .env("DOSSIER_OPERATIONS_GRPC_ADDR", "127.0.0.1:0")
             .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
             .env("DOSSIER_LOG_FORMAT", "json");
@@ -185,6 +189,7 @@ fn smoke_run(
         gateway
             .env("DOSSIER_HTTP_ADDR", "127.0.0.1:0")
             .env("DOSSIER_OPERATIONS_URL", format!("http://{grpc}"))
+            .env("DOSSIER_SERVICE_TOKEN_KEY", &service_keys.private)
             .env(
                 "DOSSIER_API_KEYS_FILE",
                 root.join("deploy/compose/dev-api-keys.toml"),

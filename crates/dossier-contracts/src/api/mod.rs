@@ -29,6 +29,37 @@ pub const MAX_LISTED_ERRORS: usize = 100;
 /// that, with room for the envelope, is plenty; past it the body cannot be
 /// valid and is not kept in memory (see `bounded`).
 pub const MAX_BODY_VALUES: usize = (MAX_BATCH_RECORDS + 1) * 8;
+/// Longest `Idempotency-Key`, in bytes (visible ASCII: one byte each).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Checks an `Idempotency-Key` value: 1-255 visible ASCII characters, no
+/// spaces or control characters. The gateway checks the header with it and
+/// the operations service every `CreateOperation` it gets.
+pub fn check_idempotency_key(value: &[u8]) -> Result<String, &'static str> {
+    if value.is_empty() {
+        return Err("must not be empty");
+    }
+    if value.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err("must be at most 255 characters");
+    }
+    if !value.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err("must be visible ASCII characters only (no spaces or control characters)");
+    }
+    // Visible ASCII is valid UTF-8.
+    String::from_utf8(value.to_vec()).map_err(|_| "must be visible ASCII characters only")
+}
+
+/// Checks the job payload of an operation of `kind` exactly as the gateway
+/// checks the request body it came from: the operations service stores only
+/// jobs a worker can run, whoever its caller is.
+pub fn check_payload(kind: crate::Kind, payload: &[u8]) -> Result<(), BodyError> {
+    match kind {
+        crate::Kind::EnrichmentBatch => parse_body::<EnrichmentBatchRequest>(payload).map(drop),
+        crate::Kind::SearchPeople => parse_body::<SearchPeopleRequest>(payload).map(drop),
+        crate::Kind::ResearchDeep => parse_body::<ResearchRequest>(payload).map(drop),
+    }
+}
+
 /// Default and maximum `limit` of a people search.
 pub const DEFAULT_SEARCH_LIMIT: u32 = 25;
 /// Largest `limit` of a people search.
@@ -187,4 +218,34 @@ pub struct ResearchRequest {
     /// `standard` (default) or `deep`.
     #[serde(default)]
     pub depth: Depth,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(check_idempotency_key(b"abc-123").unwrap(), "abc-123");
+        assert!(check_idempotency_key(&[b'a'; 255]).is_ok());
+        assert!(check_idempotency_key(&[b'a'; 256]).is_err());
+        assert!(check_idempotency_key(b"").is_err());
+        assert!(check_idempotency_key(b"a b").is_err());
+        assert!(check_idempotency_key(b"a\x7f").is_err());
+        assert!(check_idempotency_key("é".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn payloads_are_checked_per_kind() {
+        use crate::Kind;
+        let refused = |kind, payload: &str| check_payload(kind, payload.as_bytes()).is_err();
+        assert!(refused(Kind::SearchPeople, r#"{"targetAccount":{}}"#));
+        assert!(refused(Kind::SearchPeople, "[]"));
+        assert!(refused(Kind::ResearchDeep, r#"{"subject":{}}"#));
+        assert!(refused(Kind::EnrichmentBatch, r#"{"records":[]}"#));
+        assert!(!refused(
+            Kind::SearchPeople,
+            r#"{"targetAccount":{"domain":"acme.com"}}"#
+        ));
+    }
 }

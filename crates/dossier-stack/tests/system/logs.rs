@@ -107,6 +107,7 @@ async fn no_secret_reaches_the_logs_or_the_traces() {
     let credentials = dossier_nats::NatsCredentials {
         user: Some(NATS_USER.to_owned()),
         password: Some(SecretString::from(NATS_PASSWORD)),
+        ..dossier_nats::NatsCredentials::default()
     };
     let gateway_credentials = credentials.clone();
     let app = spawn_app_with_telemetry_and(

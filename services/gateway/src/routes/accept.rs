@@ -128,7 +128,7 @@ async fn accept<T: Serialize>(
     };
     let response = state
         .operations()
-        .create_operation(request)
+        .create_operation(state.signed(request)?)
         .await
         .map_err(|status| map_create_status(status, state.max_body_bytes()))?
         .into_inner();

@@ -31,10 +31,10 @@ pub(crate) async fn get_operation(
     tracing::Span::current().record("dossier.operation.id", id.as_str());
     let operation = state
         .operations()
-        .get_operation(GetOperationRequest {
+        .get_operation(state.signed(GetOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
             id,
-        })
+        })?)
         .await
         .map_err(map_status)?
         .into_inner();
@@ -60,12 +60,12 @@ pub(crate) async fn get_operation_results(
     let has_cursor = query.cursor.is_some();
     let response = state
         .operations()
-        .get_operation_results(GetOperationResultsRequest {
+        .get_operation_results(state.signed(GetOperationResultsRequest {
             tenant_id: caller.tenant_id.to_string(),
             id: id.clone(),
             cursor: query.cursor.unwrap_or_default(),
             limit: query.limit.unwrap_or(DEFAULT_RESULTS_LIMIT),
-        })
+        })?)
         .await
         .map_err(|status| match status.code() {
             // The only argument the gateway cannot check itself is the
@@ -109,10 +109,10 @@ pub(crate) async fn cancel_operation(
     tracing::Span::current().record("dossier.operation.id", id.as_str());
     let response = state
         .operations()
-        .cancel_operation(CancelOperationRequest {
+        .cancel_operation(state.signed(CancelOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
             id,
-        })
+        })?)
         .await
         .map_err(map_status)?
         .into_inner();
@@ -142,13 +142,13 @@ pub(crate) async fn list_operations(
     let has_cursor = query.cursor.is_some();
     let response = state
         .operations()
-        .list_operations(ListOperationsRequest {
+        .list_operations(state.signed(ListOperationsRequest {
             tenant_id: caller.tenant_id.to_string(),
             status: query.status.map_or(0, |s| s.to_proto() as i32),
             kind: query.kind.map_or(0, |k| k.to_proto() as i32),
             limit: query.limit,
             cursor: query.cursor.unwrap_or_default(),
-        })
+        })?)
         .await
         .map_err(|status| {
             // The only argument the gateway cannot check itself is the

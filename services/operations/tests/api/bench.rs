@@ -8,7 +8,7 @@ use dossier_contracts::v1::{ListOperationsRequest, Operation};
 use dossier_contracts::{Kind, Status, time_ext};
 use prost::Message as _;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, signed};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -120,13 +120,13 @@ async fn index_rebuild_rate() {
         let rounds = 50;
         for _ in 0..rounds {
             let page = client
-                .list_operations(ListOperationsRequest {
+                .list_operations(signed(ListOperationsRequest {
                     tenant_id: "tenant-7".to_owned(),
                     status,
                     kind,
                     limit: 100,
                     cursor: String::new(),
-                })
+                }))
                 .await
                 .unwrap()
                 .into_inner();

@@ -10,13 +10,13 @@ use prost::Message as _;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::{TestApp, create_request, event_for, status};
+use crate::helpers::{RESEARCH, SEARCH, TestApp, create_request, event_for, signed, status};
 
 #[tokio::test]
 async fn created_operations_are_readable_at_once_and_after_a_restart() {
     let mut app = TestApp::spawn().await;
     let response = app
-        .create("acme", Kind::SearchPeople, r#"{"q": 1}"#, "")
+        .create("acme", Kind::SearchPeople, SEARCH, "")
         .await
         .unwrap();
     assert!(response.created);
@@ -117,8 +117,14 @@ async fn the_job_is_stored_before_the_answer_with_the_operation_id_as_message_id
 #[tokio::test]
 async fn a_large_payload_is_stored_before_its_job_which_refers_to_it() {
     let app = TestApp::spawn().await;
-    // Larger than tonic's default 4 MiB message and than NATS's 1 MiB.
-    let payload = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
+    // Larger than tonic's default 4 MiB message and than NATS's 1 MiB: the
+    // largest batch, with long names.
+    let name = "x".repeat(480);
+    let records: Vec<String> = (0..10_000)
+        .map(|i| format!(r#"{{"fullName":"{name}","companyName":"Acme","externalId":"{i}"}}"#))
+        .collect();
+    let payload = format!(r#"{{"records":[{}]}}"#, records.join(","));
+    assert!(payload.len() > 4 * 1024 * 1024);
     assert!(payload.len() > INLINE_JOB_PAYLOAD_BYTES);
     let op = app
         .create("acme", Kind::EnrichmentBatch, &payload, "big-1")
@@ -172,7 +178,7 @@ async fn with_the_broker_down_create_is_unavailable_and_nothing_is_half_accepted
 
     for key in ["", "key-1"] {
         let error = app
-            .create("acme", Kind::ResearchDeep, r#"{"subject":{}}"#, key)
+            .create("acme", Kind::ResearchDeep, RESEARCH, key)
             .await
             .unwrap_err();
         assert_eq!(error.code(), Code::Unavailable, "{error:?}");
@@ -194,7 +200,7 @@ async fn with_the_broker_down_create_is_unavailable_and_nothing_is_half_accepted
 async fn invalid_requests_are_rejected() {
     let app = TestApp::spawn().await;
     let mut client = app.client();
-    let valid = || create_request("acme", Kind::SearchPeople, "{}", "");
+    let valid = || create_request("acme", Kind::SearchPeople, SEARCH, "");
 
     let cases = [
         ("empty tenant", {
@@ -222,16 +228,61 @@ async fn invalid_requests_are_rejected() {
             r.idempotency_key = "k".repeat(256);
             r
         }),
+        // What the gateway refuses, the service refuses too (a direct
+        // caller skips the gateway).
+        ("key with a control character", {
+            let mut r = valid();
+            r.idempotency_key = "key\u{7}bell".to_owned();
+            r
+        }),
+        ("key with a space", {
+            let mut r = valid();
+            r.idempotency_key = "a b".to_owned();
+            r
+        }),
+        ("key outside ASCII", {
+            let mut r = valid();
+            r.idempotency_key = "é".repeat(10);
+            r
+        }),
+        ("search without a target account", {
+            let mut r = valid();
+            r.payload_json = br#"{"targetAccount":{}}"#.to_vec();
+            r
+        }),
+        ("search with an unknown field", {
+            let mut r = valid();
+            r.payload_json = br#"{"targetAccount":{"name":"Acme"},"blob":1}"#.to_vec();
+            r
+        }),
+        ("an empty batch", {
+            let mut r = valid();
+            r.kind = Kind::EnrichmentBatch.to_proto() as i32;
+            r.payload_json = br#"{"records":[]}"#.to_vec();
+            r
+        }),
+        ("research without a subject", {
+            let mut r = valid();
+            r.kind = Kind::ResearchDeep.to_proto() as i32;
+            r.payload_json = br#"{"subject":{}}"#.to_vec();
+            r
+        }),
+        ("a payload of another kind", {
+            let mut r = valid();
+            r.kind = Kind::ResearchDeep.to_proto() as i32;
+            r
+        }),
     ];
     for (name, request) in cases {
-        let error = client.create_operation(request).await.unwrap_err();
+        let error = client.create_operation(signed(request)).await.unwrap_err();
         assert_eq!(error.code(), Code::InvalidArgument, "{name}: {error:?}");
     }
     assert_eq!(app.job_count().await, 0);
+    assert_eq!(app.record_count().await, 0);
 
     let mut longest = valid();
-    longest.idempotency_key = "é".repeat(255);
-    client.create_operation(longest).await.unwrap();
+    longest.idempotency_key = "~".repeat(255);
+    client.create_operation(signed(longest)).await.unwrap();
 }
 
 #[tokio::test]

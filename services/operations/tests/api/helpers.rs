@@ -10,6 +10,7 @@ use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_contracts::v1::{
     CancelOperationRequest, CreateOperationRequest, CreateOperationResponse, GetOperationRequest,
     ListOperationsRequest, ListOperationsResponse, Operation, OperationEvent, OperationView,
+    Tenanted,
 };
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_testkit::{NatsServer, init_test_logging, wait_for, wait_until};
@@ -112,7 +113,10 @@ impl TestApp {
 
     /// A replica's configuration: this test's broker and topology.
     pub fn config(&self) -> Config {
-        let mut config = Config::new(self.broker.clone());
+        let mut config = Config::new(
+            self.broker.clone(),
+            vec![dossier_testkit::service_keys().public_key().to_owned()],
+        );
         config.topology = self.topology_config.clone();
         config
     }
@@ -168,7 +172,7 @@ impl TestApp {
     /// Creates an operation that must succeed and returns it.
     pub async fn create_ok(&self, tenant: &str, kind: Kind) -> OperationView {
         let response = self
-            .create(tenant, kind, r#"{"targetAccount":{"name":"Acme"}}"#, "")
+            .create(tenant, kind, valid_payload(kind), "")
             .await
             .unwrap();
         assert!(response.created);
@@ -181,10 +185,10 @@ impl TestApp {
 
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<OperationView, tonic::Status> {
         self.client()
-            .cancel_operation(CancelOperationRequest {
+            .cancel_operation(signed(CancelOperationRequest {
                 tenant_id: tenant.to_owned(),
                 id: id.to_owned(),
-            })
+            }))
             .await
             .map(|r| r.into_inner().operation.unwrap())
     }
@@ -194,7 +198,7 @@ impl TestApp {
         request: ListOperationsRequest,
     ) -> Result<ListOperationsResponse, tonic::Status> {
         self.client()
-            .list_operations(request)
+            .list_operations(signed(request))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -310,6 +314,22 @@ impl TestApp {
     }
 }
 
+/// A valid search payload.
+pub const SEARCH: &str = r#"{"targetAccount":{"name":"Acme"}}"#;
+/// A valid research payload.
+pub const RESEARCH: &str = r#"{"subject":{"company":{"domain":"acme.com"}}}"#;
+/// A valid batch payload.
+pub const BATCH: &str = r#"{"records":[{"email":"ada@acme.com"}]}"#;
+
+/// A valid payload of `kind`: the service checks payloads as the gateway does.
+pub fn valid_payload(kind: Kind) -> &'static str {
+    match kind {
+        Kind::SearchPeople => SEARCH,
+        Kind::ResearchDeep => RESEARCH,
+        Kind::EnrichmentBatch => BATCH,
+    }
+}
+
 pub fn create_request(
     tenant: &str,
     kind: Kind,
@@ -329,10 +349,15 @@ pub const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203
 /// The request id the gateway's calls carry in these tests.
 pub const REQUEST_ID: &str = "0af76519-16cd-43dd-8448-eb211c80319c";
 
-/// `message` as the gateway sends it: its metadata carries the caller's
-/// trace context and request id.
-pub fn from_gateway<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
+/// `message` with a service token for its tenant, as every call needs.
+pub fn signed<T: Tenanted>(message: T) -> tonic::Request<T> {
+    dossier_testkit::service_keys().signed(message)
+}
+
+/// `message` as the gateway sends it: its metadata carries a service token
+/// for its tenant, the caller's trace context and request id.
+pub fn from_gateway<T: Tenanted>(message: T) -> tonic::Request<T> {
+    let mut request = signed(message);
     let metadata = request.metadata_mut();
     metadata.insert("traceparent", TRACEPARENT.parse().unwrap());
     metadata.insert("x-request-id", REQUEST_ID.parse().unwrap());
@@ -346,10 +371,10 @@ pub async fn get_on(
 ) -> Result<OperationView, tonic::Status> {
     client
         .clone()
-        .get_operation(GetOperationRequest {
+        .get_operation(signed(GetOperationRequest {
             tenant_id: tenant.to_owned(),
             id: id.to_owned(),
-        })
+        }))
         .await
         .map(tonic::Response::into_inner)
 }

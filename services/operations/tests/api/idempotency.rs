@@ -3,7 +3,7 @@
 use dossier_contracts::Kind;
 use tonic::Code;
 
-use crate::helpers::{TestApp, create_request, from_gateway};
+use crate::helpers::{RESEARCH, TestApp, create_request, from_gateway};
 
 #[tokio::test]
 async fn same_key_and_body_returns_the_same_operation_and_one_job() {
@@ -12,7 +12,7 @@ async fn same_key_and_body_returns_the_same_operation_and_one_job() {
         .create(
             "acme",
             Kind::SearchPeople,
-            r#"{"a": 1, "b": [1, 2]}"#,
+            r#"{"targetAccount": {"name": "Acme"}, "limit": 5}"#,
             "key-1",
         )
         .await
@@ -23,7 +23,7 @@ async fn same_key_and_body_returns_the_same_operation_and_one_job() {
         .create(
             "acme",
             Kind::SearchPeople,
-            r#"{ "b":[1,2], "a":1 }"#,
+            r#"{ "limit":5,"targetAccount":{"name":"Acme"} }"#,
             "key-1",
         )
         .await
@@ -33,17 +33,17 @@ async fn same_key_and_body_returns_the_same_operation_and_one_job() {
     assert_eq!(app.job_count().await, 1);
 
     let error = app
-        .create("acme", Kind::SearchPeople, r#"{"a": 2}"#, "key-1")
+        .create(
+            "acme",
+            Kind::SearchPeople,
+            r#"{"targetAccount": {"name": "Acme"}, "limit": 6}"#,
+            "key-1",
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::AlreadyExists, "{error:?}");
     let error = app
-        .create(
-            "acme",
-            Kind::ResearchDeep,
-            r#"{"a": 1, "b": [1, 2]}"#,
-            "key-1",
-        )
+        .create("acme", Kind::ResearchDeep, RESEARCH, "key-1")
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::AlreadyExists, "another kind: {error:?}");
@@ -53,7 +53,7 @@ async fn same_key_and_body_returns_the_same_operation_and_one_job() {
         .create(
             "globex",
             Kind::SearchPeople,
-            r#"{"a": 1, "b": [1, 2]}"#,
+            r#"{"targetAccount": {"name": "Acme"}, "limit": 5}"#,
             "key-1",
         )
         .await
@@ -96,7 +96,7 @@ async fn concurrent_creates_with_one_key_make_one_operation_and_one_job() {
 async fn a_retry_with_the_key_heals_an_accept_that_died_after_storing_the_job() {
     let app = TestApp::spawn().await;
     let op = app
-        .create("acme", Kind::ResearchDeep, r#"{"q":"x"}"#, "key-heal")
+        .create("acme", Kind::ResearchDeep, RESEARCH, "key-heal")
         .await
         .unwrap()
         .operation
@@ -109,7 +109,7 @@ async fn a_retry_with_the_key_heals_an_accept_that_died_after_storing_the_job() 
     );
 
     let retry = app
-        .create("acme", Kind::ResearchDeep, r#"{"q":"x"}"#, "key-heal")
+        .create("acme", Kind::ResearchDeep, RESEARCH, "key-heal")
         .await
         .unwrap();
     assert!(!retry.created);

@@ -9,6 +9,7 @@ mod create;
 mod dead_letter;
 mod helpers;
 mod idempotency;
+mod identity;
 mod list;
 mod projection;
 mod results;

@@ -8,7 +8,7 @@ use dossier_contracts::v1::{
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_testkit::wait_until;
 
-use crate::helpers::{DEADLINE, TestApp, event_for, get_on, status};
+use crate::helpers::{DEADLINE, TestApp, event_for, get_on, signed, status};
 
 fn progressed(progress: u32) -> Event {
     Event::Progressed(Progressed { progress })
@@ -62,10 +62,10 @@ async fn duplicated_late_and_reordered_events_only_move_operations_forward() {
     for op in &ops {
         let mut stream = b
             .clone()
-            .watch_operation(GetOperationRequest {
+            .watch_operation(signed(GetOperationRequest {
                 tenant_id: "acme".to_owned(),
                 id: op.id.clone(),
-            })
+            }))
             .await
             .unwrap()
             .into_inner();
@@ -168,11 +168,11 @@ async fn duplicated_late_and_reordered_events_only_move_operations_forward() {
             let mut client = client.clone();
             async move {
                 client
-                    .list_operations(ListOperationsRequest {
+                    .list_operations(signed(ListOperationsRequest {
                         tenant_id: "acme".to_owned(),
                         status: Status::Succeeded.to_proto() as i32,
                         ..Default::default()
-                    })
+                    }))
                     .await
                     .is_ok_and(|page| page.into_inner().operations.len() == count)
             }
@@ -236,10 +236,10 @@ async fn shutdown_ends_open_watches_instead_of_waiting_for_them() {
     let op = app.create_ok("acme", Kind::SearchPeople).await;
     let mut stream = app
         .client()
-        .watch_operation(GetOperationRequest {
+        .watch_operation(signed(GetOperationRequest {
             tenant_id: "acme".to_owned(),
             id: op.id.clone(),
-        })
+        }))
         .await
         .unwrap()
         .into_inner();

@@ -8,20 +8,25 @@ use dossier_contracts::v1::{
 use dossier_contracts::{Kind, Status};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, event_for};
+use crate::helpers::{TestApp, event_for, signed};
 
 /// The inline result of an answer (answers have no other kind).
 fn inline(result_json: &[u8]) -> Value {
     serde_json::from_slice(result_json).unwrap()
 }
 
-fn results_request(id: &str, tenant: &str, cursor: &str, limit: u32) -> GetOperationResultsRequest {
-    GetOperationResultsRequest {
+fn signed_results(
+    id: &str,
+    tenant: &str,
+    cursor: &str,
+    limit: u32,
+) -> tonic::Request<GetOperationResultsRequest> {
+    signed(GetOperationResultsRequest {
         tenant_id: tenant.to_owned(),
         id: id.to_owned(),
         cursor: cursor.to_owned(),
         limit,
-    }
+    })
 }
 
 #[tokio::test]
@@ -75,7 +80,7 @@ async fn a_result_in_the_object_store_is_served_in_pages() {
     let mut cursor = page.next_cursor;
     while !cursor.is_empty() {
         let answer = client
-            .get_operation_results(results_request(&op.id, "acme", &cursor, 1_000))
+            .get_operation_results(signed_results(&op.id, "acme", &cursor, 1_000))
             .await
             .unwrap()
             .into_inner();
@@ -93,13 +98,13 @@ async fn a_result_in_the_object_store_is_served_in_pages() {
 
     // Another tenant sees nothing; bad cursors and limits are refused.
     let err = client
-        .get_operation_results(results_request(&op.id, "globex", "", 10))
+        .get_operation_results(signed_results(&op.id, "globex", "", 10))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     for (cursor, limit) in [("garbage", 10), ("", 1_001)] {
         let err = client
-            .get_operation_results(results_request(&op.id, "acme", cursor, limit))
+            .get_operation_results(signed_results(&op.id, "acme", cursor, limit))
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{cursor} {limit}");
@@ -123,7 +128,7 @@ async fn an_operation_without_a_result_has_no_pages() {
     let op = app.create_ok("acme", Kind::EnrichmentBatch).await;
     let err = app
         .client()
-        .get_operation_results(results_request(&op.id, "acme", "", 0))
+        .get_operation_results(signed_results(&op.id, "acme", "", 0))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
@@ -147,7 +152,7 @@ async fn an_operation_without_a_result_has_no_pages() {
     assert!(got.result_page.is_none());
     let err = app
         .client()
-        .get_operation_results(results_request(&op.id, "acme", "", 0))
+        .get_operation_results(signed_results(&op.id, "acme", "", 0))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);

@@ -4,7 +4,7 @@ use dossier_contracts::v1::{GetOperationRequest, ListOperationsRequest};
 use dossier_contracts::{Kind, Status};
 use tonic::Code;
 
-use crate::helpers::{TestApp, status};
+use crate::helpers::{TestApp, signed, status};
 
 #[tokio::test]
 async fn another_tenants_operation_does_not_exist() {
@@ -21,10 +21,10 @@ async fn another_tenants_operation_does_not_exist() {
     );
     let watch = app
         .client()
-        .watch_operation(GetOperationRequest {
+        .watch_operation(signed(GetOperationRequest {
             tenant_id: "globex".to_owned(),
             id: op.id.clone(),
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(watch.code(), Code::NotFound);

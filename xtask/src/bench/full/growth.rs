@@ -47,7 +47,8 @@ impl Bench {
         let label = format!(" at {stored} stored");
         let before = stored_count(js).await?;
         let seeding = Instant::now();
-        self.seed(stack.grpc_addr, stored.saturating_sub(before))
+        let signer = stack.service_token_signer()?;
+        self.seed(stack.grpc_addr, &signer, stored.saturating_sub(before))
             .await?;
         purge_jobs(js).await?;
         let seeded = seeding.elapsed();
@@ -135,7 +136,12 @@ impl Bench {
     /// Creates `n` search operations of the bench's tenant through the
     /// operations service's gRPC API at `grpc`, [`SEED_IN_FLIGHT`] at a
     /// time. The records stay queued: the caller purges their jobs.
-    async fn seed(&self, grpc: SocketAddr, n: u64) -> anyhow::Result<()> {
+    async fn seed(
+        &self,
+        grpc: SocketAddr,
+        signer: &dossier_identity::TokenSigner,
+        n: u64,
+    ) -> anyhow::Result<()> {
         let mut clients = Vec::with_capacity(SEED_CONNECTIONS);
         for _ in 0..SEED_CONNECTIONS {
             let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
@@ -165,9 +171,10 @@ impl Bench {
                     payload_json: bodies[i % bodies.len()].clone(),
                     ..CreateOperationRequest::default()
                 };
+                let request = signer.request(request);
                 async move {
                     client
-                        .create_operation(request)
+                        .create_operation(request?)
                         .await
                         .context("seeding an operation (CreateOperation)")
                 }
