@@ -3,9 +3,11 @@
 //! Every variable is named once here, as a constant.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use reqwest::Url;
 use secrecy::SecretString;
 
@@ -24,6 +26,9 @@ pub const ENV_RESEARCH_USER_AGENT: &str = "DOSSIER_RESEARCH_USER_AGENT";
 /// `DOSSIER_RESEARCH_SITE_OVERRIDES`: `domain=base-url` pairs, comma separated;
 /// the site of `domain` is fetched from `base-url` instead of `https://domain/`.
 pub const ENV_RESEARCH_SITE_OVERRIDES: &str = "DOSSIER_RESEARCH_SITE_OVERRIDES";
+/// `DOSSIER_RESEARCH_ALLOW_PRIVATE_NETWORKS`: networks (CIDR, comma separated) the
+/// web step may connect to although they are not public; tests and local sites only.
+pub const ENV_RESEARCH_ALLOW_PRIVATE_NETWORKS: &str = "DOSSIER_RESEARCH_ALLOW_PRIVATE_NETWORKS";
 /// `DOSSIER_RESEARCH_SYNTHESIS_URL`: an OpenAI-compatible chat-completions URL; off when unset.
 pub const ENV_RESEARCH_SYNTHESIS_URL: &str = "DOSSIER_RESEARCH_SYNTHESIS_URL";
 /// `DOSSIER_RESEARCH_SYNTHESIS_API_KEY`: bearer token of the synthesis provider (never logged).
@@ -60,10 +65,19 @@ pub struct ResearchConfig {
           default_value = "DossierResearch/0.1")]
     pub user_agent: String,
     /// `domain=base-url` pairs, comma separated (tests, demos): the site of
-    /// `domain` is fetched from `base-url`. Plain `http` is allowed only here.
+    /// `domain` is fetched from `base-url`. Plain `http` is allowed only here;
+    /// a non-public `base-url` also needs the private-network allowance.
     #[arg(long = "research-site-overrides", env = ENV_RESEARCH_SITE_OVERRIDES,
           value_delimiter = ',')]
     pub site_overrides: Vec<SiteOverride>,
+    /// Networks (CIDR, or single addresses; comma separated) the web step
+    /// may connect to although they are not public internet addresses. For
+    /// tests and local sites only: leave it empty in production, where
+    /// loopback, private, link-local, CGNAT, multicast and other non-public
+    /// addresses are refused. The synthesis provider is not affected.
+    #[arg(long = "research-allow-private-networks", env = ENV_RESEARCH_ALLOW_PRIVATE_NETWORKS,
+          value_delimiter = ',', value_parser = parse_network)]
+    pub allow_private_networks: Vec<IpNet>,
     /// An OpenAI-compatible chat-completions URL that writes the answers'
     /// prose; off when unset.
     #[arg(long = "research-synthesis-url", env = ENV_RESEARCH_SYNTHESIS_URL)]
@@ -80,6 +94,14 @@ pub struct ResearchConfig {
     #[arg(long = "research-synthesis-timeout", env = ENV_RESEARCH_SYNTHESIS_TIMEOUT,
           default_value = "20s", value_parser = humantime::parse_duration)]
     pub synthesis_timeout: Duration,
+}
+
+/// A CIDR network (`127.0.0.0/8`), or one address (`127.0.0.1`, a `/32`).
+fn parse_network(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not a CIDR network (e.g. 127.0.0.0/8) nor an address"))
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -172,5 +194,32 @@ mod tests {
         ] {
             assert!(bad.parse::<SiteOverride>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_private_network_allowance_is_empty_by_default_and_takes_cidrs_or_addresses() {
+        use clap::Parser as _;
+        let config = crate::Config::parse_from(["research-worker"]).research;
+        assert!(config.allow_private_networks.is_empty());
+        let config = crate::Config::parse_from([
+            "research-worker",
+            "--research-allow-private-networks",
+            "127.0.0.0/8, ::1,10.1.0.0/16",
+        ])
+        .research;
+        let nets: Vec<String> = config
+            .allow_private_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128", "10.1.0.0/16"]);
+        assert!(
+            crate::Config::try_parse_from([
+                "research-worker",
+                "--research-allow-private-networks",
+                "localhost",
+            ])
+            .is_err()
+        );
     }
 }

@@ -4,9 +4,10 @@
 //! (the shared target-account resolution and person matching of
 //! `dossier-targeting`), the company profile, the leadership and buying
 //! committee with the org shape, look-alike companies, evidence from the
-//! company's own web site ([`web`], text extracted by [`extract`]), answers
-//! to the questions ([`answer`], optionally written by a [`synthesis`]
-//! provider) and the cited report ([`report`]).
+//! company's own web site ([`web`], on public addresses only ([`guard`]),
+//! text extracted by [`extract`]), answers to the questions ([`answer`],
+//! optionally written by a [`synthesis`] provider) and the cited report
+//! ([`report`]).
 //!
 //! `main.rs` only reads [`Config`] and runs [`App`], the shared worker
 //! service skeleton with this crate's handler; tests build the same [`App`]
@@ -17,6 +18,7 @@
 pub mod answer;
 pub mod config;
 pub mod extract;
+pub mod guard;
 pub mod handler;
 pub mod plan;
 pub mod report;

@@ -1,11 +1,22 @@
 //! Web evidence: a few pages of the company's own site (home, about,
 //! careers, news), fetched politely and within strict budgets.
 //!
+//! * **Only the public internet** is connected to: every connection, to a
+//!   page, to robots.txt or for a redirect hop, goes through the address
+//!   guard ([`crate::guard`]), which refuses loopback, private, link-local
+//!   and other non-public addresses at connect time (a test-only allowance
+//!   lets listed networks through). No proxy is used, so none can bypass it.
 //! * **robots.txt** is read first and honoured for our user agent
-//!   (`texting_robots`). Its redirects are followed, up to five, to any
-//!   host (RFC 9309 §2.3.1.2); more than five count as no robots.txt. A
-//!   missing one (4xx) allows everything; one that cannot be read (5xx,
-//!   timeout, network error) disallows everything, as RFC 9309 asks.
+//!   (`texting_robots`). Its redirects are followed, up to five (RFC 9309
+//!   §2.3.1.2), on the same site only, as pages' are; more than five count
+//!   as no robots.txt. A missing one (4xx) allows everything; one that cannot
+//!   be read (5xx, timeout, network error, a redirect off the site) means
+//!   nothing is fetched, as RFC 9309 asks: every page is then `failed`
+//!   ("robots.txt could not be read: …"), not `disallowed`, which only a
+//!   robots.txt that was read can say.
+//! * **Errors** shown to tenants are fixed reasons ("connection failed",
+//!   "refused: not a public address", "HTTP 503", …), never the client's
+//!   error text, an address or a port: those are logged instead.
 //! * **Budgets**: each page (and robots.txt) gets at most the page timeout,
 //!   cut shorter by the step's deadline; its body is streamed and reading
 //!   stops at the byte cap (the page is kept, marked `truncated`). A page
@@ -19,6 +30,7 @@
 //!   through an override.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -30,6 +42,7 @@ use tokio::time::Instant;
 
 use crate::config::ResearchConfig;
 use crate::extract::{Extracted, extract};
+use crate::guard::{AddressGuard, GuardedResolver, SystemResolver, refusal};
 
 /// Pages fetched at once from one site: a few, to stay polite.
 const CONCURRENT_PAGES: usize = 3;
@@ -60,6 +73,7 @@ const INTERESTING: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    guard: AddressGuard,
     overrides: HashMap<String, Url>,
     page_timeout: Duration,
     max_bytes: usize,
@@ -67,7 +81,8 @@ pub struct Fetcher {
     user_agent: String,
 }
 
-/// Why a page was not read.
+/// Why a page was not read. Its text is what tenants see: a fixed reason,
+/// never an address, a port or the HTTP client's error (those are logged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     /// The server answered with a non-success status.
@@ -77,8 +92,11 @@ pub enum FetchError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// A redirect pointed off the site.
-    #[error("redirect off the site to {0}")]
-    OffSite(String),
+    #[error("redirect off the site")]
+    OffSite,
+    /// A redirect without a usable `Location`.
+    #[error("redirect without a valid Location")]
+    BadRedirect,
     /// More redirects than allowed.
     #[error("more than {0} redirects")]
     TooManyRedirects(usize),
@@ -86,11 +104,22 @@ pub enum FetchError {
     #[error("disallowed by robots.txt")]
     Disallowed,
     /// Not an HTML page.
-    #[error("not an HTML page ({0})")]
-    NotHtml(String),
-    /// Connection or protocol failure.
-    #[error("request failed: {0}")]
-    Request(String),
+    #[error("not an HTML page")]
+    NotHtml,
+    /// The host is, or resolves only to, an address that is not on the
+    /// public internet (see [`crate::guard`]).
+    #[error("refused: not a public address")]
+    NotPublic,
+    /// No connection could be made (name not resolved, refused, reset).
+    #[error("connection failed")]
+    Connect,
+    /// The connection broke while the response was read.
+    #[error("the response could not be read")]
+    Read,
+    /// Not requested: robots.txt could not be read (so, by RFC 9309,
+    /// nothing may be fetched).
+    #[error("robots.txt could not be read: {0}")]
+    RobotsUnread(Box<FetchError>),
 }
 
 /// One page read.
@@ -159,33 +188,65 @@ pub struct SiteEvidence {
 
 /// The robots.txt rules of one site.
 enum Robots {
+    /// None (missing, or not parseable): everything is allowed.
     AllowAll,
-    DisallowAll,
+    /// The rules read.
     Rules(Box<texting_robots::Robot>),
+    /// It could not be read: nothing may be fetched.
+    Unread(FetchError),
+    /// Not asked for: the step's time had already run out.
+    NotAsked,
 }
 
 impl Robots {
-    fn allowed(&self, url: &Url) -> bool {
+    /// Whether `url` may be fetched: `Err` says why not.
+    fn check(&self, url: &Url) -> Result<(), FetchError> {
         match self {
-            Robots::AllowAll => true,
-            Robots::DisallowAll => false,
-            Robots::Rules(robot) => robot.allowed(url.as_str()),
+            Robots::AllowAll => Ok(()),
+            Robots::Rules(robot) if robot.allowed(url.as_str()) => Ok(()),
+            Robots::Rules(_) => Err(FetchError::Disallowed),
+            Robots::Unread(why) => Err(FetchError::RobotsUnread(Box::new(why.clone()))),
+            // Only reached with no time left, when pages are skipped first.
+            Robots::NotAsked => Err(FetchError::Timeout(Duration::ZERO)),
         }
     }
 }
 
 impl Fetcher {
-    /// A fetcher with `config`'s budgets and overrides.
+    /// A fetcher with `config`'s budgets, overrides and private-network
+    /// allowance, resolving names with the system's resolver.
     pub fn new(config: &ResearchConfig) -> Result<Fetcher, reqwest::Error> {
+        Fetcher::with_resolver(config, Arc::new(SystemResolver))
+    }
+
+    /// [`Fetcher::new`], resolving names with `resolver` (tests point names
+    /// at chosen addresses with it); the address guard checks what it
+    /// returns.
+    pub fn with_resolver(
+        config: &ResearchConfig,
+        resolver: Arc<dyn reqwest::dns::Resolve>,
+    ) -> Result<Fetcher, reqwest::Error> {
+        let guard = AddressGuard::new(&config.allow_private_networks);
+        if !config.allow_private_networks.is_empty() {
+            tracing::warn!(
+                message = "The web step may connect to these non-public networks \
+                           (for tests and local sites only).",
+                networks = ?config.allow_private_networks,
+            );
+        }
         let client = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .connect_timeout(config.page_timeout)
-            // Redirects are followed by hand, to keep them on the site and
-            // check robots.txt at every hop.
+            // Redirects are followed by hand, to keep them on the site, check
+            // robots.txt and the address guard at every hop.
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect for us, past the guard.
+            .no_proxy()
+            .dns_resolver(GuardedResolver::new(resolver, guard.clone()))
             .build()?;
         Ok(Fetcher {
             client,
+            guard,
             overrides: config
                 .site_overrides
                 .iter()
@@ -229,13 +290,14 @@ impl Fetcher {
             // No time to read robots.txt, nor any page: every page is
             // reported skipped (`visit` checks the deadline first), not
             // disallowed by a robots.txt never asked for.
-            Robots::DisallowAll
+            Robots::NotAsked
         } else {
             match self.robots(&base, deadline).await {
                 Ok(robots) => robots,
                 Err(error) => {
-                    evidence.robots_error = Some(error.to_string());
-                    Robots::DisallowAll
+                    let unread = FetchError::RobotsUnread(Box::new(error.clone()));
+                    evidence.robots_error = Some(unread.to_string());
+                    Robots::Unread(error)
                 }
             }
         };
@@ -288,9 +350,14 @@ impl Fetcher {
             report.error = Some("the step's time budget ran out".to_owned());
             return (report, None);
         }
-        if !robots.allowed(url) {
-            report.status = PageStatus::Disallowed;
-            report.error = Some(FetchError::Disallowed.to_string());
+        if let Err(why) = robots.check(url) {
+            // `disallowed` only when rules that were read say so; a page not
+            // requested because robots.txt could not be read is `failed`.
+            report.status = match why {
+                FetchError::Disallowed => PageStatus::Disallowed,
+                _ => PageStatus::Failed,
+            };
+            report.error = Some(why.to_string());
             return (report, None);
         }
         let result = match tokio::time::timeout(budget, self.fetch(base, url, robots)).await {
@@ -313,7 +380,7 @@ impl Fetcher {
                 (report, Some(page))
             }
             Err(error) => {
-                tracing::debug!(message = "Page not read.", url = %url, %error);
+                tracing::debug!(message = "Page not read.", url = %url, error = %error);
                 report.status = PageStatus::Failed;
                 report.error = Some(error.to_string());
                 (report, None)
@@ -332,29 +399,14 @@ impl Fetcher {
     ) -> Result<(Url, Vec<u8>, bool), FetchError> {
         let mut url = url.clone();
         for hop in 0..=self.max_redirects {
-            let response = self
-                .client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| FetchError::Request(e.to_string()))?;
+            let response = self.send(&url).await?;
             let status = response.status();
             if status.is_redirection() {
                 if hop == self.max_redirects {
                     return Err(FetchError::TooManyRedirects(self.max_redirects));
                 }
-                let next = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| FetchError::Request("redirect without a Location".into()))?;
-                if !same_site(base, &next) {
-                    return Err(FetchError::OffSite(next.to_string()));
-                }
-                if !robots.allowed(&next) {
-                    return Err(FetchError::Disallowed);
-                }
+                let next = next_hop(base, &url, &response)?;
+                robots.check(&next)?;
                 url = next;
                 continue;
             }
@@ -368,20 +420,41 @@ impl Fetcher {
             {
                 let kind = kind.to_ascii_lowercase();
                 if !(kind.starts_with("text/html") || kind.starts_with("application/xhtml")) {
-                    return Err(FetchError::NotHtml(kind));
+                    tracing::debug!(message = "Not an HTML page.", url = %url, content_type = %kind);
+                    return Err(FetchError::NotHtml);
                 }
             }
-            let (body, truncated) = read_capped(response, self.max_bytes).await?;
+            let (body, truncated) = read_capped(&url, response, self.max_bytes).await?;
             return Ok((url, body, truncated));
         }
         Err(FetchError::TooManyRedirects(self.max_redirects))
+    }
+
+    /// GETs `url` (one hop), through the address guard: an IP-literal host
+    /// is checked here, a name by the guarded resolver when the client
+    /// connects. The error is a fixed reason; the detail is logged.
+    async fn send(&self, url: &Url) -> Result<reqwest::Response, FetchError> {
+        if let Err(refused) = self.guard.check_host(url) {
+            tracing::warn!(
+                message = "Refused a request to a non-public address.",
+                url = %url,
+                address = %refused.address,
+                class = %refused.class,
+            );
+            return Err(FetchError::NotPublic);
+        }
+        self.client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|error| request_error(url, &error))
     }
 
     /// Reads the site's robots.txt.
     async fn robots(&self, base: &Url, deadline: Instant) -> Result<Robots, FetchError> {
         let url = base
             .join("/robots.txt")
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+            .map_err(|_| FetchError::BadRedirect)?;
         let budget = self
             .page_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -392,12 +465,7 @@ impl Fetcher {
             let mut url = url;
             let mut hops = 0;
             let response = loop {
-                let response = self
-                    .client
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .map_err(|e| FetchError::Request(e.to_string()))?;
+                let response = self.send(&url).await?;
                 if !response.status().is_redirection() {
                     break response;
                 }
@@ -407,13 +475,9 @@ impl Fetcher {
                     return Ok(Robots::AllowAll);
                 }
                 hops += 1;
-                url = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .ok_or_else(|| FetchError::Request("redirect without a Location".into()))?;
+                // On the site only, as pages: a site's robots.txt cannot
+                // send us to another host (or plain http), guarded or not.
+                url = next_hop(base, &url, &response)?;
             };
             let status = response.status();
             if status.is_client_error() {
@@ -422,7 +486,7 @@ impl Fetcher {
             if status != StatusCode::OK {
                 return Err(FetchError::Status(status.as_u16()));
             }
-            let (body, _) = read_capped(response, ROBOTS_MAX_BYTES).await?;
+            let (body, _) = read_capped(&url, response, ROBOTS_MAX_BYTES).await?;
             Ok(match texting_robots::Robot::new(&self.user_agent, &body) {
                 Ok(robot) => Robots::Rules(Box::new(robot)),
                 // A file that does not parse says nothing we can honour.
@@ -436,9 +500,66 @@ impl Fetcher {
     }
 }
 
+/// Where a redirect `response` to `url` leads: `Err` when it has no usable
+/// `Location` or leads off `base`'s site.
+fn next_hop(base: &Url, url: &Url, response: &reqwest::Response) -> Result<Url, FetchError> {
+    let next = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| url.join(l).ok())
+        .ok_or(FetchError::BadRedirect)?;
+    if !same_site(base, &next) {
+        tracing::debug!(message = "Redirect off the site refused.", from = %url, to = %next);
+        return Err(FetchError::OffSite);
+    }
+    Ok(next)
+}
+
+/// The fixed reason for a failed request; the client's error (which names
+/// the URL, the address, the OS error) is logged, not shown.
+fn request_error(url: &Url, error: &reqwest::Error) -> FetchError {
+    if let Some(refused) = refusal(error) {
+        tracing::warn!(
+            message = "Refused a connection to a non-public address.",
+            url = %url,
+            address = %refused.address,
+            class = %refused.class,
+        );
+        return FetchError::NotPublic;
+    }
+    tracing::debug!(message = "Request failed.", url = %url, error = %ErrorChain(error));
+    if error.is_body() || error.is_decode() {
+        FetchError::Read
+    } else {
+        FetchError::Connect
+    }
+}
+
+/// An error with its causes, for logs (`reqwest`'s own text stops at the
+/// first).
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut next = Some(self.0);
+        let mut first = true;
+        while let Some(error) = next {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{error}")?;
+            first = false;
+            next = error.source();
+        }
+        Ok(())
+    }
+}
+
 /// Reads at most `cap` bytes of the body, chunk by chunk; the connection is
 /// dropped at the cap rather than read to its end.
 async fn read_capped(
+    url: &Url,
     mut response: reqwest::Response,
     cap: usize,
 ) -> Result<(Vec<u8>, bool), FetchError> {
@@ -446,7 +567,7 @@ async fn read_capped(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| FetchError::Request(e.to_string()))?
+        .map_err(|error| request_error(url, &error))?
     {
         let room = cap - body.len();
         if chunk.len() > room {

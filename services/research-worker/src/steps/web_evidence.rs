@@ -45,10 +45,11 @@ pub(crate) async fn run(
     if let Some(site) = site {
         let web = web_section(site, &mut gathered.sources, &mut gathered.evidence, limits);
         if web.facts.is_empty() && !web.pages.iter().any(|p| p.source.is_some()) {
+            // Both are fixed reasons (see `FetchError`): no address leaks
+            // into the step's error.
             let why = web
                 .robots_error
                 .clone()
-                .map(|e| format!("robots.txt could not be read ({e})"))
                 .or_else(|| web.pages.first().and_then(|p| p.error.clone()))
                 .unwrap_or_else(|| "no page could be read".to_owned());
             runner.fail(

@@ -8,10 +8,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use dossier_stack::{Running, TestApp};
-use research_worker::{App, Config, SiteOverride};
+use ipnet::IpNet;
+use research_worker::{App, Config, ResearchConfig, SiteOverride};
 use serde_json::Value;
 
 /// The paths the site serves, in the order the home page links them.
@@ -37,6 +38,9 @@ pub(crate) const HUGE_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) const ROBOTS_MOVED: &str = "/policies/robots.txt";
 /// An about page whose path has square brackets ([`Options::bracket_link`]).
 pub(crate) const BRACKETED: &str = "/about[99]";
+/// Redirects to [`ABOUT`] on `www.` of the host the request named (same
+/// site: followed, to wherever `www.` resolves).
+pub(crate) const MOVED_TO_WWW: &str = "/about/www";
 
 /// Variations of the test site.
 #[derive(Clone, Copy, Default)]
@@ -45,6 +49,11 @@ pub(crate) struct Options {
     pub(crate) robots_redirect: bool,
     /// The home page links [`BRACKETED`] first.
     pub(crate) bracket_link: bool,
+    /// robots.txt redirects to this URL (`{www}` stands for `www.` and the
+    /// host the request named).
+    pub(crate) robots_location: Option<&'static str>,
+    /// robots.txt answers with this status and no body.
+    pub(crate) robots_status: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -68,13 +77,18 @@ impl Site {
 
     /// Serves the site with `options`.
     pub(crate) async fn start_with(options: Options) -> Site {
+        Site::start_on("127.0.0.1:0", options).await
+    }
+
+    /// Serves the site with `options` on `addr` (`[::1]:0` for IPv6).
+    pub(crate) async fn start_on(addr: &str, options: Options) -> Site {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let state = SiteState {
             requests: requests.clone(),
             options,
         };
         let app = Router::new().fallback(serve).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Site { addr, requests }
@@ -114,11 +128,28 @@ fn html(title: &str, body: &str) -> Response {
         .into_response()
 }
 
-async fn serve(State(state): State<SiteState>, uri: Uri) -> Response {
+async fn serve(State(state): State<SiteState>, headers: HeaderMap, uri: Uri) -> Response {
     let path = uri.path().to_owned();
     state.requests.lock().unwrap().push(path.clone());
     let options = state.options;
+    // `www.` and the host the request named, for same-site redirects there.
+    let www = format!(
+        "www.{}",
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+    );
     match path.as_str() {
+        "/robots.txt" if options.robots_location.is_some() => {
+            let location = options.robots_location.unwrap().replace("{www}", &www);
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+        "/robots.txt" if options.robots_status.is_some() => {
+            StatusCode::from_u16(options.robots_status.unwrap())
+                .unwrap()
+                .into_response()
+        }
         "/robots.txt" if options.robots_redirect => (
             StatusCode::MOVED_PERMANENTLY,
             [(header::LOCATION, "/policies/old-robots.txt")],
@@ -149,6 +180,12 @@ async fn serve(State(state): State<SiteState>, uri: Uri) -> Response {
                 }
             ),
         ),
+        // Anything under it, so that a site override can make it the home page.
+        p if p.starts_with(MOVED_TO_WWW) => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, format!("http://{www}{ABOUT}"))],
+        )
+            .into_response(),
         BRACKETED if options.bracket_link => html(
             "About Acme [99]",
             "<h1>About [99]</h1><p>Acme Corp was founded in 1999 by engineers [99] who \
@@ -199,6 +236,22 @@ async fn serve(State(state): State<SiteState>, uri: Uri) -> Response {
     }
 }
 
+/// The research settings of the web tests: `acme.com` served by `site`,
+/// short budgets.
+pub(crate) fn research_config(site: &Site) -> ResearchConfig {
+    let mut config = <Config as clap::Parser>::parse_from(["research-worker"]).research;
+    config.page_timeout = Duration::from_millis(500);
+    config.page_max_bytes = 64 * 1024;
+    config.site_overrides = vec![site.acme_override()];
+    config.allow_private_networks = loopback();
+    config
+}
+
+/// The test-only allowance the loopback test sites need: 127.0.0.0/8.
+pub(crate) fn loopback() -> Vec<IpNet> {
+    vec!["127.0.0.0/8".parse().unwrap()]
+}
+
 /// The worker's configuration in `app`'s stack, with `acme.com` served by
 /// `site` (when given) and short budgets.
 pub(crate) fn config(app: &TestApp, site: Option<&Site>) -> Config {
@@ -207,6 +260,7 @@ pub(crate) fn config(app: &TestApp, site: Option<&Site>) -> Config {
     config.research.page_timeout = Duration::from_secs(2);
     config.research.page_max_bytes = 64 * 1024;
     config.research.site_overrides = site.map(|s| vec![s.acme_override()]).unwrap_or_default();
+    config.research.allow_private_networks = loopback();
     config
 }
 

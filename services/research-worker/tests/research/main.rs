@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 mod helpers;
+mod public_only;
 mod synthesis;
 mod through_gateway;
 mod web;

@@ -249,10 +249,11 @@ async fn a_person_is_researched_through_enrichment_matching() {
 }
 
 #[tokio::test]
-async fn a_failed_step_ends_partial_success_with_the_report() {
+async fn with_no_network_the_web_step_fails_and_the_research_is_partial_success() {
     let app = spawn_app().await;
-    // acme.com is served from a port nobody listens on: the web step gathers
-    // nothing and fails; the directory steps still make a report.
+    // acme.com is served from a port nobody listens on (no network): the
+    // web step gathers nothing and fails; the directory steps still make a
+    // report, their answers intact.
     let mut config = config(&app, None);
     let closed = dossier_testkit::ClosedPort::new();
     let port = closed.port();
@@ -278,7 +279,31 @@ async fn a_failed_step_ends_partial_success_with_the_report() {
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["name"], "web_evidence");
-    assert!(failed[0]["error"].as_str().unwrap().contains("robots.txt"));
+    assert_eq!(
+        failed[0]["error"],
+        "nothing was read from the site: robots.txt could not be read: connection failed"
+    );
+    // Every page `failed` for that reason: none is `disallowed` by a
+    // robots.txt that was never read. No reason names an address or a port.
+    let web = &result["sections"]["web"];
+    let unread = "robots.txt could not be read: connection failed";
+    assert_eq!(web["robotsError"], unread, "{web}");
+    let pages = web["pages"].as_array().unwrap();
+    assert!(!pages.is_empty());
+    for page in pages {
+        assert_eq!(page["status"], "failed", "{page}");
+        assert_eq!(page["error"], unread, "{page}");
+    }
+    for s in result["steps"].as_array().unwrap() {
+        if s["name"] != "web_evidence" {
+            assert_eq!(s["status"], "succeeded", "{s}");
+        }
+        let error = s["error"].as_str().unwrap_or_default();
+        assert!(
+            !error.contains("127.0.0.1") && !error.contains(&port.to_string()),
+            "{error}"
+        );
+    }
     assert!(
         result["markdown"]
             .as_str()

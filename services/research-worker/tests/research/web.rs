@@ -5,18 +5,9 @@
 use std::time::Duration;
 
 use research_worker::web::{Fetcher, PageReport, PageStatus};
-use research_worker::{Config, ResearchConfig};
 use tokio::time::Instant;
 
 use crate::helpers::*;
-
-fn research_config(site: &Site) -> ResearchConfig {
-    let mut config = <Config as clap::Parser>::parse_from(["research-worker"]).research;
-    config.page_timeout = Duration::from_millis(500);
-    config.page_max_bytes = 64 * 1024;
-    config.site_overrides = vec![site.acme_override()];
-    config
-}
 
 fn report<'a>(reports: &'a [PageReport], site: &Site, path: &str) -> &'a PageReport {
     let url = format!("{}{}", site.url(), path.trim_start_matches('/'));
@@ -218,31 +209,4 @@ async fn robots_txt_behind_redirects_is_honoured() {
             PageStatus::Fetched
         );
     }
-}
-
-#[tokio::test]
-async fn an_unreachable_site_disallows_everything_and_reads_nothing() {
-    // A port nobody listens on: robots.txt cannot be read, so (RFC 9309)
-    // nothing may be fetched.
-    let closed = dossier_testkit::ClosedPort::new();
-    let port = closed.port();
-    let mut config = <Config as clap::Parser>::parse_from(["research-worker"]).research;
-    config.site_overrides = vec![format!("acme.com=http://127.0.0.1:{port}").parse().unwrap()];
-    let fetcher = Fetcher::new(&config).unwrap();
-    let evidence = fetcher
-        .gather(
-            "acme.com",
-            4,
-            false,
-            Instant::now() + Duration::from_secs(30),
-        )
-        .await;
-    assert!(evidence.pages.is_empty());
-    assert!(evidence.robots_error.is_some());
-    assert!(
-        evidence
-            .reports
-            .iter()
-            .all(|r| r.status == PageStatus::Disallowed)
-    );
 }
