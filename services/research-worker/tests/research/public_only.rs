@@ -26,6 +26,19 @@ fn public_only() -> ResearchConfig {
     config
 }
 
+/// `acme.com` served from `http://acme.test:{port}{path}`, with only the
+/// loopback site's address (127.0.0.1) allowed.
+fn acme_test(port: u16, path: &str) -> ResearchConfig {
+    let mut config = public_only();
+    config.site_overrides = vec![
+        format!("acme.com=http://acme.test:{port}{path}")
+            .parse()
+            .unwrap(),
+    ];
+    config.allow_private_networks = vec!["127.0.0.1/32".parse().unwrap()];
+    config
+}
+
 async fn gather(config: &ResearchConfig) -> SiteEvidence {
     gather_with(Fetcher::new(config).unwrap()).await
 }
@@ -136,36 +149,26 @@ async fn robots_txt_redirects_off_the_site_are_not_followed() {
     // Another server on loopback, reachable under the tests' allowance: only
     // the same-site rule keeps robots.txt's redirect from going there.
     let elsewhere = Site::start().await;
-    let location = format!("{}robots.txt", elsewhere.url());
-    let site = Site::start_with(Options {
-        robots_location: Some(location.leak()),
-        ..Options::default()
-    })
-    .await;
-    let evidence = gather(&research_config(&site)).await;
-    assert_every_page_failed(
-        &evidence,
-        "robots.txt could not be read: redirect off the site",
-        "off-site robots.txt",
-    );
+    let elsewhere_robots: &'static str = format!("{}robots.txt", elsewhere.url()).leak();
+    // And the metadata address, by plain http.
+    for location in [elsewhere_robots, "http://169.254.169.254/latest/meta-data/"] {
+        let site = Site::start_with(Options {
+            robots_location: Some(location),
+            ..Options::default()
+        })
+        .await;
+        let evidence = gather(&research_config(&site)).await;
+        assert_every_page_failed(
+            &evidence,
+            "robots.txt could not be read: redirect off the site",
+            location,
+        );
+        assert_eq!(site.requested(), ["/robots.txt"]);
+    }
     assert!(
         elsewhere.requested().is_empty(),
         "{:?}",
         elsewhere.requested()
-    );
-    assert_eq!(site.requested(), ["/robots.txt"]);
-
-    // The metadata address, by plain http: not followed either.
-    let site = Site::start_with(Options {
-        robots_location: Some("http://169.254.169.254/latest/meta-data/"),
-        ..Options::default()
-    })
-    .await;
-    let evidence = gather(&research_config(&site)).await;
-    assert_every_page_failed(
-        &evidence,
-        "robots.txt could not be read: redirect off the site",
-        "metadata robots.txt",
     );
 }
 
@@ -248,14 +251,7 @@ async fn the_allowance_admits_only_its_networks_and_a_name_keeps_only_allowed_ad
         "acme.test",
         &["169.254.169.254", "10.0.0.1", "::1", "127.0.0.1"],
     )]);
-    let mut config = public_only();
-    config.site_overrides = vec![
-        format!("acme.com=http://acme.test:{port}/")
-            .parse()
-            .unwrap(),
-    ];
-    config.allow_private_networks = vec!["127.0.0.1/32".parse().unwrap()];
-    let evidence = gather_with(resolver.fetcher(&config)).await;
+    let evidence = gather_with(resolver.fetcher(&acme_test(port, "/"))).await;
     assert!(
         evidence.robots_error.is_none(),
         "{:?}",
@@ -275,13 +271,7 @@ async fn a_redirect_hop_to_a_name_resolving_to_a_refused_address_is_refused() {
     for refused in ["169.254.169.254", "10.0.0.1", "::1", "127.0.0.2"] {
         let resolver =
             TableResolver::new(&[("acme.test", &["127.0.0.1"]), ("www.acme.test", &[refused])]);
-        let mut config = public_only();
-        config.site_overrides = vec![
-            format!("acme.com=http://acme.test:{port}{MOVED_TO_WWW}/")
-                .parse()
-                .unwrap(),
-        ];
-        config.allow_private_networks = vec!["127.0.0.1/32".parse().unwrap()];
+        let config = acme_test(port, &format!("{MOVED_TO_WWW}/"));
         let evidence = gather_with(resolver.fetcher(&config)).await;
         assert!(
             evidence.robots_error.is_none(),
@@ -314,14 +304,7 @@ async fn a_robots_txt_redirect_to_a_name_resolving_to_a_refused_address_is_refus
     for refused in ["169.254.169.254", "10.0.0.1", "::1"] {
         let resolver =
             TableResolver::new(&[("acme.test", &["127.0.0.1"]), ("www.acme.test", &[refused])]);
-        let mut config = public_only();
-        config.site_overrides = vec![
-            format!("acme.com=http://acme.test:{port}/")
-                .parse()
-                .unwrap(),
-        ];
-        config.allow_private_networks = vec!["127.0.0.1/32".parse().unwrap()];
-        let evidence = gather_with(resolver.fetcher(&config)).await;
+        let evidence = gather_with(resolver.fetcher(&acme_test(port, "/"))).await;
         assert_every_page_failed(&evidence, REFUSED, refused);
         assert!(resolver.asked().iter().any(|n| n == "www.acme.test"));
     }
