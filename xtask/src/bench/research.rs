@@ -129,6 +129,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 "DOSSIER_RESEARCH_SITE_OVERRIDES",
                 format!("{domain}={}", site.base),
             ),
+            // The site is on loopback, which research refuses unless allowed.
+            (
+                "DOSSIER_RESEARCH_ALLOW_PRIVATE_NETWORKS",
+                "127.0.0.0/8".to_owned(),
+            ),
         ];
         stack.add("research-worker", "research-worker", &env)?;
         // The warm-up also waits out the directory load.
