@@ -37,6 +37,11 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("dossier_descriptor");
 
+    /// The metadata key that names the operation in a DEADLINE_EXCEEDED
+    /// answer to `CreateOperation`: the accept may have happened, and
+    /// polling this id tells.
+    pub const OPERATION_ID_METADATA: &str = "dossier-operation-id";
+
     /// A request of the operations API that acts for one tenant: the tenant
     /// its service token must name (see `dossier-identity`).
     pub trait Tenanted {

@@ -39,14 +39,16 @@ pub struct NatsCredentials {
     pub password: Option<SecretString>,
     /// The CA (PEM) the NATS server's certificate must chain to; when set,
     /// the connection must be TLS.
-    #[arg(long = "nats-tls-ca", env = ENV_NATS_TLS_CA)]
+    #[arg(id = "nats_tls_ca", long = "nats-tls-ca", env = ENV_NATS_TLS_CA)]
     pub tls_ca: Option<PathBuf>,
     /// This service's client certificate (PEM), for servers that verify
     /// clients.
-    #[arg(long = "nats-tls-cert", env = ENV_NATS_TLS_CERT, requires = "tls_key")]
+    #[arg(id = "nats_tls_cert", long = "nats-tls-cert", env = ENV_NATS_TLS_CERT,
+          requires = "nats_tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
-    #[arg(long = "nats-tls-key", env = ENV_NATS_TLS_KEY, requires = "tls_cert")]
+    #[arg(id = "nats_tls_key", long = "nats-tls-key", env = ENV_NATS_TLS_KEY,
+          requires = "nats_tls_cert")]
     pub tls_key: Option<PathBuf>,
 }
 

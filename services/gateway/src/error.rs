@@ -174,6 +174,16 @@ pub enum ApiError {
         #[source]
         source: Option<anyhow::Error>,
     },
+    /// An accept whose outcome is not known yet: the operation may have
+    /// been stored (the operations service keeps settling it).
+    #[error("the outcome of an accept is not known yet")]
+    AcceptOutcomeUnknown {
+        /// The operation, when the operations service named it.
+        operation_id: Option<uuid::Uuid>,
+        /// The cause, logged.
+        #[source]
+        source: anyhow::Error,
+    },
     /// Synchronous enrichment could not answer: no enrichment worker, no
     /// reply in time, or the record's providers failed. Nothing changed.
     #[error("synchronous enrichment is unavailable: {detail}")]
@@ -275,6 +285,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
             | ApiError::Unavailable { .. }
+            | ApiError::AcceptOutcomeUnknown { .. }
             | ApiError::EnrichmentUnavailable { .. }
             | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -297,6 +308,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::AcceptOutcomeUnknown { .. } => "accept_outcome_unknown",
             ApiError::EnrichmentUnavailable { .. } => "enrichment_unavailable",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal",
@@ -318,6 +330,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Overloaded { .. } => "Overloaded",
             ApiError::Unavailable { .. } => "Service unavailable",
+            ApiError::AcceptOutcomeUnknown { .. } => "Accept outcome unknown",
             ApiError::EnrichmentUnavailable { .. } => "Enrichment unavailable",
             ApiError::NotReady(_) => "Not ready",
             ApiError::Internal(_) => "Internal error",
@@ -355,6 +368,20 @@ impl ApiError {
                  this one; retry after the Retry-After delay."
             ),
             ApiError::Unavailable { detail, .. } => detail.clone(),
+            ApiError::AcceptOutcomeUnknown {
+                operation_id: Some(id),
+                ..
+            } => format!(
+                "The service was interrupted: the request may have been accepted as \
+                 operation {id}. GET /api/operations/{id} tells (404: it was not); a retry \
+                 with the same Idempotency-Key returns that operation without running it \
+                 twice."
+            ),
+            ApiError::AcceptOutcomeUnknown { .. } => "The service was interrupted: the request \
+                 may have been accepted. A retry with the same Idempotency-Key returns the \
+                 operation if it was, without running it twice; without a key, list your \
+                 operations before retrying."
+                .to_owned(),
             ApiError::EnrichmentUnavailable { detail, .. } => detail.clone(),
             ApiError::NotReady(detail) => detail.clone(),
             ApiError::Internal(_) => {
@@ -370,6 +397,7 @@ impl ApiError {
             } => Some((*retry_after_secs).max(1)),
             ApiError::Overloaded { .. }
             | ApiError::Unavailable { .. }
+            | ApiError::AcceptOutcomeUnknown { .. }
             | ApiError::EnrichmentUnavailable { .. }
             | ApiError::NotReady(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
@@ -389,6 +417,12 @@ impl ApiError {
             }
             ApiError::Unavailable { detail, .. } => {
                 tracing::warn!(message = "Service unavailable.", %detail);
+            }
+            ApiError::AcceptOutcomeUnknown {
+                operation_id,
+                source,
+            } => {
+                tracing::warn!(message = "Accept outcome not known.", operation_id = ?operation_id, error = %ErrorChain(source.as_ref()));
             }
             ApiError::EnrichmentUnavailable {
                 detail,
@@ -425,6 +459,10 @@ impl ApiError {
             detail: clip(self.detail(), MAX_PROBLEM_DETAIL_CHARS),
             errors,
             error_count,
+            operation_id: match self {
+                ApiError::AcceptOutcomeUnknown { operation_id, .. } => *operation_id,
+                _ => None,
+            },
             meta: Meta { request_id },
         };
         let mut response = (status, body.into_bytes()).into_response();
@@ -514,6 +552,9 @@ struct Problem {
     errors: Vec<Issue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_count: Option<usize>,
+    /// The operation an accept of unknown outcome was for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation_id: Option<Uuid>,
     meta: Meta,
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
+use dossier_contracts::v1::OPERATION_ID_METADATA;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_telemetry::grpc::{ClientTrace, ClientTraceLayer};
 use tonic::Code;
@@ -169,7 +170,7 @@ pub fn map_status(status: tonic::Status) -> ApiError {
         ),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
             ApiError::unavailable(
-                "The service is temporarily unavailable; nothing was changed. Retry shortly.",
+                "The service is temporarily unavailable. Retry shortly.",
                 GrpcError(status),
             )
         }
@@ -180,7 +181,7 @@ pub fn map_status(status: tonic::Status) -> ApiError {
         // connection while the operations service restarts) is as transient
         // as UNAVAILABLE.
         Code::Unknown if is_transport_error(&status) => ApiError::unavailable(
-            "The service is temporarily unavailable; nothing was changed. Retry shortly.",
+            "The service is temporarily unavailable. Retry shortly.",
             GrpcError(status),
         ),
         _ => ApiError::Internal(anyhow::Error::new(GrpcError(status))),
@@ -192,9 +193,35 @@ pub fn map_status(status: tonic::Status) -> ApiError {
 /// message is over the gRPC limit, so the body is too large and no retry
 /// can help: `413` naming `body_limit`, never `503`. The limits are aligned
 /// (`dossier_contracts::limits`), so this is a backstop.
+///
+/// A 503 says what is known. UNAVAILABLE from the operations service itself
+/// means nothing was stored. DEADLINE_EXCEEDED (with the operation id in its
+/// metadata), a call that timed out or a connection lost mid-call mean the
+/// operation may have been accepted: the problem says so and names the
+/// operation when the service did, so the client can poll it.
 pub fn map_create_status(status: tonic::Status, body_limit: usize) -> ApiError {
     match status.code() {
         Code::OutOfRange => ApiError::PayloadTooLarge { limit: body_limit },
+        // The service said so, or the call never reached it.
+        Code::Unavailable if !is_transport_error(&status) || never_sent(&status) => {
+            ApiError::unavailable(
+                "The service is temporarily unavailable; the request was not stored. Retry shortly.",
+                GrpcError(status),
+            )
+        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+            if status.code() != Code::Unknown || is_transport_error(&status) =>
+        {
+            let operation_id = status
+                .metadata()
+                .get(OPERATION_ID_METADATA)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|id| uuid::Uuid::parse_str(id).ok());
+            ApiError::AcceptOutcomeUnknown {
+                operation_id,
+                source: GrpcError(status).into(),
+            }
+        }
         _ => map_status(status),
     }
 }
@@ -205,6 +232,26 @@ fn is_transport_error(status: &tonic::Status) -> bool {
     while let Some(error) = source {
         if error.is::<tonic::transport::Error>() || error.is::<std::io::Error>() {
             return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Whether the call failed to connect, so the service never saw it.
+fn never_sent(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+    let mut source = status.source();
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            );
         }
         source = error.source();
     }
@@ -253,5 +300,43 @@ mod tests {
         assert!(matches!(down, ApiError::Unavailable { .. }), "{down:?}");
         let answer = map_status(tonic::Status::out_of_range("too large"));
         assert!(matches!(answer, ApiError::Internal(_)), "{answer:?}");
+    }
+
+    #[test]
+    fn a_create_of_unknown_outcome_names_its_operation_and_claims_nothing() {
+        let id = uuid::Uuid::now_v7();
+        let mut status = tonic::Status::deadline_exceeded("may have been accepted");
+        status
+            .metadata_mut()
+            .insert(OPERATION_ID_METADATA, id.to_string().parse().unwrap());
+        let error = map_create_status(status, 1);
+        assert!(
+            matches!(error, ApiError::AcceptOutcomeUnknown { operation_id: Some(named), .. } if named == id),
+            "{error:?}"
+        );
+        let response = error.to_response(uuid::Uuid::now_v7());
+        assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+
+        // The gateway's own deadline: unknown, without a name.
+        let error = map_create_status(tonic::Status::cancelled("Timeout expired"), 1);
+        assert!(
+            matches!(
+                error,
+                ApiError::AcceptOutcomeUnknown {
+                    operation_id: None,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        // The service said nothing was stored.
+        let error = map_create_status(tonic::Status::unavailable("the broker is unavailable"), 1);
+        assert!(matches!(error, ApiError::Unavailable { .. }), "{error:?}");
+        // Reads never claim anything about changes.
+        let ApiError::Unavailable { detail, .. } = map_status(tonic::Status::unavailable("x"))
+        else {
+            panic!("not a 503");
+        };
+        assert!(!detail.contains("nothing was changed"), "{detail}");
     }
 }

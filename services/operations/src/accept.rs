@@ -19,16 +19,26 @@
 //!
 //! ## Failure between the two writes
 //!
-//! The process may die (or the broker may vanish) after the job is stored
-//! and before the record is written. The caller then got an error, never a
-//! success, and:
+//! The caller always learns what is known:
 //!
-//! - the job still runs, and the first event of its worker creates the record
-//!   (the projection builds a record from an event it has never seen);
-//! - a retry with the same idempotency key finds the claimed id without a
-//!   record, re-publishes the job with the same `Nats-Msg-Id` (JetStream drops
-//!   it inside the duplicate window) and creates the record: the retry heals
-//!   the operation instead of creating a second one.
+//! - **Before the job could be stored** (broker disconnected, the payload
+//!   not stored): UNAVAILABLE, and the idempotency claim this call made is
+//!   released, so a corrected request may use the key at once. Nothing was
+//!   stored.
+//! - **After** (the publish's ack lost or late, or the record's write
+//!   failed): DEADLINE_EXCEEDED with the operation id in the
+//!   `dossier-operation-id` metadata: the operation may exist. A background
+//!   task settles it — it publishes the job again under the same
+//!   `Nats-Msg-Id` (JetStream drops the copy if the first was stored, within
+//!   its 2-minute duplicate window) until acknowledged, then creates the
+//!   record — so polling the id soon finds the operation, which then runs
+//!   once. If the process dies first, a stored job still runs and its
+//!   worker's first event creates the record (the projection builds a
+//!   record from an event it has never seen).
+//! - A retry with the same idempotency key finds the claimed id: with a
+//!   record, it answers it (never re-publishing); without one, it
+//!   re-publishes the job under the same message id and creates the record,
+//!   healing the operation instead of creating a second one.
 //!
 //! ## Concurrent creates with one idempotency key
 //!
@@ -51,9 +61,9 @@
 //! same name before it re-publishes.
 //!
 //! A publish whose ack times out is ambiguous (the job may have been stored
-//! late, e.g. flushed on reconnect): the caller gets UNAVAILABLE and the
-//! "failure between the two writes" rules above apply.
+//! late, e.g. flushed on reconnect): the "after" rule above applies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -204,8 +214,16 @@ fn idempotency_kv_key(tenant: &str, key: &str) -> String {
 
 /// Accepts an operation for the request `request_id`; returns it and
 /// whether this call created it.
+///
+/// Failures say what is known (see the module docs, "Failure between the
+/// two writes"): before the job could be stored, the key's claim is
+/// released and the error is UNAVAILABLE (nothing was stored); after, the
+/// error is [`Error::OutcomeUnknown`] with the operation id, and a
+/// background task keeps settling the accept (re-publishing the job under
+/// the same message id while JetStream still de-duplicates it, then
+/// creating the record), so polling the id soon tells the truth.
 pub(crate) async fn create(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     request: CreateOperationRequest,
     request_id: String,
 ) -> Result<(Operation, bool), Error> {
@@ -222,15 +240,30 @@ pub(crate) async fn create(
     };
     let id_text = id.to_string();
     tracing::Span::current().record("dossier.operation.id", id_text.as_str());
+    // Until the job may have been stored, a failure leaves nothing behind:
+    // a claim this call made is released, so a corrected request may use
+    // the key at once.
+    let release = |error: Error| async {
+        if fresh && let Some(key) = &request.idempotency_key {
+            release_claim(shared, &request.tenant, key).await;
+        }
+        error
+    };
 
-    if !fresh && let Some(existing) = shared.records.load(&id_text).await? {
-        // An idempotent replay of a complete accept: never re-publish.
-        return Ok((existing.record, false));
+    if !fresh {
+        match shared.records.load(&id_text).await {
+            // An idempotent replay of a complete accept: never re-publish.
+            Ok(Some(existing)) => return Ok((existing.record, false)),
+            Ok(None) => {}
+            Err(error) => return Err(error),
+        }
     }
 
     let now = time_ext::now();
-    publish_job(shared, &request, &id_text, now).await?;
-
+    let job = match prepare_job(shared, &request, &id_text, now).await {
+        Ok(job) => job,
+        Err(error) => return Err(release(error).await),
+    };
     let record = Operation {
         id: id_text.clone(),
         tenant_id: request.tenant.clone(),
@@ -242,20 +275,93 @@ pub(crate) async fn create(
         attempt: 0,
         ..Operation::default()
     };
-    match shared.records.create(&record).await? {
-        Some(revision) => {
-            shared
-                .index
-                .upsert(&request.tenant, id, Status::Queued, request.kind, revision);
+    let unknown = |source: Error| Error::OutcomeUnknown {
+        operation_id: id_text.clone(),
+        source: Box::new(source),
+    };
+    if let Err(error) = job.publish(shared).await {
+        // The job may have been stored (an ack lost or late): settle it.
+        tokio::spawn(settle(shared.clone(), job, record, request.kind));
+        return Err(unknown(error));
+    }
+    match create_record(shared, &record, request.kind).await {
+        Ok(created) => {
             tracing::info!(message = "Operation accepted.", operation_id = %id_text, kind = %request.kind);
-            Ok((record, fresh))
+            Ok((created, fresh))
         }
-        // A worker's event or a concurrent replay created it first.
-        None => match shared.records.load(&id_text).await? {
-            Some(existing) => Ok((existing.record, fresh)),
+        Err(error) => {
+            // The job is stored and will run; the record follows.
+            tokio::spawn(settle(shared.clone(), job, record, request.kind));
+            Err(unknown(error))
+        }
+    }
+}
+
+/// Creates the record (or finds the one a worker's event or a concurrent
+/// replay created first) and indexes it.
+async fn create_record(
+    shared: &Shared,
+    record: &Operation,
+    kind: Kind,
+) -> Result<Operation, Error> {
+    match shared.records.create(record).await? {
+        Some(revision) => {
+            if let Ok(id) = Uuid::parse_str(&record.id) {
+                shared
+                    .index
+                    .upsert(&record.tenant_id, id, Status::Queued, kind, revision);
+            }
+            Ok(record.clone())
+        }
+        None => match shared.records.load(&record.id).await? {
+            Some(existing) => Ok(existing.record),
             // Created and deleted in between: only an operator does that.
             None => Err(Error::NotFound),
         },
+    }
+}
+
+/// How long an unsettled accept keeps re-publishing its job: within
+/// JetStream's duplicate window (2 minutes), so that a job stored late is
+/// never stored twice.
+const SETTLE_FOR: Duration = Duration::from_secs(100);
+
+/// Settles an accept whose answer was "outcome unknown": publishes the job
+/// again (same message id: a copy stored late is dropped as a duplicate)
+/// until it is acknowledged, then creates the record. Gives up at shutdown
+/// or after [`SETTLE_FOR`]; the job, if stored, still runs and its first
+/// event creates the record.
+async fn settle(shared: Arc<Shared>, job: PreparedJob, record: Operation, kind: Kind) {
+    let deadline = tokio::time::Instant::now() + SETTLE_FOR;
+    let mut published = false;
+    let mut attempt = 0;
+    loop {
+        if !published {
+            published = job.publish(&shared).await.is_ok();
+        }
+        if published && create_record(&shared, &record, kind).await.is_ok() {
+            tracing::info!(message = "Accept settled: the operation is stored.", operation_id = %record.id);
+            return;
+        }
+        attempt += 1;
+        let wait = crate::RECONNECT.delay(attempt);
+        if tokio::time::Instant::now() + wait > deadline {
+            tracing::error!(message = "Accept not settled; its job, if stored, creates the record.", operation_id = %record.id, published);
+            return;
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Deletes the claim of `key` (best effort: a claim that stays expires
+/// with the bucket's 24 hours).
+async fn release_claim(shared: &Shared, tenant: &str, key: &str) {
+    let kv_key = idempotency_kv_key(tenant, key);
+    if let Err(error) = shared.topology.idempotency.delete(&kv_key).await {
+        tracing::warn!(message = "Cannot release an idempotency claim.", %error);
     }
 }
 
@@ -308,24 +414,31 @@ async fn claim(shared: &Shared, request: &Validated, key: &str) -> Result<(Uuid,
     Err(Error::Contention(kv_key))
 }
 
-/// Publishes the job and waits for JetStream's ack: only then is it stored.
-/// A payload past the inline limit is stored in the payloads object store
-/// first (under the operation id, so a retry re-puts the same bytes) and the
-/// job carries its reference.
-async fn publish_job(
+/// A job ready to publish: its subject, headers (message id, trace
+/// context) and bytes, kept so that it can be published again unchanged.
+struct PreparedJob {
+    subject: String,
+    headers: HeaderMap,
+    bytes: Bytes,
+    span: tracing::Span,
+    id: String,
+}
+
+/// Builds the job. A payload past the inline limit is stored in the
+/// payloads object store first (under the operation id, so a retry re-puts
+/// the same bytes) and the job carries its reference: a stored job always
+/// finds its payload.
+async fn prepare_job(
     shared: &Shared,
     request: &Validated,
     id: &str,
     created_at: prost_types::Timestamp,
-) -> Result<(), Error> {
+) -> Result<PreparedJob, Error> {
     let subject = dossier_broker::job_subject(request.kind);
     // The producer span: the job's headers carry its context, so the
     // worker's span is its child.
     let span = spans::nats_publish(&subject, id);
     span.record("dossier.operation.id", id);
-    // A large payload is stored first and referred to, so the job stays a
-    // small message; the job is published only once every chunk is stored,
-    // so a stored job always finds its payload.
     let inline_limit = payloads::inline_limit(shared.client.server_info().max_payload);
     let (payload_json, payload_ref) = if request.payload.len() <= inline_limit {
         (request.payload.to_vec(), None)
@@ -348,32 +461,49 @@ async fn publish_job(
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
     propagation::inject_nats(&span, &request.request_id, &mut headers);
+    Ok(PreparedJob {
+        subject,
+        headers,
+        bytes: Bytes::from(job.encode_to_vec()),
+        span,
+        id: id.to_owned(),
+    })
+}
 
-    let publish = async {
-        shared
-            .topology
-            .jetstream
-            .publish_with_headers(subject, headers, Bytes::from(job.encode_to_vec()))
+impl PreparedJob {
+    /// Publishes the job and waits for JetStream's ack: only then is it
+    /// stored. A failure is ambiguous: the job may have been stored anyway.
+    async fn publish(&self, shared: &Shared) -> Result<(), Error> {
+        let publish = async {
+            shared
+                .topology
+                .jetstream
+                .publish_with_headers(
+                    self.subject.clone(),
+                    self.headers.clone(),
+                    self.bytes.clone(),
+                )
+                .await
+                .map_err(|e| Error::broker("publishing the job")(e.into()))?
+                .await
+                .map_err(|e| Error::broker("storing the job")(e.into()))
+        };
+        // The context's own timeout bounds the ack; this also bounds a
+        // publish stuck behind a full outgoing buffer.
+        let timeout = shared.request_timeout + Duration::from_millis(500);
+        let ack = tokio::time::timeout(timeout, publish)
+            .instrument(self.span.clone())
             .await
-            .map_err(|e| Error::broker("publishing the job")(e.into()))?
-            .await
-            .map_err(|e| Error::broker("storing the job")(e.into()))
-    };
-    // The context's own timeout bounds the ack; this also bounds a publish
-    // stuck behind a full outgoing buffer.
-    let timeout = shared.request_timeout + Duration::from_millis(500);
-    let ack = tokio::time::timeout(timeout, publish)
-        .instrument(span.clone())
-        .await
-        .map_err(|_| Error::broker("storing the job")("publish ack timed out".into()))
-        .and_then(|stored| stored)
-        .inspect_err(|_| {
-            span.record("otel.status_code", "ERROR");
-        })?;
-    if ack.duplicate {
-        tracing::debug!(message = "Job was already stored; the re-publish was dropped.", operation_id = %id);
+            .map_err(|_| Error::broker("storing the job")("publish ack timed out".into()))
+            .and_then(|stored| stored)
+            .inspect_err(|_| {
+                self.span.record("otel.status_code", "ERROR");
+            })?;
+        if ack.duplicate {
+            tracing::debug!(message = "Job was already stored; the re-publish was dropped.", operation_id = %self.id);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 //! (409, idempotency key reused with another body), FAILED_PRECONDITION
 //! (409, cancel of a terminal operation, or result pages of an operation
 //! without a paged result), INVALID_ARGUMENT (400),
-//! UNAVAILABLE (503, retry later). Internal causes are logged here and never
+//! UNAVAILABLE (503, retry later: nothing was stored), DEADLINE_EXCEEDED
+//! (503, an accept whose outcome is not known yet; the operation id is in
+//! the `dossier-operation-id` metadata). Internal causes are logged here and never
 //! sent to the caller.
 
 use dossier_contracts::Status as OpStatus;
+use dossier_contracts::v1::OPERATION_ID_METADATA;
 
 /// Why a request or a projection step failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,17 @@ pub enum Error {
     /// The broker is not connected right now.
     #[error("the broker is not connected")]
     Disconnected,
+    /// An accept failed after its job may have been stored: the operation
+    /// may exist. The service keeps settling it in the background (see
+    /// `accept.rs`), so polling the id tells the truth shortly.
+    #[error("the outcome of accepting operation {operation_id} is not known yet: {source}")]
+    OutcomeUnknown {
+        /// The operation the accept was for.
+        operation_id: String,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The service is starting and cannot answer this yet.
     #[error("{0}")]
     NotReady(&'static str),
@@ -86,6 +100,20 @@ impl From<Error> for tonic::Status {
                 "the operation is already {status} and cannot be cancelled"
             )),
             Error::NoResultItems(why) => tonic::Status::failed_precondition(why),
+            Error::OutcomeUnknown {
+                ref operation_id, ..
+            } => {
+                tracing::warn!(message = "Accept outcome not known yet.", error = %error_chain(&error));
+                // DEADLINE_EXCEEDED: "may have completed" (gRPC's meaning);
+                // the id lets the caller look.
+                let mut status = tonic::Status::deadline_exceeded(
+                    "the operation may have been accepted; poll its id",
+                );
+                if let Ok(value) = operation_id.parse() {
+                    status.metadata_mut().insert(OPERATION_ID_METADATA, value);
+                }
+                status
+            }
             Error::Disconnected | Error::Broker { .. } | Error::Contention(_) => {
                 tracing::warn!(message = "Request failed on the broker.", error = %error_chain(&error));
                 tonic::Status::unavailable("the broker is unavailable; retry in a few seconds")

@@ -22,6 +22,15 @@ fn services() -> Vec<(&'static str, clap::Command)> {
     ]
 }
 
+#[test]
+fn every_service_command_line_is_well_formed() {
+    // clap checks ids, `requires` targets and conflicts only here (and in
+    // debug builds at parse time): flattened groups must not clash.
+    for (_, command) in services() {
+        command.debug_assert();
+    }
+}
+
 /// What one variable is, per service.
 #[derive(Default)]
 struct Row {

@@ -305,3 +305,87 @@ async fn the_service_carries_on_through_a_broker_restart() {
     assert_eq!(app.job_count().await, 2);
     assert_eq!(app.get("acme", &second.id).await.unwrap().id, second.id);
 }
+
+#[tokio::test]
+async fn an_accept_that_stored_nothing_releases_its_key_and_says_so() {
+    let app = TestApp::spawn().await;
+    // The payloads store is gone (an operator's mistake): a large payload
+    // cannot be stored, so the accept fails before its job.
+    app.js
+        .delete_object_store(dossier_broker::PAYLOADS_OBJECT_STORE)
+        .await
+        .unwrap();
+    let name = "x".repeat(480);
+    let big = |company: &str| {
+        let records: Vec<String> = (0..2_000)
+            .map(|i| {
+                format!(r#"{{"fullName":"{name}","companyName":"{company}","externalId":"{i}"}}"#)
+            })
+            .collect();
+        format!(r#"{{"records":[{}]}}"#, records.join(","))
+    };
+    let error = app
+        .create("acme", Kind::EnrichmentBatch, &big("Acme"), "key-released")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert_eq!(app.record_count().await, 0);
+    assert_eq!(app.job_count().await, 0);
+
+    // The store is back: a corrected body may use the key at once (the
+    // claim was released, not kept for 24 hours).
+    dossier_broker::Topology::ensure(&app.js, &app.topology_config)
+        .await
+        .unwrap();
+    let created = app
+        .create(
+            "acme",
+            Kind::EnrichmentBatch,
+            &big("Globex"),
+            "key-released",
+        )
+        .await
+        .unwrap();
+    assert!(created.created);
+    assert_eq!(app.job_count().await, 1);
+}
+
+#[tokio::test]
+async fn an_accept_whose_job_may_be_stored_names_the_operation_and_settles_it() {
+    let app = TestApp::spawn().await;
+    // The jobs stream is gone for a moment: the publish fails after the
+    // accept began, so its outcome is unknown to the caller.
+    app.js
+        .delete_stream(dossier_broker::JOBS_STREAM)
+        .await
+        .unwrap();
+    let error = app
+        .create("acme", Kind::SearchPeople, SEARCH, "key-unknown")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
+    let id = error
+        .metadata()
+        .get(dossier_contracts::v1::OPERATION_ID_METADATA)
+        .expect("the operation is named")
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // The stream is back: the service settles the accept by itself — the
+    // job is stored once and the record appears, so polling tells the truth.
+    dossier_broker::Topology::ensure(&app.js, &app.topology_config)
+        .await
+        .unwrap();
+    let op = app.wait_for_status("acme", &id, Status::Queued).await;
+    assert_eq!(op.id, id);
+    assert_eq!(app.job_count().await, 1);
+    // A retry with the key answers the same operation and stores no job.
+    let retry = app
+        .create("acme", Kind::SearchPeople, SEARCH, "key-unknown")
+        .await
+        .unwrap();
+    assert!(!retry.created);
+    assert_eq!(retry.operation.unwrap().id, id);
+    assert_eq!(app.job_count().await, 1);
+}
