@@ -107,33 +107,8 @@ pub(super) fn containers<'a>(
                 workload["kind"].as_str().unwrap_or_default(),
                 workload["metadata"]["name"].as_str().unwrap_or_default()
             );
-            let mut set = BTreeMap::new();
-            for e in c["env"].as_array().into_iter().flatten() {
-                let value = e["value"]
-                    .as_str()
-                    .map_or_else(|| "<from a reference>".to_owned(), str::to_owned);
-                set.insert(e["name"].as_str().unwrap_or_default().to_owned(), value);
-            }
-            for source in c["envFrom"].as_array().into_iter().flatten() {
-                let (kind, name) = if let Some(n) = source["configMapRef"]["name"].as_str() {
-                    ("ConfigMap", n)
-                } else {
-                    (
-                        "Secret",
-                        source["secretRef"]["name"].as_str().unwrap_or_default(),
-                    )
-                };
-                match overlay.find(kind, name) {
-                    Some(doc) => {
-                        for (k, v) in doc["data"].as_object().into_iter().flatten() {
-                            set.insert(k.clone(), v.as_str().unwrap_or_default().to_owned());
-                        }
-                    }
-                    None => problems.push(format!(
-                        "{place}: envFrom {kind} {name} is not in the overlay"
-                    )),
-                }
-            }
+            let (set, missing) = overlay.env_of(c);
+            problems.extend(missing.into_iter().map(|m| format!("{place}: {m}")));
             out.push(Container {
                 place,
                 service,

@@ -1,6 +1,7 @@
 //! Check 3: every Kubernetes overlay rendered by kustomize (and validated
 //! by [`super::tools`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,6 +36,72 @@ impl Overlay {
             }
         }
         out
+    }
+
+    /// The namespace the overlay deploys into (its Namespace resource, or
+    /// the namespace its resources carry).
+    pub(super) fn namespace(&self) -> String {
+        self.docs
+            .iter()
+            .find(|d| d["kind"] == "Namespace")
+            .and_then(|d| d["metadata"]["name"].as_str())
+            .or_else(|| {
+                self.docs
+                    .iter()
+                    .find_map(|d| d["metadata"]["namespace"].as_str())
+            })
+            .unwrap_or("default")
+            .to_owned()
+    }
+
+    /// The environment a container gets from its manifest: `env` (a value
+    /// from a reference is `<from a reference>`) over `envFrom` ConfigMaps
+    /// and Secrets of the overlay. A source missing from the overlay is a
+    /// problem (the second list).
+    pub(super) fn env_of(&self, container: &Value) -> (BTreeMap<String, String>, Vec<String>) {
+        let mut set = BTreeMap::new();
+        let mut missing = Vec::new();
+        for source in container["envFrom"].as_array().into_iter().flatten() {
+            let (kind, name) = if let Some(n) = source["configMapRef"]["name"].as_str() {
+                ("ConfigMap", n)
+            } else {
+                (
+                    "Secret",
+                    source["secretRef"]["name"].as_str().unwrap_or_default(),
+                )
+            };
+            match self.find(kind, name) {
+                Some(doc) => {
+                    for (k, v) in doc["data"].as_object().into_iter().flatten() {
+                        set.insert(k.clone(), v.as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                None => missing.push(format!("envFrom {kind} {name} is not in the overlay")),
+            }
+        }
+        // `env` wins over `envFrom`, as in Kubernetes.
+        for e in container["env"].as_array().into_iter().flatten() {
+            let value = e["value"]
+                .as_str()
+                .map_or_else(|| "<from a reference>".to_owned(), str::to_owned);
+            set.insert(e["name"].as_str().unwrap_or_default().to_owned(), value);
+        }
+        (set, missing)
+    }
+}
+
+/// An overlay from YAML documents (tests of the checks).
+#[cfg(test)]
+pub(super) fn overlay_from_yaml(name: &str, yaml: &str) -> Overlay {
+    use serde::Deserialize as _;
+    let docs = serde_norway::Deserializer::from_str(yaml)
+        .filter_map(|doc| Value::deserialize(doc).ok())
+        .filter(|d| !d.is_null())
+        .collect();
+    Overlay {
+        name: name.to_owned(),
+        file: PathBuf::from(format!("{name}.yaml")),
+        docs,
     }
 }
 

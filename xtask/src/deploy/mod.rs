@@ -42,6 +42,7 @@ mod durability;
 mod env;
 mod k8s;
 mod nats_auth;
+mod network;
 mod smoke;
 mod tools;
 
@@ -55,6 +56,7 @@ use self::durability::check_durability;
 use self::env::{Pending, check_env};
 use self::k8s::render_overlays;
 use self::nats_auth::check_nats_configs;
+use self::network::check_network;
 use self::smoke::smoke;
 use self::tools::Tools;
 use crate::{nats, root, target_dir};
@@ -86,6 +88,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // 3. Kubernetes.
     let overlays = render_overlays(&tools, &root, &work, &mut report)?;
     tools.validate_manifests(&overlays, &mut report)?;
+    // 9. The network model (here: it needs only the rendered files).
+    check_network(&overlays, &compose, &mut report);
     // 4. NATS configurations.
     let nats_bin = nats::ensure()?;
     check_nats_configs(&nats_bin, &overlays, &work, &mut report)?;
