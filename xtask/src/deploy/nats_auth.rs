@@ -41,8 +41,35 @@ pub(super) fn check_nats_configs(
         };
         let dir = work.join(format!("nats-{}", overlay.name));
         std::fs::create_dir_all(&dir)?;
+        // The Secrets cert-manager makes (the production TLS certificate)
+        // do not exist here: a throwaway certificate stands in, in a
+        // directory of the run that the configuration is pointed at.
+        let mut mounts = Vec::new();
+        let container = &spec["containers"][0];
+        for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+            let (Some(path), Some(volume)) = (mount["mountPath"].as_str(), mount["name"].as_str())
+            else {
+                continue;
+            };
+            let is_certificate = spec["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["name"] == volume)
+                .filter_map(|v| v["secret"]["secretName"].as_str())
+                .any(|secret| overlay.certificate_of(secret).is_some());
+            if is_certificate {
+                let stand_in = dir.join(format!("secret-{volume}"));
+                throwaway_certificate(&stand_in)?;
+                mounts.push((format!("{}/", path.trim_end_matches('/')), stand_in));
+            }
+        }
         for (file, content) in config_map["data"].as_object().into_iter().flatten() {
-            std::fs::write(dir.join(file), content.as_str().unwrap_or_default())?;
+            let mut content = content.as_str().unwrap_or_default().to_owned();
+            for (path, stand_in) in &mounts {
+                content = content.replace(path.as_str(), &format!("{}/", stand_in.display()));
+            }
+            std::fs::write(dir.join(file), content)?;
         }
         let auth = config_map["data"]["auth.conf"].as_str().unwrap_or_default();
         let mut cmd = Command::new(nats_bin);
@@ -92,6 +119,40 @@ pub(super) fn check_nats_configs(
         ),
         problems,
     );
+    Ok(())
+}
+
+/// A self-signed certificate and its key as cert-manager writes them into
+/// a Secret (`tls.crt`, `tls.key`, `ca.crt`), for `nats-server -t` only.
+fn throwaway_certificate(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    crate::run_checked(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=nats",
+                "-addext",
+                "subjectAltName=DNS:nats",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("tls.key"))
+            .arg("-out")
+            .arg(dir.join("tls.crt"))
+            .stderr(std::process::Stdio::null()),
+    )
+    .context("making a throwaway certificate with openssl (for nats-server -t)")?;
+    std::fs::copy(dir.join("tls.crt"), dir.join("ca.crt"))?;
     Ok(())
 }
 
