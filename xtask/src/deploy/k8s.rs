@@ -178,6 +178,22 @@ impl Overlay {
         })
     }
 
+    /// The StatefulSet `nats` and the ConfigMap of the overlay it mounts
+    /// (its configuration files).
+    pub(super) fn nats_config(&self) -> Result<(&Value, &Value), String> {
+        let statefulset = self
+            .find("StatefulSet", "nats")
+            .ok_or("no StatefulSet nats")?;
+        let config_map = statefulset["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|v| v["configMap"]["name"].as_str())
+            .and_then(|name| self.find("ConfigMap", name))
+            .ok_or("the nats StatefulSet mounts no rendered ConfigMap")?;
+        Ok((statefulset, config_map))
+    }
+
     /// The cert-manager Certificate that writes the Secret `secret`.
     pub(super) fn certificate_of(&self, secret: &str) -> Option<&Value> {
         self.docs
@@ -306,4 +322,13 @@ pub(super) fn relative(from: &Path, to: &Path) -> PathBuf {
         out.push(c);
     }
     out
+}
+
+/// A problem of `problems` mentions `wanted` (tests of the checks).
+#[cfg(test)]
+pub(super) fn assert_names(problems: &[String], wanted: &str) {
+    assert!(
+        problems.iter().any(|p| p.contains(wanted)),
+        "no problem mentions {wanted:?}: {problems:#?}"
+    );
 }

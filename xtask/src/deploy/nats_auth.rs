@@ -21,24 +21,14 @@ pub(super) fn check_nats_configs(
 ) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for overlay in overlays {
-        let Some(statefulset) = overlay.find("StatefulSet", "nats") else {
-            problems.push(format!("{}: no StatefulSet nats", overlay.name));
-            continue;
+        let (statefulset, config_map) = match overlay.nats_config() {
+            Ok(found) => found,
+            Err(why) => {
+                problems.push(format!("{}: {why}", overlay.name));
+                continue;
+            }
         };
         let spec = &statefulset["spec"]["template"]["spec"];
-        let Some(config_map) = spec["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|v| v["configMap"]["name"].as_str())
-            .and_then(|name| overlay.find("ConfigMap", name))
-        else {
-            problems.push(format!(
-                "{}: the nats StatefulSet mounts no rendered ConfigMap",
-                overlay.name
-            ));
-            continue;
-        };
         let dir = work.join(format!("nats-{}", overlay.name));
         std::fs::create_dir_all(&dir)?;
         // The Secrets cert-manager makes (the production TLS certificate)

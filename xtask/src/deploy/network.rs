@@ -816,7 +816,7 @@ fn compose_port_problems(compose: &Value) -> Vec<String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::k8s::overlay_from_yaml;
+    use super::super::k8s::{assert_names, overlay_from_yaml};
     use super::*;
 
     /// A small namespace in the shape of the shipped overlays: NATS, the
@@ -956,13 +956,6 @@ spec:
 
     fn problems_of(yaml: &str) -> Vec<String> {
         network_problems(&overlay_from_yaml("production", yaml))
-    }
-
-    fn assert_names(problems: &[String], wanted: &str) {
-        assert!(
-            problems.iter().any(|p| p.contains(wanted)),
-            "no problem mentions {wanted:?}: {problems:#?}"
-        );
     }
 
     #[test]

@@ -259,22 +259,16 @@ struct NatsTls {
 }
 
 fn nats_tls(overlay: &Overlay, problems: &mut Vec<String>) -> Option<NatsTls> {
-    let Some(statefulset) = overlay.find("StatefulSet", "nats") else {
-        problems.push("no StatefulSet nats".to_owned());
-        return None;
+    let (statefulset, config_map) = match overlay.nats_config() {
+        Ok(found) => found,
+        Err(why) => {
+            problems.push(why);
+            return None;
+        }
     };
-    let spec = &statefulset["spec"]["template"]["spec"];
-    let container = spec["containers"].as_array().and_then(|c| c.first())?;
-    let Some(config_map) = spec["volumes"]
+    let container = statefulset["spec"]["template"]["spec"]["containers"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|v| v["configMap"]["name"].as_str())
-        .and_then(|name| overlay.find("ConfigMap", name))
-    else {
-        problems.push("the nats StatefulSet mounts no ConfigMap of the overlay".to_owned());
-        return None;
-    };
+        .and_then(|c| c.first())?;
     let text = strip_comments(&with_includes(&config_map["data"], "nats.conf"));
     let clients = tls_block(
         overlay,
@@ -425,7 +419,7 @@ fn name_matches(name: &str, host: &str) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::k8s::overlay_from_yaml;
+    use super::super::k8s::{assert_names, overlay_from_yaml};
     use super::*;
 
     /// A production namespace in the shape of the shipped overlay: NATS with
@@ -568,13 +562,6 @@ spec:
         let mut problems = service_token_problems(&overlay);
         problems.extend(production_tls_problems(&overlay));
         problems
-    }
-
-    fn assert_names(problems: &[String], wanted: &str) {
-        assert!(
-            problems.iter().any(|p| p.contains(wanted)),
-            "no problem mentions {wanted:?}: {problems:#?}"
-        );
     }
 
     #[test]
