@@ -139,7 +139,7 @@ impl Tools {
         }
         report.check(
             format!(
-                "rendered manifests valid (Kubernetes {}, strict; KEDA ScaledObject)",
+                "rendered manifests valid (Kubernetes {}, strict; KEDA ScaledObject; cert-manager Issuer, Certificate)",
                 KUBERNETES_VERSIONS.join(", ")
             ),
             problems,
