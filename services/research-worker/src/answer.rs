@@ -40,7 +40,12 @@ pub struct Evidence {
 pub enum AnswerMethod {
     /// Sentences retrieved from the evidence, verbatim.
     Retrieval,
-    /// Prose written by the synthesis provider from retrieved evidence.
+    /// Facts looked up in the report's structured sections (people by
+    /// function and rank, counts, the profile, look-alikes, a person's
+    /// record).
+    Structured,
+    /// A deterministic answer reworded by the synthesis provider, which
+    /// may add no fact to it.
     Synthesis,
 }
 
@@ -143,23 +148,33 @@ impl<'a> Index<'a> {
 
     /// The deterministic answer to `question`.
     pub fn answer(&self, question: &str) -> Answer {
-        let best = self.retrieve(question, MAX_SENTENCES);
-        if best.is_empty() {
-            return not_found(question);
-        }
-        let text = best
-            .iter()
-            .map(|s| format!("{} [{}]", s.evidence.text, s.evidence.source))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let sources: BTreeSet<usize> = best.iter().map(|s| s.evidence.source).collect();
-        Answer {
-            question: question.to_owned(),
-            answer: text,
-            found: true,
-            sources: sources.into_iter().collect(),
-            method: AnswerMethod::Retrieval,
-        }
+        let best: Vec<Evidence> = self
+            .retrieve(question, MAX_SENTENCES)
+            .into_iter()
+            .map(|s| s.evidence.clone())
+            .collect();
+        from_evidence(question, &best, AnswerMethod::Retrieval)
+    }
+}
+
+/// The answer made of `sentences`, each followed by its `[n]`; "not found"
+/// when there are none.
+pub fn from_evidence(question: &str, sentences: &[Evidence], method: AnswerMethod) -> Answer {
+    if sentences.is_empty() {
+        return not_found(question);
+    }
+    let text = sentences
+        .iter()
+        .map(|s| format!("{} [{}]", s.text, s.source))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let sources: BTreeSet<usize> = sentences.iter().map(|s| s.source).collect();
+    Answer {
+        question: question.to_owned(),
+        answer: text,
+        found: true,
+        sources: sources.into_iter().collect(),
+        method,
     }
 }
 

@@ -5,8 +5,10 @@
 //! `dossier-targeting`), the company profile, the leadership and buying
 //! committee with the org shape, look-alike companies, evidence from the
 //! company's own web site ([`web`], on public addresses only ([`guard`]),
-//! text extracted by [`extract`]), answers to the questions ([`answer`],
-//! optionally written by a [`synthesis`] provider) and the cited report
+//! text extracted by [`extract`]), answers to the questions (what each
+//! asks, [`intent`]; answered from the report's structure, [`facts`], else
+//! by retrieval, [`answer`]; optionally reworded by a [`synthesis`] provider
+//! that may add no fact) and the cited report
 //! ([`report`]).
 //!
 //! `main.rs` only reads [`Config`] and runs [`App`], the shared worker
@@ -18,8 +20,10 @@
 pub mod answer;
 pub mod config;
 pub mod extract;
+pub mod facts;
 pub mod guard;
 pub mod handler;
+pub mod intent;
 pub mod plan;
 pub mod report;
 mod steps;

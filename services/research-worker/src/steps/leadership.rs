@@ -1,6 +1,12 @@
 //! Step 3, leadership: the people at the company (through its confirmed
 //! page, else by profile company text), the buying committee and the org
 //! shape.
+//!
+//! Two lookups of the same listing: everyone (up to the depth's limit; the
+//! org shape counts these), and the owners, executives, VPs and directors
+//! (up to the same limit). At a company of hundreds, the first lookup alone
+//! holds a random few leaders; the second is what the committee and the
+//! answers to "who leads sales" rest on.
 
 use std::collections::BTreeSet;
 
@@ -29,27 +35,48 @@ pub(crate) async fn run(
         .step(
             StepName::Leadership,
             runner.budget(StepName::Leadership),
-            people(
-                providers,
-                company,
-                resolved.handle.as_deref(),
-                limits.people,
-            ),
+            async {
+                let handle = resolved.handle.as_deref();
+                let everyone = PeopleQuery::with_limit(limits.people);
+                let mut senior = everyone.clone();
+                senior.seniorities = LEADERS.to_vec();
+                let (leaders, _) = people(providers, company, handle, &senior).await?;
+                let (all, how) = people(providers, company, handle, &everyone).await?;
+                Ok((all, leaders, how))
+            },
         )
         .await?;
-    if let Some((people, how)) = people {
+    if let Some((people, leaders, how)) = people {
         let id = gathered.sources.directory(
             format!("directory:people?{how}"),
             format!("Directory people at {}", company.name),
         );
-        let leadership = leadership(&people, limits.committee, id);
+        // Everyone found once: the leaders lookup first (most senior),
+        // then the rest of the general lookup.
+        let mut seen = BTreeSet::new();
+        let known: Vec<Person> = leaders
+            .into_iter()
+            .chain(people.iter().cloned())
+            .filter(|p| seen.insert(p.id.clone()))
+            .collect();
+        let leadership = leadership(&people, &known, limits.committee, id);
         gathered
             .evidence
             .extend(leadership_evidence(&company.name, &leadership));
         gathered.sections.leadership = Some(leadership);
+        gathered.counted = people;
+        gathered.people = known;
     }
     Ok(())
 }
+
+/// The ranks of the second lookup: who sits on a buying committee.
+const LEADERS: [Seniority; 4] = [
+    Seniority::Owner,
+    Seniority::CSuite,
+    Seniority::Vp,
+    Seniority::Director,
+];
 
 /// People at `company`: through its confirmed page, else by the profile
 /// company text of its name and aliases. Returns the people and how they
@@ -58,11 +85,11 @@ async fn people(
     providers: &ProviderSet,
     company: &Company,
     handle: Option<&str>,
-    limit: usize,
+    query: &PeopleQuery,
 ) -> Result<(Vec<Person>, String), String> {
-    let query = PeopleQuery::with_limit(limit);
+    let limit = query.limit;
     if let Some(handle) = handle {
-        let fan = providers.people_at_company_handle(handle, &query).await;
+        let fan = providers.people_at_company_handle(handle, query).await;
         all_failed(&fan)?;
         return Ok((fan.into_values(), format!("companyPage={handle}")));
     }
@@ -70,7 +97,7 @@ async fn people(
     let mut people = Vec::new();
     let names = std::iter::once(&company.name).chain(&company.aliases);
     for name in names {
-        let fan = providers.people_by_company_text(name, &query).await;
+        let fan = providers.people_by_company_text(name, query).await;
         all_failed(&fan)?;
         for person in fan.into_values() {
             if people.len() < limit && seen.insert(person.id.clone()) {
@@ -92,13 +119,15 @@ fn committee_rank(s: Seniority) -> Option<u8> {
     }
 }
 
-fn leadership(people: &[Person], committee: usize, source: usize) -> Leadership {
+/// The section: the org shape of `people` (the general lookup), the
+/// committee from `known` (everyone found).
+fn leadership(people: &[Person], known: &[Person], committee: usize, source: usize) -> Leadership {
     let mut shape = OrgShape::default();
     for p in people {
         *shape.by_department.entry(label(p.department)).or_default() += 1;
         *shape.by_seniority.entry(label(p.seniority)).or_default() += 1;
     }
-    let mut senior: Vec<(u8, usize, &Person)> = people
+    let mut senior: Vec<(u8, usize, &Person)> = known
         .iter()
         .enumerate()
         .filter_map(|(i, p)| committee_rank(p.seniority).map(|r| (r, i, p)))

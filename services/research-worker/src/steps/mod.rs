@@ -42,6 +42,11 @@ pub(crate) struct Gathered<'a> {
     pub(crate) evidence: Vec<Evidence>,
     /// The report's sections so far.
     pub(crate) sections: Sections,
+    /// Everyone the leadership step found, leaders first (cited as its
+    /// source): the answers look people up by function and rank here.
+    pub(crate) people: Vec<Person>,
+    /// The people its general lookup found, which the org shape counts.
+    pub(crate) counted: Vec<Person>,
 }
 
 /// The subject's company, for the steps that need one; without it, `step`

@@ -106,6 +106,8 @@ pub(crate) async fn run<'a>(
         sources,
         evidence,
         sections: Sections::default(),
+        people: Vec::new(),
+        counted: Vec::new(),
     }))
 }
 
