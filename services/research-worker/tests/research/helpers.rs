@@ -270,6 +270,21 @@ pub(crate) async fn start_worker(config: Config) -> Running {
     Running::spawn(|token| worker.run(token))
 }
 
+/// Runs the research `body` through the gateway to its end and returns its
+/// result: succeeded, or partial_success (a web step with no network).
+pub(crate) async fn research_result(app: &TestApp, body: &Value) -> Value {
+    let accepted = app.post_research(body).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let op = app
+        .wait_for_terminal(&accepted.id(), dossier_stack::KEY_A)
+        .await;
+    assert!(
+        ["succeeded", "partial_success"].contains(&op["status"].as_str().unwrap_or_default()),
+        "{op}"
+    );
+    op["result"].clone()
+}
+
 /// Every `[n]` in `text`.
 pub(crate) fn citations(text: &str) -> Vec<usize> {
     research_worker::answer::citations(text)

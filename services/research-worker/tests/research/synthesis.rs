@@ -1,6 +1,7 @@
 //! The optional synthesis provider, against wiremock: its prose is used when
-//! it cites only passages it was given, and the deterministic answer is used
-//! when it cites anything else.
+//! it cites only passages it was given and adds nothing to them, and the
+//! deterministic answer is used when it cites anything else or names a
+//! person (or a number) the passages do not hold.
 
 use dossier_stack::{KEY_A, spawn_app};
 use secrecy::SecretString;
@@ -11,7 +12,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::helpers::*;
 
 /// Answers a question about hiring by citing the first passage it was
-/// given; anything else with a citation of a source that does not exist.
+/// given; the CTO question with a real citation but an invented colleague;
+/// anything else with a citation of a source that does not exist.
 struct Model;
 
 impl Respond for Model {
@@ -21,6 +23,9 @@ impl Respond for Model {
         let content = if prompt.contains("Question: Is Acme hiring") {
             let first = citations(prompt)[0];
             format!("Yes: Acme is hiring Rust engineers for its platform team [{first}].")
+        } else if prompt.contains("Question: Who is the CTO") {
+            let first = citations(prompt)[0];
+            format!("Jane Doe is the CTO, with John Smith as her deputy [{first}].")
         } else {
             "Acme has 10,000 employees [999].".to_owned()
         };
@@ -54,7 +59,11 @@ async fn synthesis_is_used_only_when_its_citations_are_gathered_sources() {
     let accepted = app
         .post_research(&json!({
             "subject": { "company": { "name": "Acme Corp", "domain": "acme.com" } },
-            "questions": ["Is Acme hiring Rust engineers?", "How many people does Acme employ?"]
+            "questions": [
+                "Is Acme hiring Rust engineers?",
+                "How many people does Acme employ?",
+                "Who is the CTO?"
+            ]
         }))
         .await;
     assert_eq!(accepted.status, 202);
@@ -76,15 +85,24 @@ async fn synthesis_is_used_only_when_its_citations_are_gathered_sources() {
     assert!(ids.contains(&cited[0]));
     assert_eq!(answers[0]["sources"], json!(cited));
 
-    // The invented [999] is refused; the answer comes from retrieval.
-    assert_eq!(answers[1]["method"], "retrieval", "{}", answers[1]);
+    // The invented [999] is refused; the deterministic answer stands (the
+    // size band of the company's profile).
+    assert_eq!(answers[1]["method"], "structured", "{}", answers[1]);
     assert!(!answers[1]["answer"].as_str().unwrap().contains("[999]"));
+    assert!(answers[1]["answer"].as_str().unwrap().contains("1001-5000"));
+    // A real citation does not carry an invented colleague.
+    assert_eq!(answers[2]["method"], "structured", "{}", answers[2]);
+    let cto = answers[2]["answer"].as_str().unwrap();
+    assert!(
+        cto.contains("Jane Doe") && !cto.contains("John Smith"),
+        "{cto}"
+    );
     for n in citations(result["markdown"].as_str().unwrap()) {
         assert!(ids.contains(&n), "[{n}]");
     }
 
     let requests = model.received_requests().await.unwrap();
-    assert_eq!(requests.len(), 2);
+    assert_eq!(requests.len(), 3);
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(body["model"], "test-model");
 }
