@@ -15,6 +15,7 @@ mod directory;
 mod keygen;
 mod nats;
 mod pypi;
+mod samples;
 mod supervise;
 mod test;
 mod up;
@@ -42,6 +43,9 @@ enum Command {
     NatsServer,
     /// Write the deterministic demo directory (JSONL) that `up` serves.
     GenDirectory(directory::Args),
+    /// Print inputs worth trying against the local directory (companies,
+    /// people, an email that matches nobody) as curl commands.
+    Samples(samples::Args),
     /// Validate the Dockerfile, compose file and Kubernetes manifests, and
     /// run the services with the production NATS permissions.
     DeployCheck(deploy::Args),
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::GenDirectory(args) => directory::run(args),
+        Command::Samples(args) => samples::run(args),
         Command::DeployCheck(args) => deploy::run(args),
         Command::Bench(args) => bench::run(args),
         Command::NatsServer => {

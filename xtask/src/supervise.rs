@@ -5,8 +5,9 @@
 //! environment, sends each line of their output to our stdout (prefixed
 //! with the name) or to a log file, picks values such as a bound address
 //! out of their start-up log lines ([`Watch`]), waits for readiness, and
-//! stops every process in reverse start order — SIGTERM, a grace period,
-//! then kill — when dropped or on Ctrl-C.
+//! stops the processes — the services together, then the first started
+//! (the broker); SIGTERM, a grace period, then kill — when dropped or on
+//! Ctrl-C.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read, Write as _};
@@ -329,7 +330,7 @@ impl Supervisor {
         stop_all(stopped);
     }
 
-    /// Stops every process, in reverse start order.
+    /// Stops every process (see `stop_all`).
     pub(crate) fn stop_all(&self) {
         stop_all(std::mem::take(&mut *lock(&self.processes)));
     }
@@ -377,32 +378,45 @@ fn pump(stream: Box<dyn Read + Send>, sink: &Sink, watched: &Watched) {
     }
 }
 
-/// Stops `processes` in reverse start order: SIGTERM, up to [`GRACE`] to
-/// exit, then kill.
+/// Stops `processes`: every one but the first at once (SIGTERM, up to
+/// [`GRACE`] for all of them together to exit, then kill), then the first
+/// (the broker, which the others drain into) the same way. One at a time in
+/// reverse order made a stop take the sum of every service's drain.
 fn stop_all(mut processes: Vec<Process>) {
     if processes.iter().any(|p| p.prefixed) {
         println!("Stopping...");
     }
-    while let Some(mut process) = processes.pop() {
+    let first = (!processes.is_empty()).then(|| processes.remove(0));
+    stop_together(processes);
+    stop_together(first.into_iter().collect());
+}
+
+/// SIGTERM to each of `processes`, then up to [`GRACE`] for them all to
+/// exit; the ones still running are killed.
+fn stop_together(mut processes: Vec<Process>) {
+    for process in &mut processes {
         if matches!(process.child.try_wait(), Ok(None)) {
             terminate(&process.child);
         }
-        let deadline = Instant::now() + GRACE;
-        loop {
-            match process.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    eprintln!(
-                        "{} did not stop within {} s; killing it",
-                        process.name,
-                        GRACE.as_secs()
-                    );
-                    let _ = process.child.kill();
-                    let _ = process.child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+    }
+    let deadline = Instant::now() + GRACE;
+    while !processes.is_empty() {
+        processes.retain_mut(|process| match process.child.try_wait() {
+            Ok(Some(_)) | Err(_) => false,
+            Ok(None) if Instant::now() >= deadline => {
+                eprintln!(
+                    "{} did not stop within {} s; killing it",
+                    process.name,
+                    GRACE.as_secs()
+                );
+                let _ = process.child.kill();
+                let _ = process.child.wait();
+                false
             }
+            Ok(None) => true,
+        });
+        if !processes.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -487,6 +501,63 @@ mod tests {
         let started = Instant::now();
         drop(supervisor);
         assert!(started.elapsed() < GRACE, "SIGTERM stops it at once");
+    }
+
+    #[test]
+    fn services_stop_together_and_the_broker_last() {
+        // Each "service" notes its SIGTERM, then waits (a bounded while)
+        // for the others' before it exits, as a draining service takes a
+        // while: stopped one at a time, each would wait in vain and the
+        // log would show an exit before the next SIGTERM.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let supervisor = Supervisor::new().unwrap();
+        let script = |name: &str, wait_for: usize| {
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                &format!(
+                    "trap 'echo term {name} >> {log}; i=0; \
+                     while [ $(grep -c term {log}) -lt {wait_for} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
+                     echo exit {name} >> {log}; exit 0' TERM; \
+                     while true; do sleep 0.05; done",
+                    log = log.display()
+                ),
+            ]);
+            cmd
+        };
+        supervisor
+            .spawn("broker", script("broker", 1), Output::Prefixed, &[])
+            .unwrap();
+        for name in ["a", "b", "c"] {
+            supervisor
+                .spawn(name, script(name, 3), Output::Prefixed, &[])
+                .unwrap();
+        }
+        // Let the shells install their traps.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(supervisor);
+        let log = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        let first_exit = lines.iter().position(|l| l.starts_with("exit")).unwrap();
+        let services_termed = lines[..first_exit]
+            .iter()
+            .filter(|l| l.starts_with("term") && !l.ends_with("broker"))
+            .count();
+        assert_eq!(
+            services_termed, 3,
+            "every service got SIGTERM before any exited: {lines:?}"
+        );
+        assert_eq!(lines.last(), Some(&"exit broker"), "{lines:?}");
+        let broker_termed = lines.iter().position(|l| *l == "term broker").unwrap();
+        assert_eq!(
+            lines[..broker_termed]
+                .iter()
+                .filter(|l| l.starts_with("exit"))
+                .count(),
+            3,
+            "the broker is stopped after the services exited: {lines:?}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::supervise::{Output, Supervisor};
-use crate::{cargo, directory, keygen, nats, root, run_checked, target_dir};
+use crate::{cargo, directory, keygen, nats, root, run_checked, samples, target_dir};
 
 /// How long a process may take to listen.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -105,6 +105,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Some(files) => files,
         None => directory::ensure_default(&state)?.into_os_string(),
     };
+    // Worked out while the workers load the same file.
+    let samples = {
+        let first = std::env::split_paths(&directory).next();
+        std::thread::spawn(move || first.map(|path| samples::Samples::from_directory(&path)))
+    };
 
     let supervisor = Supervisor::new()?;
     let nats_url = format!("nats://127.0.0.1:{}", args.nats_port);
@@ -136,6 +141,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             supervisor.wait_for_port(service.package, loopback(port(&args)), STARTUP)?;
         }
     }
+
+    // Ready means every service says so: the workers load their directory
+    // for a while after they start, and answer 503 until then.
+    println!("Waiting for every service to be ready (the workers load the directory)...");
+    let mut probes: Vec<(&str, u16)> = SERVICES
+        .iter()
+        .enumerate()
+        .filter_map(|(index, service)| Some((service.package, admin_port(&args, index)?)))
+        .collect();
+    probes.push(("gateway", args.http_port));
+    supervisor.wait_until("every service to be ready", READY, || {
+        probes.iter().all(|(_, port)| is_ready(*port))
+    })?;
 
     println!();
     println!("Dossier is running:");
@@ -174,10 +192,31 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             args.http_port
         );
     }
+    if let Ok(Some(Ok(samples))) = samples.join() {
+        println!();
+        print!("{}", samples.render(dev_key.as_deref(), args.http_port));
+    }
     println!();
     println!("Press Ctrl-C to stop.");
     // Dropping the supervisor stops every process, in reverse order.
     supervisor.run_until_interrupted()
+}
+
+/// How long the services may take to be ready (the workers load the
+/// directory: about 30 s for the default one in a debug build).
+const READY: Duration = Duration::from_secs(300);
+
+/// Whether `/readyz` on `port` answers 2xx.
+fn is_ready(port: u16) -> bool {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .get(&format!("http://127.0.0.1:{port}/readyz"))
+        .call()
+        .is_ok_and(|response| response.status().is_success())
 }
 
 /// `127.0.0.1:<port>`.
