@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A test kit fails loudly.
 
+pub mod sse;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -345,6 +346,15 @@ impl TestApp {
         let mut request = self.client.get(self.url(path));
         if let Some(key) = key {
             request = request.bearer_auth(key);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// `GET path` with `key` as a bearer token and extra headers.
+    pub async fn get_with(&self, path: &str, key: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.get(self.url(path)).bearer_auth(key);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         Answer::read(request.send().await.unwrap()).await
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -55,5 +55,37 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
             }
             .into_response()
         }
+    }
+}
+
+/// The limit of long-lived work: open event streams and requests waiting
+/// under `Prefer: wait`. Each holds one slot for as long as it is open
+/// (a stream's slot lives in its body), and none of them holds a permit of
+/// the in-flight limit after its response has begun, so streams can never
+/// starve ordinary requests; this limit bounds what they cost instead
+/// (one watch on the operations service each, and the gateway's memory).
+#[derive(Debug)]
+pub struct StreamSlots {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl StreamSlots {
+    /// At most `limit` at once (at least one).
+    pub fn new(limit: usize) -> StreamSlots {
+        let limit = limit.max(1);
+        StreamSlots {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// A slot, held until it is dropped; `503 too_many_streams` when every
+    /// slot is taken (never waits).
+    pub fn try_take(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TooManyStreams { limit: self.limit })
     }
 }

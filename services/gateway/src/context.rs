@@ -102,9 +102,19 @@ pub fn request_span(
     }
 }
 
+/// When the request arrived (a request extension): what is left of the
+/// request timeout is measured from it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
+
 /// The outermost middleware; see the module documentation.
-pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
+    req.extensions_mut().insert(RequestStart(started));
     let request_id = Uuid::now_v7();
     let route = req
         .extensions()

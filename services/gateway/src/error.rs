@@ -164,6 +164,13 @@ pub enum ApiError {
         /// The in-flight limit.
         limit: usize,
     },
+    /// The gateway has its limit of open event streams and waiting
+    /// requests; nothing was done.
+    #[error("too many streams: {limit} open")]
+    TooManyStreams {
+        /// The limit of streams.
+        limit: usize,
+    },
     /// A dependency (operations service, broker) is unavailable or too slow;
     /// nothing was accepted.
     #[error("service unavailable: {detail}")]
@@ -284,6 +291,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. }
+            | ApiError::TooManyStreams { .. }
             | ApiError::Unavailable { .. }
             | ApiError::AcceptOutcomeUnknown { .. }
             | ApiError::EnrichmentUnavailable { .. }
@@ -307,6 +315,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded { .. } => "overloaded",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::AcceptOutcomeUnknown { .. } => "accept_outcome_unknown",
             ApiError::EnrichmentUnavailable { .. } => "enrichment_unavailable",
@@ -329,6 +338,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Overloaded { .. } => "Overloaded",
+            ApiError::TooManyStreams { .. } => "Too many streams",
             ApiError::Unavailable { .. } => "Service unavailable",
             ApiError::AcceptOutcomeUnknown { .. } => "Accept outcome unknown",
             ApiError::EnrichmentUnavailable { .. } => "Enrichment unavailable",
@@ -367,6 +377,10 @@ impl ApiError {
                 "The gateway is at its limit of {limit} requests in flight and did nothing with \
                  this one; retry after the Retry-After delay."
             ),
+            ApiError::TooManyStreams { limit } => format!(
+                "The gateway has its limit of {limit} open event streams and waiting requests; \
+                 retry after the Retry-After delay, or poll GET /api/operations/{{id}}."
+            ),
             ApiError::Unavailable { detail, .. } => detail.clone(),
             ApiError::AcceptOutcomeUnknown {
                 operation_id: Some(id),
@@ -396,6 +410,7 @@ impl ApiError {
                 retry_after_secs, ..
             } => Some((*retry_after_secs).max(1)),
             ApiError::Overloaded { .. }
+            | ApiError::TooManyStreams { .. }
             | ApiError::Unavailable { .. }
             | ApiError::AcceptOutcomeUnknown { .. }
             | ApiError::EnrichmentUnavailable { .. }

@@ -25,10 +25,12 @@ pub mod error;
 pub mod extract;
 pub mod grpc;
 pub mod metrics;
+pub mod prefer;
 mod query;
 pub mod rate_limit;
 mod routes;
 mod views;
+mod watch;
 
 #[cfg(test)]
 mod router_tests;
@@ -78,6 +80,10 @@ pub const ENV_RATE_LIMIT_PER_SECOND: &str = "DOSSIER_RATE_LIMIT_PER_SECOND";
 pub const ENV_RATE_LIMIT_BURST: &str = "DOSSIER_RATE_LIMIT_BURST";
 /// `DOSSIER_MAX_IN_FLIGHT`: most API requests running at once (more: 503).
 pub const ENV_MAX_IN_FLIGHT: &str = "DOSSIER_MAX_IN_FLIGHT";
+/// `DOSSIER_MAX_STREAMS`: most event streams and `Prefer: wait` requests open at once (more: 503).
+pub const ENV_MAX_STREAMS: &str = "DOSSIER_MAX_STREAMS";
+/// `DOSSIER_SSE_HEARTBEAT`: how often a quiet event stream sends a heartbeat comment.
+pub const ENV_SSE_HEARTBEAT: &str = "DOSSIER_SSE_HEARTBEAT";
 /// `DOSSIER_SHUTDOWN_GRACE`: how long in-flight requests may finish after a shutdown signal.
 pub const ENV_SHUTDOWN_GRACE: &str = "DOSSIER_SHUTDOWN_GRACE";
 /// `DOSSIER_ENRICH_TIMEOUT`: the longest a synchronous enrichment may take.
@@ -153,6 +159,17 @@ pub struct Config {
     #[arg(long, env = ENV_MAX_IN_FLIGHT, default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
+    /// Most event streams (`GET /api/operations/{id}/events`) and requests
+    /// waiting under `Prefer: wait` open at once; one more stream is
+    /// answered 503 with `Retry-After`, one more wait is answered at once
+    /// without waiting. They hold no in-flight permit once answering.
+    #[arg(long, env = ENV_MAX_STREAMS, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams: u32,
+    /// How often a quiet event stream sends a heartbeat comment, so proxies
+    /// and clients see the connection is alive.
+    #[arg(long, env = ENV_SSE_HEARTBEAT, default_value = "15s", value_parser = parse_heartbeat)]
+    pub sse_heartbeat: Duration,
     /// How long in-flight requests may finish after a shutdown signal.
     #[arg(long, env = ENV_SHUTDOWN_GRACE, default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -192,6 +209,15 @@ fn parse_max_body_bytes(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses `DOSSIER_SSE_HEARTBEAT`: a duration above zero.
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("the heartbeat interval must be above zero".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<StateInner>);
@@ -209,6 +235,11 @@ struct StateInner {
     request_timeout: Duration,
     rate_limiter: Option<rate_limit::RateLimiter>,
     admission: admission::Admission,
+    streams: admission::StreamSlots,
+    sse_heartbeat: Duration,
+    /// Cancelled when the gateway begins to shut down: open streams and
+    /// waits end then, instead of holding the shutdown for its grace.
+    stopping: CancellationToken,
     metrics: metrics::Metrics,
     enrichment: Option<enrich::EnrichClient>,
 }
@@ -264,6 +295,10 @@ impl AppState {
             request_timeout: config.request_timeout,
             rate_limiter,
             admission: admission::Admission::new(config.max_in_flight as usize),
+            streams: admission::StreamSlots::new(config.max_streams as usize),
+            // Set in-process, the interval skipped clap's check.
+            sse_heartbeat: config.sse_heartbeat.max(Duration::from_millis(1)),
+            stopping: CancellationToken::new(),
             metrics: metrics::Metrics::install(),
             enrichment,
         })))
@@ -341,6 +376,21 @@ impl AppState {
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.0.metrics
     }
+
+    /// The limit of event streams and waiting requests.
+    pub fn streams(&self) -> &admission::StreamSlots {
+        &self.0.streams
+    }
+
+    /// The heartbeat interval of event streams.
+    pub fn sse_heartbeat(&self) -> Duration {
+        self.0.sse_heartbeat
+    }
+
+    /// Cancelled once the gateway begins to shut down.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.0.stopping
+    }
 }
 
 /// A built gateway: the bound listener and the router.
@@ -402,8 +452,15 @@ impl App {
         self.state.readiness().clear_on(&shutdown);
         let router = router(self.state.clone());
         tracing::info!(message = "Gateway listening.", http_addr = %self.http_addr());
+        let stopping = self.state.stopping().clone();
+        let signal = shutdown.clone();
         let serve = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .with_graceful_shutdown(async move {
+                signal.cancelled().await;
+                // Streams and waits end now; their clients come back (to
+                // another replica) with their last event id.
+                stopping.cancel();
+            })
             .into_future();
         let grace = self.shutdown_grace;
         tokio::select! {

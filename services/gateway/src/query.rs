@@ -112,6 +112,26 @@ fn parse_query<Q>(
     }
 }
 
+/// Parses the query of `GET /api/operations/{id}/events`: the optional
+/// `lastEventId` (for clients that cannot send `Last-Event-ID`).
+pub(crate) fn parse_events_query(
+    pairs: &[(String, String)],
+) -> Result<Option<crate::watch::EventId>, ApiError> {
+    parse_query(pairs, None, "lastEventId", |last, name, value, errors| {
+        if name != "lastEventId" {
+            return false;
+        }
+        *last = crate::watch::parse_event_id(value);
+        if last.is_none() {
+            errors.push(Issue::parameter(
+                name,
+                "must be the id of an event of this operation's stream",
+            ));
+        }
+        true
+    })
+}
+
 /// The validated query of `GET /api/operations`.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct ListQuery {

@@ -19,7 +19,9 @@ use crate::context;
 use crate::error::{ApiError, Meta};
 use crate::extract::{ExternalBase, IdempotencyKey, JsonBody};
 use crate::grpc::map_create_status;
-use crate::views::POLL_RETRY_AFTER_SECS;
+use crate::prefer::WaitPreference;
+use crate::views::{OperationView, POLL_RETRY_AFTER_SECS, operation_response};
+use crate::watch::{self, Waited};
 
 /// Header set on a 202 that replays an earlier request's idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -51,38 +53,44 @@ pub(crate) async fn enrich_person(
     Ok(envelope(enriched).into_response())
 }
 
-/// `POST /api/enrichment/batch` (202).
+/// `POST /api/enrichment/batch` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn enrich_batch(
     State(state): State<AppState>,
     caller: Caller,
     key: IdempotencyKey,
     base: ExternalBase,
+    prefer: WaitPreference,
     JsonBody(body): JsonBody<EnrichmentBatchRequest>,
 ) -> Result<Response, ApiError> {
     tracing::debug!(message = "Batch received.", records = body.records.len());
-    accept(state, caller, key, base, Kind::EnrichmentBatch, body).await
+    let accepted = accept(&state, &caller, key, &base, Kind::EnrichmentBatch, body).await?;
+    accepted.answer(&state, &caller, &base, prefer).await
 }
 
-/// `POST /api/search/people` (202).
+/// `POST /api/search/people` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn search_people(
     State(state): State<AppState>,
     caller: Caller,
     key: IdempotencyKey,
     base: ExternalBase,
+    prefer: WaitPreference,
     JsonBody(body): JsonBody<SearchPeopleRequest>,
 ) -> Result<Response, ApiError> {
-    accept(state, caller, key, base, Kind::SearchPeople, body).await
+    let accepted = accept(&state, &caller, key, &base, Kind::SearchPeople, body).await?;
+    accepted.answer(&state, &caller, &base, prefer).await
 }
 
-/// `POST /api/research` (202).
+/// `POST /api/research` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn research(
     State(state): State<AppState>,
     caller: Caller,
     key: IdempotencyKey,
     base: ExternalBase,
+    prefer: WaitPreference,
     JsonBody(body): JsonBody<ResearchRequest>,
 ) -> Result<Response, ApiError> {
-    accept(state, caller, key, base, Kind::ResearchDeep, body).await
+    let accepted = accept(&state, &caller, key, &base, Kind::ResearchDeep, body).await?;
+    accepted.answer(&state, &caller, &base, prefer).await
 }
 
 /// The 202 body, exactly the fields of the contract.
@@ -111,13 +119,13 @@ struct Accepted {
 /// as "always queued on acceptance", and a replay repeats that acceptance;
 /// the operation's current state is one poll away at `pollUrl`.
 async fn accept<T: Serialize>(
-    state: AppState,
-    caller: Caller,
+    state: &AppState,
+    caller: &Caller,
     key: IdempotencyKey,
-    base: ExternalBase,
+    base: &ExternalBase,
     kind: Kind,
     body: T,
-) -> Result<Response, ApiError> {
+) -> Result<AcceptedOperation, ApiError> {
     let payload_json = serde_json::to_vec(&body)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("re-encode body")))?;
     let request = CreateOperationRequest {
@@ -151,26 +159,96 @@ async fn accept<T: Serialize>(
     );
     state.metrics().record_accepted(kind, replay);
 
-    let poll_url = base.poll_url(&operation.id);
-    let body = Accepted {
-        id: operation.id.clone(),
-        operation_id: operation.id,
-        status: Status::Queued.as_str(),
-        poll_url: poll_url.clone(),
-        meta: Meta::current(),
-    };
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&poll_url).map_err(|e| ApiError::Internal(e.into()))?,
-    );
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(POLL_RETRY_AFTER_SECS),
-    );
-    if replay {
-        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    Ok(AcceptedOperation {
+        poll_url: base.poll_url(&operation.id),
+        id: operation.id,
+        replay,
+    })
+}
+
+/// An operation the operations service has stored.
+struct AcceptedOperation {
+    id: String,
+    poll_url: String,
+    replay: bool,
+}
+
+impl AcceptedOperation {
+    /// The answer: `202` with the poll URL; or, under `Prefer: wait=N`,
+    /// `200` with the finished operation when it ends within the wait
+    /// (followed through `WatchOperation`), else the same `202` once the
+    /// wait is over. `Preference-Applied` says when the gateway waited.
+    /// The operation is stored whatever happens while waiting, so a
+    /// failing wait never fails the request: it answers the `202`.
+    async fn answer(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        base: &ExternalBase,
+        prefer: WaitPreference,
+    ) -> Result<Response, ApiError> {
+        let mut applied = None;
+        let mut finished = None;
+        if let Some(wait) = prefer.wait(state.request_timeout()) {
+            match watch::wait_for_terminal(state, &caller.tenant_id, &self.id, &wait).await {
+                Ok(Some(Waited {
+                    view,
+                    interrupted: None,
+                })) => {
+                    applied = Some(wait);
+                    finished = watch::is_terminal(&view).then_some(view);
+                }
+                Ok(Some(Waited {
+                    interrupted: Some(status),
+                    ..
+                })) => {
+                    tracing::info!(message = "Wait interrupted; answering 202.", error = %status);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::info!(message = "Cannot wait for the operation; answering 202.", %error);
+                }
+            }
+        }
+        let location =
+            HeaderValue::from_str(&self.poll_url).map_err(|e| ApiError::Internal(e.into()))?;
+        let mut response = match finished {
+            Some(view) => {
+                let mut response =
+                    operation_response(StatusCode::OK, OperationView::new(view, base)?);
+                // The body is the operation's representation (RFC 9110
+                // section 8.7).
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LOCATION, location);
+                response
+            }
+            None => {
+                let body = Accepted {
+                    id: self.id.clone(),
+                    operation_id: self.id,
+                    status: Status::Queued.as_str(),
+                    poll_url: self.poll_url,
+                    meta: Meta::current(),
+                };
+                let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::LOCATION, location);
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(POLL_RETRY_AFTER_SECS),
+                );
+                response
+            }
+        };
+        let headers = response.headers_mut();
+        if self.replay {
+            headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        }
+        if let Some(wait) = applied {
+            let (name, value) = wait.applied();
+            headers.insert(name, value);
+        }
+        Ok(response)
     }
-    Ok(response)
 }

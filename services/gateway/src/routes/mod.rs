@@ -1,10 +1,12 @@
 //! The routes of the public API: the router and its middleware stack, with
 //! the handlers grouped by what they serve — accepting work
-//! ([`accept`]), reading and cancelling operations ([`operations`]), and the
-//! probes ([`health`]). The JSON shapes they answer are in
-//! [`crate::views`], and query parsing in [`crate::query`].
+//! ([`accept`]), reading and cancelling operations ([`operations`]),
+//! streaming their states ([`events`]), and the probes ([`health`]). The
+//! JSON shapes they answer are in [`crate::views`], and query parsing in
+//! [`crate::query`].
 
 mod accept;
+mod events;
 mod health;
 mod operations;
 
@@ -28,6 +30,7 @@ use crate::context;
 use crate::error::{ApiError, Meta};
 
 use accept::{enrich_batch, enrich_person, research, search_people};
+use events::operation_events;
 use health::{healthz, metrics, readyz};
 use operations::{cancel_operation, get_operation, get_operation_results, list_operations};
 
@@ -69,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/operations", get(list_operations))
         .route("/api/operations/{id}", get(get_operation))
         .route("/api/operations/{id}/results", get(get_operation_results))
+        .route("/api/operations/{id}/events", get(operation_events))
         .route("/api/operations/{id}/cancel", post(cancel_operation))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dossier_contracts::Status;
 use dossier_contracts::v1::{
@@ -16,20 +16,66 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Issue, Meta};
 use crate::extract::{ExternalBase, OperationId};
 use crate::grpc::map_status;
+use crate::prefer::WaitPreference;
 use crate::query::{DEFAULT_RESULTS_LIMIT, parse_list_query, parse_results_query, query_pairs};
 use crate::views::{
     ListMeta, ListResponse, OperationView, PageView, ResultsResponse, operation_response,
 };
+use crate::watch::{self, Waited};
 
-/// `GET /api/operations/{id}`.
+/// `GET /api/operations/{id}`. With `Prefer: wait=N` the answer comes when
+/// the operation is terminal or the wait is over (see [`crate::prefer`]),
+/// following the operation's changes through `WatchOperation`.
 pub(crate) async fn get_operation(
     State(state): State<AppState>,
     caller: Caller,
     base: ExternalBase,
     OperationId(id): OperationId,
+    prefer: WaitPreference,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("dossier.operation.id", id.as_str());
-    let operation = state
+    let wait = prefer.wait(state.request_timeout());
+    let waited = match &wait {
+        Some(wait) => watch::wait_for_terminal(&state, &caller.tenant_id, &id, wait).await?,
+        None => None,
+    };
+    let applied = waited.as_ref().and(wait);
+    let operation = match waited {
+        Some(Waited {
+            view,
+            interrupted: None,
+        }) => view,
+        Some(Waited {
+            interrupted: Some(status),
+            ..
+        }) => {
+            // The watch broke off (e.g. an operations replica restarts):
+            // answer with the state as it is now.
+            tracing::info!(message = "Wait interrupted; reading the operation.", error = %status);
+            read_operation(&state, &caller, id).await?
+        }
+        None => read_operation(&state, &caller, id).await?,
+    };
+    let view = OperationView::new(operation, &base)?;
+    let mut response = operation_response(StatusCode::OK, view);
+    let headers = response.headers_mut();
+    // The answer depends on `Prefer` (RFC 7240 section 2), so caches must
+    // key on it.
+    headers.insert(header::VARY, HeaderValue::from_static("Prefer"));
+    if let Some(wait) = applied {
+        let (name, value) = wait.applied();
+        headers.insert(name, value);
+    }
+    Ok(response)
+}
+
+/// `GetOperation`: the operation as it is now.
+async fn read_operation(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> Result<dossier_contracts::v1::OperationView, ApiError> {
+    Ok(state
         .operations()
         .get_operation(state.signed(GetOperationRequest {
             tenant_id: caller.tenant_id.to_string(),
@@ -37,9 +83,7 @@ pub(crate) async fn get_operation(
         })?)
         .await
         .map_err(map_status)?
-        .into_inner();
-    let view = OperationView::new(operation, &base)?;
-    Ok(operation_response(StatusCode::OK, view))
+        .into_inner())
 }
 
 /// `GET /api/operations/{id}/results?cursor=&limit=`: a page of the items

@@ -7,9 +7,11 @@ mod helpers;
 
 mod auth;
 mod contract;
+mod events;
 mod faults;
 mod idempotency;
 mod lifecycle;
 mod openapi;
 mod trace_context;
 mod validation;
+mod wait;

@@ -1,0 +1,182 @@
+//! `GET /api/operations/{id}/events`: an operation's states as server-sent
+//! events, from its current state to its terminal one.
+//!
+//! Each event is one state a client can observe — a distinct (status,
+//! progress, `cancelRequested`) — with the operation as `GET` shows it as
+//! its data (`event: operation`; the last one `event: terminal`, with the
+//! result or its first page and `page.next`), and the state's id (see
+//! [`crate::watch`]: `R PPP C`, growing with every change). With
+//! `Last-Event-ID` (or `?lastEventId=`) the stream sends only states with a
+//! greater id: none a client has seen is sent twice, and the one it is
+//! missing is the operation's current state. States the operation went
+//! through while no stream was open are coalesced into the current one (the
+//! record keeps only its latest state); the terminal state is always sent.
+//! A client that already has the terminal event gets `204 No Content`,
+//! which tells an `EventSource` to stop reconnecting.
+//!
+//! A stream costs no task in the gateway: its body reads the operations
+//! service's `WatchOperation` stream (which follows the record's KV key),
+//! and the heartbeat is a timer in the same body. Streams take a slot of
+//! [`crate::admission::StreamSlots`] for as long as they are open, and end
+//! when the gateway begins to shut down (the client reconnects elsewhere).
+
+use std::convert::Infallible;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use dossier_contracts::v1;
+use dossier_service::CancellationToken;
+use futures::Stream;
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::Streaming;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ExternalBase, OperationId};
+use crate::query::{parse_events_query, query_pairs};
+use crate::views::OperationView;
+use crate::watch::{self, EventId};
+
+/// `Last-Event-ID`, as `EventSource` sends it on reconnecting.
+const LAST_EVENT_ID: &str = "last-event-id";
+/// The header's name in problems.
+const LAST_EVENT_ID_NAME: &str = "Last-Event-ID";
+/// The text of the heartbeat comment.
+const HEARTBEAT: &str = "heartbeat";
+
+/// `GET /api/operations/{id}/events`; see the module documentation.
+pub(crate) async fn operation_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: ExternalBase,
+    OperationId(id): OperationId,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    let from_query = parse_events_query(&query_pairs(query)?)?;
+    // The header wins: an `EventSource` opened with `?lastEventId=` keeps
+    // that URL and sends its newer position in the header.
+    let last = match headers.get(LAST_EVENT_ID) {
+        Some(value) if !value.is_empty() => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(watch::parse_event_id)
+                .ok_or_else(|| {
+                    ApiError::invalid_header(
+                        LAST_EVENT_ID_NAME,
+                        "must be the id of an event of this operation's stream",
+                    )
+                })?,
+        ),
+        _ => from_query,
+    };
+    let slot = state.streams().try_take()?;
+    // Read the current state before answering, so a missing operation or a
+    // failing service is a problem answer, not a broken stream.
+    let mut watch = watch::open(&state, &caller.tenant_id, &id).await?;
+    let current = watch::first(&mut watch).await?;
+    if watch::is_terminal(&current) && last.is_some_and(|last| last >= watch::event_id(&current)) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    tracing::debug!(message = "Event stream opened.", last_event_id = ?last);
+    let feed = Feed {
+        watch,
+        pending: Some(current),
+        last,
+        done: false,
+        base,
+        stopping: state.stopping().clone(),
+        _slot: slot,
+    };
+    let keep_alive = KeepAlive::new()
+        .interval(state.sse_heartbeat())
+        .text(HEARTBEAT);
+    let mut response = Sse::new(events(feed))
+        .keep_alive(keep_alive)
+        .into_response();
+    // Proxies that buffer responses (nginx, the Ingress) must pass events on.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// What one stream holds while it is open.
+struct Feed {
+    watch: Streaming<v1::OperationView>,
+    /// A state read but not yet sent (the first one).
+    pending: Option<v1::OperationView>,
+    /// The id of the newest state the client has.
+    last: Option<EventId>,
+    /// The terminal event was sent.
+    done: bool,
+    base: ExternalBase,
+    stopping: CancellationToken,
+    /// The stream's slot, given back when the stream is dropped.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The events of `feed`: each state newer than the client's, until the
+/// terminal one. Ends early (and the client reconnects with its last id)
+/// when the watch ends or fails, or the gateway shuts down.
+fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(feed, |mut feed| async move {
+        loop {
+            if feed.done {
+                return None;
+            }
+            let view = match feed.pending.take() {
+                Some(view) => view,
+                None => {
+                    let next = tokio::select! {
+                        () = feed.stopping.cancelled() => return None,
+                        next = feed.watch.message() => next,
+                    };
+                    match next {
+                        Ok(Some(view)) => view,
+                        Ok(None) => return None,
+                        Err(status) => {
+                            // E.g. the operations replica shuts down: the
+                            // client resumes from its last event.
+                            tracing::info!(message = "Operation watch ended; closing the event stream.", error = %status);
+                            return None;
+                        }
+                    }
+                }
+            };
+            let id = watch::event_id(&view);
+            if feed.last.is_some_and(|last| id <= last) {
+                continue;
+            }
+            feed.last = Some(id);
+            feed.done = watch::is_terminal(&view);
+            match event(view, id, &feed.base) {
+                Ok(event) => return Some((Ok(event), feed)),
+                Err(error) => {
+                    tracing::error!(message = "Cannot show an operation's state; closing the event stream.", %error);
+                    return None;
+                }
+            }
+        }
+    })
+}
+
+/// The event of one state.
+fn event(view: v1::OperationView, id: EventId, base: &ExternalBase) -> anyhow::Result<Event> {
+    let name = if watch::is_terminal(&view) {
+        "terminal"
+    } else {
+        "operation"
+    };
+    let view = OperationView::new(view, base).map_err(anyhow::Error::new)?;
+    Ok(Event::default()
+        .id(id.to_string())
+        .event(name)
+        .json_data(&view)?)
+}
