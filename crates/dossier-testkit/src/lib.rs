@@ -92,6 +92,11 @@ impl NatsServer {
         server
     }
 
+    /// The server process's id while it runs (to read its memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

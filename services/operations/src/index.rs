@@ -317,9 +317,15 @@ impl Index {
     }
 }
 
-/// Keeps `index` in step with the operations bucket until `shutdown`. See
-/// the module docs.
-pub(crate) async fn run(index: std::sync::Arc<Index>, kv: kv::Store, shutdown: CancellationToken) {
+/// Keeps `index` in step with the operations bucket until `shutdown`, and
+/// hands every change to its `watchers` (the replica's only watch of the
+/// bucket; see `watchers.rs`). See the module docs.
+pub(crate) async fn run(
+    index: std::sync::Arc<Index>,
+    watchers: std::sync::Arc<crate::watchers::Watchers>,
+    kv: kv::Store,
+    shutdown: CancellationToken,
+) {
     // Highest revision applied; the watch resumes after it when it is lost.
     let mut last_revision = 0u64;
     let mut retries = RECONNECT.retries();
@@ -369,6 +375,7 @@ pub(crate) async fn run(index: std::sync::Arc<Index>, kv: kv::Store, shutdown: C
                 Some(Ok(entry)) => {
                     if entry.revision > last_revision {
                         index.apply(&entry);
+                        watchers.publish(&entry);
                         last_revision = entry.revision;
                     }
                     if !index.is_caught_up()

@@ -45,6 +45,7 @@ mod records;
 mod results;
 mod service;
 mod view;
+mod watchers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -204,6 +205,8 @@ pub(crate) struct Shared {
     pub(crate) topology: Topology,
     pub(crate) records: records::Records,
     pub(crate) index: Arc<index::Index>,
+    /// The open `WatchOperation` calls, fed by the index's bucket watch.
+    pub(crate) watchers: Arc<watchers::Watchers>,
     /// Recently read large results, parsed for paging.
     pub(crate) results: results::Cache,
     /// Bound on one broker round trip (publish ack, KV call).
@@ -307,6 +310,7 @@ impl App {
             client: client.clone(),
             records: records::Records::new(topology.operations.clone()),
             index: Arc::new(index::Index::new()),
+            watchers: Arc::new(watchers::Watchers::new()),
             results: results::Cache::new(results::CACHE_BYTES),
             topology,
             request_timeout: config.broker.request_timeout,
@@ -325,6 +329,7 @@ impl App {
         let mut tasks = JoinSet::new();
         tasks.spawn(index::run(
             shared.index.clone(),
+            shared.watchers.clone(),
             shared.topology.operations.clone(),
             stop.clone(),
         ));

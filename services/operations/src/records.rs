@@ -60,11 +60,6 @@ impl Records {
         Records { kv }
     }
 
-    /// The bucket.
-    pub(crate) fn kv(&self) -> &kv::Store {
-        &self.kv
-    }
-
     /// The record of `id`, if any.
     pub(crate) async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let entry = self

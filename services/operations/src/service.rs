@@ -19,7 +19,7 @@ use dossier_contracts::v1::{
 use dossier_contracts::{Kind, Status, time_ext};
 use dossier_telemetry::propagation;
 use futures::StreamExt as _;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response};
 use tracing::Instrument as _;
@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::Shared;
 use crate::accept::{self, validate_tenant};
-use crate::error::{Error, error_chain};
+use crate::error::Error;
 use crate::merge::{CancelOutcome, cancel, status_of};
 use crate::records::{Change, Modified, Versioned};
 use crate::{results, view};
@@ -164,15 +164,11 @@ impl Operations for OperationsService {
             return Err(Error::NotFound.into());
         };
         let id = id.to_string();
-        // Watch first, then read: a change between the two is then seen by
-        // the watch, and revisions tell what was already sent.
-        let watch = self
-            .shared
-            .records
-            .kv()
-            .watch(&id)
-            .await
-            .map_err(|e| Error::broker("watching an operation")(e.into()))?;
+        // Subscribe first, then read: a change between the two is then
+        // seen by the subscription, and revisions tell what was already
+        // sent. The changes come from the replica's one bucket watch (see
+        // `watchers.rs`), not from a JetStream consumer per call.
+        let watch = self.shared.watchers.subscribe(&id);
         let current = self.load_owned(&request.tenant_id, &id).await?;
         let (tx, rx) = mpsc::channel(16);
         let shared = self.shared.clone();
@@ -191,7 +187,7 @@ async fn forward_changes(
     shared: Arc<Shared>,
     id: String,
     current: Versioned,
-    mut watch: async_nats::jetstream::kv::Watch,
+    mut watch: crate::watchers::Subscription,
     tx: mpsc::Sender<Result<OperationView, tonic::Status>>,
 ) {
     let mut last_revision = current.revision;
@@ -212,15 +208,12 @@ async fn forward_changes(
                     return;
                 }
                 _ = tx.closed() => return,
-                next = watch.next() => next,
+                next = watch.recv() => next,
             };
             match next {
-                Some(Ok(entry))
-                    if entry.revision > last_revision
-                        && entry.operation == async_nats::jetstream::kv::Operation::Put =>
-                {
-                    last_revision = entry.revision;
-                    match crate::records::decode(&id, &entry.value) {
+                Ok(change) if change.revision > last_revision => {
+                    last_revision = change.revision;
+                    match crate::records::decode(&id, &change.value) {
                         Ok(record) => break record,
                         Err(error) => {
                             let _ = tx.send(Err(error.into())).await;
@@ -228,11 +221,23 @@ async fn forward_changes(
                         }
                     }
                 }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    tracing::warn!(message = "Operation watch error.", operation_id = %id, error = %error_chain(&error));
+                Ok(_) => {}
+                // Changes were missed while the caller read slowly: the
+                // record as it is now is what the caller needs next.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match shared.records.load(&id).await {
+                        Ok(Some(found)) if found.revision > last_revision => {
+                            last_revision = found.revision;
+                            break found.record;
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            let _ = tx.send(Err(error.into())).await;
+                            return;
+                        }
+                    }
                 }
-                None => {
+                Err(broadcast::error::RecvError::Closed) => {
                     let _ = tx
                         .send(Err(tonic::Status::unavailable(
                             "the watch was interrupted; watch again",

@@ -14,3 +14,4 @@ mod list;
 mod projection;
 mod results;
 mod tenants;
+mod watch;
