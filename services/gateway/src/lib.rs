@@ -163,7 +163,7 @@ pub struct Config {
     /// waiting under `Prefer: wait` open at once; one more stream is
     /// answered 503 with `Retry-After`, one more wait is answered at once
     /// without waiting. They hold no in-flight permit once answering.
-    #[arg(long, env = ENV_MAX_STREAMS, default_value_t = 10_000,
+    #[arg(long, env = ENV_MAX_STREAMS, default_value_t = 2_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams: u32,
     /// How often a quiet event stream sends a heartbeat comment, so proxies

@@ -8,6 +8,7 @@ mod config_docs;
 mod handler;
 mod invariants;
 mod limits_docs;
+mod live;
 mod logs;
 mod observability;
 mod traces;

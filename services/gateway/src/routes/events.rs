@@ -2,8 +2,8 @@
 //! events, from its current state to its terminal one.
 //!
 //! Each event is one state a client can observe — a distinct (status,
-//! progress, `cancelRequested`) — with the operation as `GET` shows it as
-//! its data (`event: operation`; the last one `event: terminal`, with the
+//! progress, `cancelRequested`) — with the operation exactly as `GET` shows
+//! it as its data (`meta.requestId` is the stream request's) (`event: operation`; the last one `event: terminal`, with the
 //! result or its first page and `page.next`), and the state's id (see
 //! [`crate::watch`]: `R PPP C`, growing with every change). With
 //! `Last-Event-ID` (or `?lastEventId=`) the stream sends only states with a
@@ -35,10 +35,10 @@ use tonic::Streaming;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, Meta};
 use crate::extract::{ExternalBase, OperationId};
 use crate::query::{parse_events_query, query_pairs};
-use crate::views::OperationView;
+use crate::views::{OperationResponse, OperationView};
 use crate::watch::{self, EventId};
 
 /// `Last-Event-ID`, as `EventSource` sends it on reconnecting.
@@ -91,6 +91,8 @@ pub(crate) async fn operation_events(
         last,
         done: false,
         base,
+        // The body outlives the request's scope: keep its meta now.
+        meta: Meta::current(),
         stopping: state.stopping().clone(),
         _slot: slot,
     };
@@ -117,6 +119,8 @@ struct Feed {
     /// The terminal event was sent.
     done: bool,
     base: ExternalBase,
+    /// `meta` of every event: the stream request's id.
+    meta: Meta,
     stopping: CancellationToken,
     /// The stream's slot, given back when the stream is dropped.
     _slot: OwnedSemaphorePermit,
@@ -156,7 +160,7 @@ fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
             }
             feed.last = Some(id);
             feed.done = watch::is_terminal(&view);
-            match event(view, id, &feed.base) {
+            match event(view, id, &feed.base, feed.meta) {
                 Ok(event) => return Some((Ok(event), feed)),
                 Err(error) => {
                     tracing::error!(message = "Cannot show an operation's state; closing the event stream.", %error);
@@ -167,16 +171,21 @@ fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
     })
 }
 
-/// The event of one state.
-fn event(view: v1::OperationView, id: EventId, base: &ExternalBase) -> anyhow::Result<Event> {
+/// The event of one state: the operation exactly as `GET` answers it.
+fn event(
+    view: v1::OperationView,
+    id: EventId,
+    base: &ExternalBase,
+    meta: Meta,
+) -> anyhow::Result<Event> {
     let name = if watch::is_terminal(&view) {
         "terminal"
     } else {
         "operation"
     };
-    let view = OperationView::new(view, base).map_err(anyhow::Error::new)?;
+    let operation = OperationView::new(view, base).map_err(anyhow::Error::new)?;
     Ok(Event::default()
         .id(id.to_string())
         .event(name)
-        .json_data(&view)?)
+        .json_data(OperationResponse { operation, meta })?)
 }

@@ -77,6 +77,16 @@ async fn the_stream_sends_the_current_state_every_change_and_the_terminal_result
     assert_eq!(body["id"], id);
     assert_eq!(body["status"], "queued");
     assert_eq!(body["pollUrl"], app.url(&format!("/api/operations/{id}")));
+    let request_id = stream
+        .headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        body["meta"]["requestId"], request_id,
+        "the shape GET answers"
+    );
 
     started(&app, &id).await;
     let processing = next(&mut stream).await;
