@@ -550,6 +550,23 @@ impl TestApp {
         .await;
     }
 
+    /// Finishes operation `id` (a search of tenant `acme`) with `result`
+    /// (inline), as a worker would.
+    pub async fn succeed_operation(&self, id: &str, result: &Value) {
+        let bytes = serde_json::to_vec(result).unwrap();
+        self.publish_event(
+            id,
+            Kind::SearchPeople,
+            operation_event::Event::Succeeded(v1::Succeeded {
+                result: Some(v1::ResultRef {
+                    size_bytes: bytes.len() as u64,
+                    location: Some(v1::result_ref::Location::InlineJson(bytes)),
+                }),
+            }),
+        )
+        .await;
+    }
+
     /// The newest job of `kind` on the jobs stream, with its headers (which
     /// carry the request id and the trace context).
     pub async fn last_job(&self, kind: Kind) -> (Job, async_nats::HeaderMap) {

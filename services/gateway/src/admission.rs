@@ -23,21 +23,37 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The in-flight limit: one permit per running request.
+/// At most `limit` holders at once; taking a permit never waits.
 #[derive(Debug)]
-pub struct Admission {
+struct Permits {
     permits: Arc<Semaphore>,
     limit: usize,
 }
 
-impl Admission {
-    /// Admits at most `limit` requests at once (at least one).
-    pub fn new(limit: usize) -> Admission {
+impl Permits {
+    /// At least one.
+    fn new(limit: usize) -> Permits {
         let limit = limit.max(1);
-        Admission {
+        Permits {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
         }
+    }
+
+    /// A permit, held until dropped; `None` when all are taken.
+    fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+}
+
+/// The in-flight limit: one permit per running request.
+#[derive(Debug)]
+pub struct Admission(Permits);
+
+impl Admission {
+    /// Admits at most `limit` requests at once (at least one).
+    pub fn new(limit: usize) -> Admission {
+        Admission(Permits::new(limit))
     }
 }
 
@@ -46,12 +62,12 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     let admission = state.admission();
     // `try_acquire` never waits: a full gateway answers now. The permit is
     // held until the handler has produced its response.
-    match admission.permits.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
+    match admission.0.try_take() {
+        Some(_permit) => next.run(req).await,
+        None => {
             state.metrics().record_shed();
             ApiError::Overloaded {
-                limit: admission.limit,
+                limit: admission.0.limit,
             }
             .into_response()
         }
@@ -65,27 +81,19 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
 /// starve ordinary requests; this limit bounds what they cost instead
 /// (one watch on the operations service each, and the gateway's memory).
 #[derive(Debug)]
-pub struct StreamSlots {
-    permits: Arc<Semaphore>,
-    limit: usize,
-}
+pub struct StreamSlots(Permits);
 
 impl StreamSlots {
     /// At most `limit` at once (at least one).
     pub fn new(limit: usize) -> StreamSlots {
-        let limit = limit.max(1);
-        StreamSlots {
-            permits: Arc::new(Semaphore::new(limit)),
-            limit,
-        }
+        StreamSlots(Permits::new(limit))
     }
 
     /// A slot, held until it is dropped; `503 too_many_streams` when every
     /// slot is taken (never waits).
     pub fn try_take(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::TooManyStreams { limit: self.limit })
+        self.0.try_take().ok_or(ApiError::TooManyStreams {
+            limit: self.0.limit,
+        })
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dossier_stack::{KEY_A, Running, TestApp, spawn_app, spawn_app_with};
+use dossier_stack::{Answer, KEY_A, Running, TestApp, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -54,19 +54,23 @@ async fn a_search_streams_to_its_terminal_event_with_the_result() {
     assert_eq!(polled.body["result"], op["result"]);
 }
 
+/// A search posted with `Prefer: wait=30` to a stack whose gateway has
+/// `request_timeout`, with a search worker running; asserts the 200.
+async fn search_waiting_30s(request_timeout: Duration) -> (TestApp, Answer) {
+    let app = spawn_app_with(|c| c.request_timeout = request_timeout).await;
+    let worker = start_search_worker(&app).await;
+    let waiting = [("prefer", "wait=30")];
+    let answer = app
+        .post_with("/api/search/people", &fixture_search(), KEY_A, &waiting)
+        .await;
+    worker.stop().await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    (app, answer)
+}
+
 #[tokio::test]
 async fn a_fast_search_with_prefer_wait_answers_200_with_its_result() {
-    let app = spawn_app_with(|c| c.request_timeout = Duration::from_secs(61)).await;
-    let _worker = start_search_worker(&app).await;
-    let answer = app
-        .post_with(
-            "/api/search/people",
-            &fixture_search(),
-            KEY_A,
-            &[("prefer", "wait=30")],
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    let (app, answer) = search_waiting_30s(Duration::from_secs(61)).await;
     assert_eq!(answer.header("preference-applied"), Some("wait=30"));
     assert_eq!(answer.body["status"], "succeeded", "{}", answer.body);
     assert_eq!(answer.body["kind"], "search.people");
@@ -78,17 +82,7 @@ async fn a_fast_search_with_prefer_wait_answers_200_with_its_result() {
     answer.request_id();
 
     // The default request timeout (30 s) cuts the same wait to 29 s.
-    let app = spawn_app().await;
-    let _worker = start_search_worker(&app).await;
-    let answer = app
-        .post_with(
-            "/api/search/people",
-            &fixture_search(),
-            KEY_A,
-            &[("prefer", "wait=30")],
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    let (_, answer) = search_waiting_30s(Duration::from_secs(30)).await;
     assert_eq!(answer.header("preference-applied"), Some("wait=29"));
 }
 

@@ -35,18 +35,7 @@ fn search_result() -> Value {
 }
 
 async fn succeeded(app: &TestApp, id: &str) {
-    let bytes = serde_json::to_vec(&search_result()).unwrap();
-    app.publish_event(
-        id,
-        Kind::SearchPeople,
-        operation_event::Event::Succeeded(v1::Succeeded {
-            result: Some(v1::ResultRef {
-                size_bytes: bytes.len() as u64,
-                location: Some(v1::result_ref::Location::InlineJson(bytes)),
-            }),
-        }),
-    )
-    .await;
+    app.succeed_operation(id, &search_result()).await;
 }
 
 fn ids(events: &[SseEvent]) -> Vec<u64> {

@@ -205,18 +205,7 @@ async fn a_succeeded_operation_shows_its_result() {
         "data": [{"fullName": "Ada", "companyMatchEvidence": "company_page"}],
         "meta": {"providerOutcome": "hit"}
     });
-    let bytes = serde_json::to_vec(&result).unwrap();
-    app.publish_event(
-        &id,
-        Kind::SearchPeople,
-        operation_event::Event::Succeeded(v1::Succeeded {
-            result: Some(v1::ResultRef {
-                size_bytes: bytes.len() as u64,
-                location: Some(v1::result_ref::Location::InlineJson(bytes)),
-            }),
-        }),
-    )
-    .await;
+    app.succeed_operation(&id, &result).await;
     let done = app.wait_for_status(&id, KEY_A, Status::Succeeded).await;
     assert_eq!(done["result"], result);
     assert_eq!(done["progress"], 100);
