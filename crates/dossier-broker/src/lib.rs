@@ -7,17 +7,21 @@
 //!
 //! | name | kind | what |
 //! |---|---|---|
-//! | `DOSSIER_JOBS` | stream, work queue | one message per accepted operation on `dossier.jobs.<kind>` |
+//! | `DOSSIER_JOBS` | stream, work queue, `discard: new` | one message per accepted operation on `dossier.jobs.<kind>` |
 //! | `jobs-<kind-slug>` | durable pull consumer | the workers of one kind share it |
-//! | `DOSSIER_EVENTS` | stream, limits | worker status events on `dossier.events.<kind>` |
+//! | `DOSSIER_EVENTS` | stream, interest | worker status events on `dossier.events.<kind>`, removed once projected |
 //! | `projector` | durable pull consumer | operations replicas share it |
 //! | `DOSSIER_ADVISORIES` | stream | JetStream max-deliveries advisories for jobs |
-//! | `dossier_operations` | KV | operation records (the read model) |
+//! | `dossier_operations` | KV, per-record TTL | operation records (the read model), each gone at its `expires_at` |
 //! | `dossier_idempotency` | KV, 24 h | idempotency keys |
 //! | `dossier_cancellations` | KV | cancellation requests, watched by workers |
 //! | `dossier_checkpoints` | KV | worker checkpoints of long jobs |
 //! | `dossier_results` | object store | results too large for a message |
 //! | `dossier_payloads` | object store | job payloads too large for a message ([`payloads`]) |
+//!
+//! Every stream, bucket and object store has a byte limit
+//! ([`StorageLimits`]) and refuses new writes when full rather than drop
+//! what it holds (the advisories stream alone drops its oldest).
 //!
 //! Besides JetStream, one core NATS subject carries request-reply calls that
 //! store nothing: `dossier_contracts::subjects::ENRICH_PERSON` (synchronous
@@ -33,7 +37,7 @@ pub mod consume;
 pub mod payloads;
 mod topology;
 
-pub use config::{BrokerConfig, ConsumerConfig, TopologyConfig};
+pub use config::{BrokerConfig, ConsumerConfig, StorageLimits, TopologyConfig};
 pub use topology::{BindError, Topology, TopologyError, WorkerTopology};
 
 use std::sync::atomic::Ordering;

@@ -20,6 +20,12 @@ use crate::{
     max_deliveries_advisory_subject,
 };
 
+/// How long the delete marker of an expired record stays in the operations
+/// bucket: every replica's list index must see it (a replica whose watch
+/// was away longer only keeps a stale id, which listing skips), and the
+/// sweeper deletes the operation's other data when it does.
+const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(60 * 60);
+
 /// Waits between tries of a topology set-up that lost a race: 100, 200,
 /// then 300 ms.
 const ENSURE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(300));
@@ -74,6 +80,8 @@ impl Topology {
         js: &jetstream::Context,
         cfg: &TopologyConfig,
     ) -> Result<Topology, TopologyError> {
+        cfg.validate()
+            .map_err(|e| err("topology: invalid settings")(e.into()))?;
         let mut attempt = 0;
         loop {
             match Self::ensure_once(js, cfg).await {
@@ -93,6 +101,7 @@ impl Topology {
         cfg: &TopologyConfig,
     ) -> Result<Topology, TopologyError> {
         let replicas = cfg.replicas;
+        let limits = &cfg.limits;
         js.create_or_update_stream(stream::Config {
             name: JOBS_STREAM.to_owned(),
             description: Some("Dossier jobs, one per accepted operation".to_owned()),
@@ -106,6 +115,10 @@ impl Topology {
             // reference to the payloads object store. The stream refuses
             // nothing the server would accept, and nothing larger.
             max_message_size: NATS_MAX_PAYLOAD as i32,
+            // Full: the publish is refused (the accept answers 503 storage
+            // full); queued jobs are never dropped to make room.
+            max_bytes: limits.jobs_max_bytes,
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         })
         .await
@@ -136,11 +149,19 @@ impl Topology {
             name: EVENTS_STREAM.to_owned(),
             description: Some("Dossier operation status events".to_owned()),
             subjects: vec!["dossier.events.>".to_owned()],
-            retention: stream::RetentionPolicy::Limits,
+            // An event is removed once the projector (the only consumer)
+            // has acked it: the record then holds what it said, a result
+            // included, so nothing is stored twice. `max_age` only bounds
+            // events no projector took.
+            retention: stream::RetentionPolicy::Interest,
             storage: stream::StorageType::File,
             num_replicas: replicas,
             max_age: cfg.events_max_age,
             duplicate_window: cfg.duplicate_window,
+            // Full: a worker's publish is refused and retried, never an
+            // unprojected event dropped.
+            max_bytes: limits.events_max_bytes,
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         })
         .await
@@ -170,6 +191,9 @@ impl Topology {
             storage: stream::StorageType::File,
             num_replicas: replicas,
             max_age: cfg.events_max_age,
+            // The server publishes advisories and cannot be told "full":
+            // when full, the oldest (long handled) go first.
+            max_bytes: limits.advisories_max_bytes,
             ..Default::default()
         })
         .await
@@ -192,23 +216,44 @@ impl Topology {
             .await
             .map_err(|e| err(DEAD_LETTER_CONSUMER)(e.into()))?;
 
-        let bucket = |name: &str, description: &str, max_age: Duration| kv::Config {
-            bucket: name.to_owned(),
-            description: description.to_owned(),
-            history: 1,
-            max_age,
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            ..Default::default()
-        };
+        // Buckets refuse a new key when full (KV is always `discard: new`);
+        // updates of existing keys still fit, so projection goes on.
+        let bucket =
+            |name: &str, description: &str, max_age: Duration, max_bytes: i64| kv::Config {
+                bucket: name.to_owned(),
+                description: description.to_owned(),
+                history: 1,
+                max_age,
+                max_bytes,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            };
         let operations = kv_bucket(
             js,
-            bucket(OPERATIONS_BUCKET, "operation records", Duration::ZERO),
+            kv::Config {
+                // Each record is written with a per-message TTL up to its
+                // `expires_at`; when it expires the server leaves a delete
+                // marker, which every replica's watch sees (the list index
+                // drops the id, the sweeper deletes the rest).
+                limit_markers: Some(EXPIRY_MARKER_TTL),
+                ..bucket(
+                    OPERATIONS_BUCKET,
+                    "operation records",
+                    Duration::ZERO,
+                    limits.operations_max_bytes,
+                )
+            },
         )
         .await?;
         let idempotency = kv_bucket(
             js,
-            bucket(IDEMPOTENCY_BUCKET, "idempotency keys", cfg.idempotency_ttl),
+            bucket(
+                IDEMPOTENCY_BUCKET,
+                "idempotency keys",
+                cfg.idempotency_ttl,
+                limits.idempotency_max_bytes,
+            ),
         )
         .await?;
         let cancellations = kv_bucket(
@@ -217,30 +262,39 @@ impl Topology {
                 CANCELLATIONS_BUCKET,
                 "cancellation requests",
                 cfg.events_max_age,
+                limits.cancellations_max_bytes,
             ),
         )
         .await?;
         let checkpoints = kv_bucket(
             js,
-            bucket(CHECKPOINTS_BUCKET, "worker checkpoints", cfg.jobs_max_age),
+            bucket(
+                CHECKPOINTS_BUCKET,
+                "worker checkpoints",
+                cfg.jobs_max_age,
+                limits.checkpoints_max_bytes,
+            ),
         )
         .await?;
 
-        let object_bucket =
-            |name: &str, description: &str, max_age: Duration| object_store::Config {
+        let object_bucket = |name: &str, description: &str, max_age: Duration, max_bytes: i64| {
+            object_store::Config {
                 bucket: name.to_owned(),
                 description: Some(description.to_owned()),
                 max_age,
+                max_bytes,
                 storage: stream::StorageType::File,
                 num_replicas: replicas,
                 ..Default::default()
-            };
+            }
+        };
         let results = object_store(
             js,
             object_bucket(
                 RESULTS_OBJECT_STORE,
                 "results too large for a message",
                 cfg.results_max_age,
+                limits.results_max_bytes,
             ),
         )
         .await?;
@@ -250,6 +304,7 @@ impl Topology {
                 PAYLOADS_OBJECT_STORE,
                 "job payloads too large for a message",
                 payloads_max_age(cfg.jobs_max_age),
+                limits.payloads_max_bytes,
             ),
         )
         .await?;
@@ -281,19 +336,48 @@ fn payloads_max_age(jobs_max_age: Duration) -> Duration {
     }
 }
 
-/// Binds the object store, creating it when it does not exist yet.
+/// Binds the object store, creating it when it does not exist yet, and
+/// brings an existing one's age and byte limits to `config` (the client
+/// offers no update of an object store; its stream is updated instead).
 async fn object_store(
     js: &jetstream::Context,
     config: object_store::Config,
 ) -> Result<object_store::ObjectStore, TopologyError> {
     let name = config.bucket.clone();
-    match js.get_object_store(&name).await {
-        Ok(store) => Ok(store),
-        Err(_) => js
-            .create_object_store(config)
-            .await
-            .map_err(|e| err(format!("object store {name}"))(e.into())),
+    let what = || format!("object store {name}");
+    let store = match js.get_object_store(&name).await {
+        Ok(store) => store,
+        Err(_) => {
+            return js
+                .create_object_store(config)
+                .await
+                .map_err(|e| err(what())(e.into()));
+        }
+    };
+    let mut stream = js
+        .get_stream(format!("OBJ_{name}"))
+        .await
+        .map_err(|e| err(what())(e.into()))?;
+    let current = stream
+        .info()
+        .await
+        .map_err(|e| err(what())(e.into()))?
+        .config
+        .clone();
+    if current.max_age != config.max_age
+        || current.max_bytes != config.max_bytes
+        || current.discard != stream::DiscardPolicy::New
+    {
+        js.update_stream(stream::Config {
+            max_age: config.max_age,
+            max_bytes: config.max_bytes,
+            discard: stream::DiscardPolicy::New,
+            ..current
+        })
+        .await
+        .map_err(|e| err(what())(e.into()))?;
     }
+    Ok(store)
 }
 
 async fn kv_bucket(
