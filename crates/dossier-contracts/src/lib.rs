@@ -7,6 +7,7 @@
 pub mod api;
 mod domain;
 pub mod limits;
+pub mod reasons;
 pub mod subjects;
 pub mod time_ext;
 

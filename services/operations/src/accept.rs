@@ -273,6 +273,10 @@ pub(crate) async fn create(
         updated_at: Some(now),
         request_id: request.request_id.clone(),
         attempt: 0,
+        expires_at: Some(prost_types::Timestamp::from(
+            std::time::SystemTime::try_from(now).unwrap_or_else(|_| std::time::SystemTime::now())
+                + shared.records.retention(),
+        )),
         ..Operation::default()
     };
     let unknown = |source: Error| Error::OutcomeUnknown {

@@ -7,11 +7,17 @@
 //! without a paged result), INVALID_ARGUMENT (400),
 //! UNAVAILABLE (503, retry later: nothing was stored), DEADLINE_EXCEEDED
 //! (503, an accept whose outcome is not known yet; the operation id is in
-//! the `dossier-operation-id` metadata). Internal causes are logged here and never
-//! sent to the caller.
+//! the `dossier-operation-id` metadata). Two answers also carry a reason
+//! (`google.rpc.ErrorInfo`, `dossier_contracts::reasons`): NOT_FOUND with
+//! `OPERATION_EXPIRED` (410) and RESOURCE_EXHAUSTED with `STORAGE_FULL`
+//! (503, storage full). Internal causes are logged here and never sent to
+//! the caller.
 
+use async_nats::jetstream::ErrorCode;
 use dossier_contracts::Status as OpStatus;
+use dossier_contracts::reasons;
 use dossier_contracts::v1::OPERATION_ID_METADATA;
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 /// Why a request or a projection step failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +28,11 @@ pub enum Error {
     /// No such operation for this tenant (missing and foreign look the same).
     #[error("operation not found")]
     NotFound,
+    /// The operation expired: its record is past `expires_at`, or this
+    /// tenant has no operation with the id and the id is older than the
+    /// retention (see `retention.rs`).
+    #[error("the operation has expired")]
+    Gone,
     /// The idempotency key was used before with a different request.
     #[error("the idempotency key was used with a different request")]
     IdempotencyConflict,
@@ -35,6 +46,16 @@ pub enum Error {
     /// The broker is not connected, or did not answer in time.
     #[error("{what}: {source}")]
     Broker {
+        /// What was being done.
+        what: &'static str,
+        /// The broker's error.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// A store of the broker is full and refused the write (JetStream
+    /// `discard: new`).
+    #[error("{what}: the broker's storage is full: {source}")]
+    StorageFull {
         /// What was being done.
         what: &'static str,
         /// The broker's error.
@@ -74,16 +95,27 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a broker error with what was being done.
+    /// Wraps a broker error with what was being done: a store refusing
+    /// the write because it is full is [`Error::StorageFull`].
     pub(crate) fn broker(what: &'static str) -> impl FnOnce(async_nats::Error) -> Error {
-        move |source| Error::Broker { what, source }
+        move |source| {
+            if is_storage_full(source.as_ref()) {
+                Error::StorageFull { what, source }
+            } else {
+                Error::Broker { what, source }
+            }
+        }
     }
 
     /// Whether retrying the same step later may succeed (nak rather than term).
     pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Broker { .. } | Error::Disconnected | Error::Contention(_) | Error::NotReady(_)
+            Error::Broker { .. }
+                | Error::StorageFull { .. }
+                | Error::Disconnected
+                | Error::Contention(_)
+                | Error::NotReady(_)
         )
     }
 }
@@ -93,6 +125,27 @@ impl From<Error> for tonic::Status {
         match error {
             Error::InvalidArgument(message) => tonic::Status::invalid_argument(message),
             Error::NotFound => tonic::Status::not_found("operation not found"),
+            Error::Gone => tonic::Status::with_error_details(
+                tonic::Code::NotFound,
+                "the operation has expired and was deleted",
+                ErrorDetails::with_error_info(
+                    reasons::OPERATION_EXPIRED,
+                    reasons::DOMAIN,
+                    std::collections::HashMap::new(),
+                ),
+            ),
+            Error::StorageFull { .. } => {
+                tracing::warn!(message = "A store of the broker is full.", error = %error_chain(&error));
+                tonic::Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    "the broker's storage is full; retry later",
+                    ErrorDetails::with_error_info(
+                        reasons::STORAGE_FULL,
+                        reasons::DOMAIN,
+                        std::collections::HashMap::new(),
+                    ),
+                )
+            }
             Error::IdempotencyConflict => tonic::Status::already_exists(
                 "the idempotency key was already used with a different request body",
             ),
@@ -127,6 +180,25 @@ impl From<Error> for tonic::Status {
             }
         }
     }
+}
+
+/// Whether `error`, or one it was made from, is JetStream refusing a write
+/// for want of room: a stream or bucket at its byte or message limit
+/// (`discard: new`), or the server out of storage.
+fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(js) = e.downcast_ref::<async_nats::jetstream::Error>() {
+            let code = js.error_code();
+            // STREAM_STORE_FAILED is any failed store; only "maximum bytes
+            // (or messages) exceeded" is a full stream.
+            return code == ErrorCode::STORAGE_RESOURCES_EXCEEDED
+                || code == ErrorCode::INSUFFICIENT_RESOURCES
+                || (code == ErrorCode::STREAM_STORE_FAILED && js.to_string().contains("maximum"));
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The error and its sources, `a: b: c`.

@@ -68,6 +68,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_nats::jetstream::kv;
 use dossier_contracts::{Kind, Status};
 use futures::StreamExt as _;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -261,9 +262,8 @@ impl Index {
         }
     }
 
-    /// Forgets `id` (its key was deleted at `revision`). Records are never
-    /// deleted by Dossier itself; this keeps the index right if an operator
-    /// purges some.
+    /// Forgets `id` (its key was deleted at `revision`): the record expired
+    /// (the broker's marker, see `retention.rs`) or an operator purged it.
     fn remove(&self, id: &Uuid, revision: u64) {
         let mut tenants = self.tenants.write().unwrap_or_else(|p| p.into_inner());
         for index in tenants.values_mut() {
@@ -290,11 +290,13 @@ impl Index {
             .unwrap_or_default()
     }
 
-    /// Applies one KV entry of the operations bucket.
-    fn apply(&self, entry: &kv::Entry) {
+    /// Applies one KV entry of the operations bucket; returns the id of an
+    /// operation whose record is gone (a delete or purge, an expiry's
+    /// marker included), whether or not it was indexed.
+    fn apply(&self, entry: &kv::Entry) -> Option<Uuid> {
         let Ok(id) = Uuid::parse_str(&entry.key) else {
             tracing::warn!(message = "Ignoring a record whose key is not an operation id.", key = %entry.key);
-            return;
+            return None;
         };
         match entry.operation {
             kv::Operation::Put => match decode(&entry.key, &entry.value) {
@@ -304,7 +306,7 @@ impl Index {
                         Kind::from_proto(record.kind),
                     ) else {
                         tracing::warn!(message = "Ignoring a record without status or kind.", operation_id = %id);
-                        return;
+                        return None;
                     };
                     self.upsert(&record.tenant_id, id, status, kind, entry.revision);
                 }
@@ -312,18 +314,24 @@ impl Index {
                     tracing::warn!(message = "Ignoring an undecodable record.", operation_id = %id, %error);
                 }
             },
-            kv::Operation::Delete | kv::Operation::Purge => self.remove(&id, entry.revision),
+            kv::Operation::Delete | kv::Operation::Purge => {
+                self.remove(&id, entry.revision);
+                return Some(id);
+            }
         }
+        None
     }
 }
 
 /// Keeps `index` in step with the operations bucket until `shutdown`, and
 /// hands every change to its `watchers` (the replica's only watch of the
-/// bucket; see `watchers.rs`). See the module docs.
+/// bucket; see `watchers.rs`) and every operation whose record is gone to
+/// `removed` (the retention sweeper). See the module docs.
 pub(crate) async fn run(
     index: std::sync::Arc<Index>,
     watchers: std::sync::Arc<crate::watchers::Watchers>,
     kv: kv::Store,
+    removed: mpsc::Sender<Uuid>,
     shutdown: CancellationToken,
 ) {
     // Highest revision applied; the watch resumes after it when it is lost.
@@ -374,7 +382,11 @@ pub(crate) async fn run(
             match next {
                 Some(Ok(entry)) => {
                     if entry.revision > last_revision {
-                        index.apply(&entry);
+                        if let Some(id) = index.apply(&entry)
+                            && removed.try_send(id).is_err()
+                        {
+                            tracing::debug!(message = "Sweeper busy; the stores' max ages will remove this operation's data.", operation_id = %id);
+                        }
                         watchers.publish(&entry);
                         last_revision = entry.revision;
                     }

@@ -43,6 +43,7 @@ pub mod metrics;
 mod projector;
 mod records;
 mod results;
+mod retention;
 mod service;
 mod view;
 mod watchers;
@@ -308,7 +309,11 @@ impl App {
         let stop = shutdown.child_token();
         let shared = Arc::new(Shared {
             client: client.clone(),
-            records: records::Records::new(topology.operations.clone()),
+            records: records::Records::new(
+                topology.operations.clone(),
+                topology.jetstream.clone(),
+                config.topology.operation_retention,
+            ),
             index: Arc::new(index::Index::new()),
             watchers: Arc::new(watchers::Watchers::new()),
             results: results::Cache::new(results::CACHE_BYTES),
@@ -327,12 +332,15 @@ impl App {
         };
 
         let mut tasks = JoinSet::new();
+        let (removed, to_sweep) = tokio::sync::mpsc::channel(retention::SWEEP_QUEUE);
         tasks.spawn(index::run(
             shared.index.clone(),
             shared.watchers.clone(),
             shared.topology.operations.clone(),
+            removed,
             stop.clone(),
         ));
+        tasks.spawn(retention::sweep(shared.clone(), to_sweep, stop.clone()));
         tasks.spawn(projector::run_projector(shared.clone(), stop.clone()));
         tasks.spawn(projector::run_dead_letters(shared.clone(), stop.clone()));
         tasks.spawn(report_health(

@@ -183,7 +183,16 @@ pub(crate) async fn project(
                 None => Change::Keep(()),
             })
         })
-        .await?;
+        .await;
+    let modified = match modified {
+        // A late event (or dead letter) of an expired operation: it must
+        // not bring the record back, and there is nothing left to update.
+        Err(Error::Gone) => {
+            tracing::debug!(message = "Event of an expired operation dropped.", operation_id = %event.operation_id);
+            return Ok(());
+        }
+        other => other?,
+    };
     match modified {
         Modified::Written { record, revision } => {
             let status = status_of(&record);

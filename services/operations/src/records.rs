@@ -9,13 +9,26 @@
 //! Because the rules in `merge.rs` only move a record up, recomputing on the
 //! newer value is always correct, and no lock or leader is needed between
 //! replicas.
+//!
+//! Every write carries a NATS per-message TTL up to the record's
+//! `expires_at` (see `retention.rs`), which the KV client offers only for
+//! creates; so writes are published here, as the client would, with the
+//! TTL header beside the expected-revision header. A record past its expiry
+//! is never written again ([`Error::Gone`]).
 
-use async_nats::jetstream::kv;
+use std::time::{Duration, SystemTime};
+
+use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_TTL};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::{self, kv};
+use async_nats::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use dossier_contracts::v1::Operation;
 use prost::Message as _;
+use uuid::Uuid;
 
 use crate::error::Error;
+use crate::retention;
 
 /// How often a compare-and-set is retried before giving up (the caller naks
 /// or answers UNAVAILABLE). Contention on one operation is a handful of
@@ -53,11 +66,28 @@ pub(crate) enum Change<T> {
 #[derive(Clone)]
 pub(crate) struct Records {
     kv: kv::Store,
+    jetstream: jetstream::Context,
+    retention: Duration,
 }
 
 impl Records {
-    pub(crate) fn new(kv: kv::Store) -> Records {
-        Records { kv }
+    /// Records in `kv`, written through `jetstream`; a record without an
+    /// `expires_at` gets its creation plus `retention`.
+    pub(crate) fn new(
+        kv: kv::Store,
+        jetstream: jetstream::Context,
+        retention: Duration,
+    ) -> Records {
+        Records {
+            kv,
+            jetstream,
+            retention,
+        }
+    }
+
+    /// How long operations are kept after their creation.
+    pub(crate) fn retention(&self) -> Duration {
+        self.retention
     }
 
     /// The record of `id`, if any.
@@ -69,7 +99,7 @@ impl Records {
             .map_err(|e| Error::broker("reading an operation record")(e.into()))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => Ok(Some(Versioned {
-                record: decode(id, &entry.value)?,
+                record: self.decode(id, &entry.value)?,
                 revision: entry.revision,
             })),
             _ => Ok(None),
@@ -78,14 +108,82 @@ impl Records {
 
     /// Creates the record unless one exists. `Ok(None)`: it existed.
     pub(crate) async fn create(&self, record: &Operation) -> Result<Option<u64>, Error> {
-        match self
+        self.create_key(&record.id, self.with_expiry(record.clone()))
+            .await
+    }
+
+    /// Writes `record` under `id` unless a record is there. Like the KV
+    /// client's `create`, it also succeeds over a deleted or purged key.
+    async fn create_key(&self, id: &str, record: Operation) -> Result<Option<u64>, Error> {
+        if let Some(revision) = self.write(id, &record, 0).await? {
+            return Ok(Some(revision));
+        }
+        let entry = self
             .kv
-            .create(&record.id, Bytes::from(record.encode_to_vec()))
+            .entry(id)
+            .await
+            .map_err(|e| Error::broker("reading an operation record")(e.into()))?;
+        match entry {
+            Some(entry) if entry.operation != kv::Operation::Put => {
+                self.write(id, &record, entry.revision).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Decodes a stored record, with its `expires_at` set even when it
+    /// was written before records had one.
+    pub(crate) fn decode(&self, key: &str, value: &[u8]) -> Result<Operation, Error> {
+        decode(key, value).map(|record| self.with_expiry(record))
+    }
+
+    /// `record` with its `expires_at` set.
+    fn with_expiry(&self, mut record: Operation) -> Operation {
+        record.expires_at = Some(retention::expires_at(&record, self.retention));
+        record
+    }
+
+    /// Publishes `record` as the value of `id` if the key's last revision
+    /// is `expected` (0: no value yet), with a TTL up to its expiry.
+    /// `Ok(None)`: the key has moved on (compare-and-set lost).
+    async fn write(
+        &self,
+        id: &str,
+        record: &Operation,
+        expected: u64,
+    ) -> Result<Option<u64>, Error> {
+        // The KV client checked keys; publishing directly, check here that
+        // the key is an operation id, the only kind this bucket holds.
+        if Uuid::parse_str(id).map(|u| u.to_string()).as_deref() != Ok(id) {
+            return Err(Error::InvalidArgument(format!(
+                "`{id}` is not an operation id"
+            )));
+        }
+        let expires_at = retention::expires_at(record, self.retention);
+        let ttl = retention::ttl(&expires_at, SystemTime::now()).ok_or(Error::Gone)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            HeaderValue::from(expected),
+        );
+        headers.insert(NATS_MESSAGE_TTL, HeaderValue::from(ttl.as_secs()));
+        let prefix = self.kv.put_prefix.as_deref().unwrap_or(&self.kv.prefix);
+        let stored = match self
+            .jetstream
+            .publish_with_headers(
+                format!("{prefix}{id}"),
+                headers,
+                Bytes::from(record.encode_to_vec()),
+            )
             .await
         {
-            Ok(revision) => Ok(Some(revision)),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
-            Err(e) => Err(Error::broker("creating an operation record")(e.into())),
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(ack) => Ok(Some(ack.sequence)),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(e) => Err(Error::broker("writing an operation record")(e.into())),
         }
     }
 
@@ -101,22 +199,12 @@ impl Records {
             let current = self.load(id).await?;
             let next = match change(current.as_ref().map(|v| &v.record))? {
                 Change::Keep(value) => return Ok(Modified::Unchanged(value)),
-                Change::Write(next) => next,
+                Change::Write(next) => self.with_expiry(next),
             };
-            let value = Bytes::from(next.encode_to_vec());
             let written = match &current {
-                // `create` also succeeds over a deleted key; it fails when a
-                // concurrent writer created the record first.
-                None => match self.kv.create(id, value).await {
-                    Ok(revision) => Some(revision),
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => None,
-                    Err(e) => return Err(Error::broker("creating an operation record")(e.into())),
-                },
-                Some(current) => match self.kv.update(id, value, current.revision).await {
-                    Ok(revision) => Some(revision),
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => None,
-                    Err(e) => return Err(Error::broker("updating an operation record")(e.into())),
-                },
+                // Fails when a concurrent writer created the record first.
+                None => self.create_key(id, next.clone()).await?,
+                Some(current) => self.write(id, &next, current.revision).await?,
             };
             if let Some(revision) = written {
                 return Ok(Modified::Written {

@@ -30,7 +30,7 @@ use crate::accept::{self, validate_tenant};
 use crate::error::Error;
 use crate::merge::{CancelOutcome, cancel, status_of};
 use crate::records::{Change, Modified, Versioned};
-use crate::{results, view};
+use crate::{results, retention, view};
 
 /// Page size when the request leaves it at 0.
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
@@ -50,17 +50,28 @@ impl OperationsService {
         OperationsService { shared }
     }
 
-    /// The tenant's record of `id`, or NOT_FOUND.
+    /// The tenant's record of `id`; NOT_FOUND, or GONE when it expired
+    /// (see `retention.rs` for the rule, which tells nothing of other
+    /// tenants' operations).
     async fn load_owned(&self, tenant: &str, id: &str) -> Result<Versioned, Error> {
         validate_tenant(tenant)?;
         // Only a canonical UUID can be a key; anything else names nothing.
         let Ok(uuid) = Uuid::parse_str(id) else {
             return Err(Error::NotFound);
         };
+        let retention = self.shared.records.retention();
+        let now = std::time::SystemTime::now();
         match self.shared.records.load(&uuid.to_string()).await? {
             // The call's span carries the caller's request id (gRPC
             // metadata), not the one that created the operation.
-            Some(found) if found.record.tenant_id == tenant => Ok(found),
+            Some(found) if found.record.tenant_id == tenant => {
+                // Past its expiry, awaiting the broker's TTL.
+                if retention::is_expired(&found.record, retention, now) {
+                    return Err(Error::Gone);
+                }
+                Ok(found)
+            }
+            _ if retention::id_expired(&uuid, retention, now) => Err(Error::Gone),
             _ => Err(Error::NotFound),
         }
     }
@@ -213,7 +224,7 @@ async fn forward_changes(
             match next {
                 Ok(change) if change.revision > last_revision => {
                     last_revision = change.revision;
-                    match crate::records::decode(&id, &change.value) {
+                    match shared.records.decode(&id, &change.value) {
                         Ok(record) => break record,
                         Err(error) => {
                             let _ = tx.send(Err(error.into())).await;
@@ -349,15 +360,18 @@ async fn list(
         .collect()
         .await;
     let mut operations = Vec::with_capacity(loaded.len());
+    let now = std::time::SystemTime::now();
     for found in loaded {
         let Some(Versioned { record, .. }) = found? else {
             continue;
         };
         // The index may lag the record by a moment; never show another
-        // tenant's record or one that no longer matches the filter.
+        // tenant's record, one that no longer matches the filter, or one
+        // past its expiry whose TTL has not fired yet.
         if record.tenant_id != request.tenant_id
             || status.is_some_and(|s| s != status_of(&record))
             || kind.is_some_and(|k| Kind::from_proto(record.kind) != Some(k))
+            || retention::is_expired(&record, shared.records.retention(), now)
         {
             continue;
         }

@@ -77,5 +77,6 @@ fn view(
         started_at: record.started_at,
         completed_at: record.completed_at,
         cancel_requested: record.cancel_requested,
+        expires_at: record.expires_at,
     }
 }

@@ -13,5 +13,6 @@ mod identity;
 mod list;
 mod projection;
 mod results;
+mod retention;
 mod tenants;
 mod watch;
