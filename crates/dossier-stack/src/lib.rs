@@ -114,6 +114,8 @@ pub struct TestApp {
     pub address: String,
     /// The test's broker.
     pub nats: NatsServer,
+    /// What the operations service creates the topology with.
+    topology: dossier_broker::TopologyConfig,
     /// HTTP client (no redirects).
     pub client: reqwest::Client,
     /// The gateway's state (readiness).
@@ -218,9 +220,21 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the stack, letting the test adjust the gateway's configuration.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> TestApp {
+    spawn_app_with_topology(|_| {}, configure).await
+}
+
+/// Starts the stack, letting the test adjust the topology the operations
+/// service creates (retention, limits; kept across its restarts) and the
+/// gateway's configuration.
+pub async fn spawn_app_with_topology(
+    topology: impl FnOnce(&mut dossier_broker::TopologyConfig),
+    configure: impl FnOnce(&mut gateway::Config),
+) -> TestApp {
     dossier_testkit::init_test_logging();
     let nats = NatsServer::start().await;
-    let ops_config = operations_config(&nats);
+    let mut topology_config = nats.topology_config();
+    topology(&mut topology_config);
+    let ops_config = operations_config(&nats, &topology_config);
     let (ops, ops_addr, ops_admin_addr) = start_operations(ops_config).await;
 
     let mut config = gateway::Config::from_env().unwrap();
@@ -234,16 +248,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut gateway::Config)) -> Tes
     config.rate_limit_per_second = None;
     configure(&mut config);
     let app = gateway::App::build(config).await.unwrap();
-    assemble(nats, (ops, ops_addr, ops_admin_addr), app, |app| {
-        Running::spawn(|token| app.run(token))
-    })
+    assemble(
+        (nats, topology_config),
+        (ops, ops_addr, ops_admin_addr),
+        app,
+        |app| Running::spawn(|token| app.run(token)),
+    )
     .await
 }
 
 /// The [`TestApp`] of the running operations service and the built
 /// gateway, started with `start`; returns once the gateway is ready.
 async fn assemble(
-    nats: NatsServer,
+    (nats, topology): (NatsServer, dossier_broker::TopologyConfig),
     (ops, ops_addr, ops_admin_addr): (Running, SocketAddr, Option<SocketAddr>),
     app: gateway::App,
     start: impl FnOnce(gateway::App) -> Running,
@@ -254,6 +271,7 @@ async fn assemble(
     let test_app = TestApp {
         address: format!("http://{http_addr}"),
         nats,
+        topology,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -270,12 +288,15 @@ async fn assemble(
 
 /// The operations service's configuration in a test stack: any free ports,
 /// its admin server on, queue gauges refreshed often.
-fn operations_config(nats: &NatsServer) -> operations::Config {
+fn operations_config(
+    nats: &NatsServer,
+    topology: &dossier_broker::TopologyConfig,
+) -> operations::Config {
     let mut config = operations::Config::new(
         nats.broker_config(),
         vec![dossier_testkit::service_keys().public_key().to_owned()],
     );
-    config.topology = nats.topology_config();
+    config.topology = topology.clone();
     config.admin.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.queue_metrics_interval = Duration::from_millis(100);
     config
@@ -296,9 +317,10 @@ impl TestApp {
     }
 
     /// Topology settings the stack's operations service created the
-    /// topology with (see [`NatsServer::topology_config`]).
+    /// topology with (see [`NatsServer::topology_config`] and
+    /// [`spawn_app_with_topology`]).
     pub fn topology_config(&self) -> dossier_broker::TopologyConfig {
-        self.nats.topology_config()
+        self.topology.clone()
     }
 
     /// Polls the operation until its status is terminal; returns its body.
@@ -596,7 +618,7 @@ impl TestApp {
     /// Starts the operations service again on its old address.
     pub async fn start_operations(&mut self) {
         assert!(self.ops.is_none(), "operations is running");
-        let mut config = operations_config(&self.nats);
+        let mut config = operations_config(&self.nats, &self.topology);
         config.grpc_addr = self.ops_addr;
         let (ops, _, admin_addr) = start_operations(config).await;
         self.ops_admin_addr = admin_addr;

@@ -303,7 +303,8 @@ pub async fn spawn_app_with_telemetry_and(
         NatsServer::start_with(&args).await
     };
     let ops_runtime = telemetry.service("operations");
-    let mut ops_config = crate::operations_config(&nats);
+    let topology = nats.topology_config();
+    let mut ops_config = crate::operations_config(&nats, &topology);
     let mut gateway_config = gateway::Config::from_env().unwrap();
     configure(&mut gateway_config);
     ops_config.broker.credentials = gateway_config.nats_credentials.clone();
@@ -332,9 +333,12 @@ pub async fn spawn_app_with_telemetry_and(
         .run(gateway::App::build(config))
         .await
         .unwrap();
-    crate::assemble(nats, (ops, ops_addr, ops_admin_addr), app, |app| {
-        gateway_runtime.spawn_running(|token| app.run(token))
-    })
+    crate::assemble(
+        (nats, topology),
+        (ops, ops_addr, ops_admin_addr),
+        app,
+        |app| gateway_runtime.spawn_running(|token| app.run(token)),
+    )
     .await
 }
 

@@ -126,6 +126,10 @@ pub enum ApiError {
     /// No such operation for this tenant.
     #[error("operation not found")]
     OperationNotFound,
+    /// The operation expired and was deleted (or, for an id this tenant
+    /// does not have, the id is older than the retention).
+    #[error("operation expired")]
+    OperationExpired,
     /// No route for the path.
     #[error("no route for the path")]
     RouteNotFound,
@@ -201,6 +205,14 @@ pub enum ApiError {
         #[source]
         source: Option<anyhow::Error>,
     },
+    /// A store of the broker is full, so nothing new can be stored until
+    /// operations expire or queued work drains.
+    #[error("storage full")]
+    StorageFull {
+        /// The cause, logged.
+        #[source]
+        source: anyhow::Error,
+    },
     /// The gateway is shutting down or the operations service is not serving.
     #[error("not ready: {0}")]
     NotReady(String),
@@ -218,6 +230,9 @@ const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// `Retry-After` for 503s caused by a dependency, in seconds.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+/// `Retry-After` for a full store, in seconds: room comes back as queued
+/// jobs run and operations expire, not within a second.
+const STORAGE_FULL_RETRY_AFTER_SECS: u64 = 30;
 
 impl ApiError {
     /// A validation problem from body field errors.
@@ -285,6 +300,7 @@ impl ApiError {
             ApiError::MalformedJson(_) | ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::OperationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::OperationExpired => StatusCode::GONE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::OperationConflict(_) | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -295,6 +311,7 @@ impl ApiError {
             | ApiError::Unavailable { .. }
             | ApiError::AcceptOutcomeUnknown { .. }
             | ApiError::EnrichmentUnavailable { .. }
+            | ApiError::StorageFull { .. }
             | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -307,6 +324,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation",
             ApiError::Unauthorized => "unauthorized",
             ApiError::OperationNotFound => "operation_not_found",
+            ApiError::OperationExpired => "operation_expired",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::OperationConflict(_) => "operation_conflict",
@@ -319,6 +337,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::AcceptOutcomeUnknown { .. } => "accept_outcome_unknown",
             ApiError::EnrichmentUnavailable { .. } => "enrichment_unavailable",
+            ApiError::StorageFull { .. } => "storage_full",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Internal(_) => "internal",
         }
@@ -330,6 +349,7 @@ impl ApiError {
             ApiError::Validation { .. } => "Invalid request",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::OperationNotFound => "Operation not found",
+            ApiError::OperationExpired => "Operation expired",
             ApiError::RouteNotFound => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::OperationConflict(_) => "Operation state conflict",
@@ -342,6 +362,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => "Service unavailable",
             ApiError::AcceptOutcomeUnknown { .. } => "Accept outcome unknown",
             ApiError::EnrichmentUnavailable { .. } => "Enrichment unavailable",
+            ApiError::StorageFull { .. } => "Storage full",
             ApiError::NotReady(_) => "Not ready",
             ApiError::Internal(_) => "Internal error",
         }
@@ -355,6 +376,9 @@ impl ApiError {
                                        or `X-API-Key: <key>`."
                 .to_owned(),
             ApiError::OperationNotFound => "No operation with this id exists.".to_owned(),
+            ApiError::OperationExpired => "This operation has expired: operations and their \
+                                           results are deleted at their expiresAt."
+                .to_owned(),
             ApiError::RouteNotFound => "No resource exists at this path.".to_owned(),
             ApiError::MethodNotAllowed => {
                 "The resource does not support this method; see the Allow header.".to_owned()
@@ -397,6 +421,9 @@ impl ApiError {
                  operations before retrying."
                 .to_owned(),
             ApiError::EnrichmentUnavailable { detail, .. } => detail.clone(),
+            ApiError::StorageFull { .. } => "The service's storage is full, so it cannot take \
+                                             new work now; retry after the Retry-After delay."
+                .to_owned(),
             ApiError::NotReady(detail) => detail.clone(),
             ApiError::Internal(_) => {
                 "An unexpected error occurred; quote the request id to support.".to_owned()
@@ -415,6 +442,7 @@ impl ApiError {
             | ApiError::AcceptOutcomeUnknown { .. }
             | ApiError::EnrichmentUnavailable { .. }
             | ApiError::NotReady(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ApiError::StorageFull { .. } => Some(STORAGE_FULL_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -447,6 +475,9 @@ impl ApiError {
             }
             ApiError::EnrichmentUnavailable { detail, .. } => {
                 tracing::warn!(message = "Synchronous enrichment unavailable.", %detail);
+            }
+            ApiError::StorageFull { source } => {
+                tracing::warn!(message = "Storage full.", error = %ErrorChain(source.as_ref()));
             }
             // Probes ask every few seconds; the operations service logs its
             // own readiness changes.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
+use dossier_contracts::reasons;
 use dossier_contracts::v1::OPERATION_ID_METADATA;
 use dossier_contracts::v1::operations_client::OperationsClient;
 use dossier_telemetry::grpc::{ClientTrace, ClientTraceLayer};
@@ -14,6 +15,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt as _;
 use tower::Layer as _;
 
 use crate::error::ApiError;
@@ -161,7 +163,25 @@ pub async fn operations_serving(channel: Channel, timeout: Duration) -> bool {
 /// see [`map_create_status`] for requests). RESOURCE_EXHAUSTED is a quota
 /// or capacity of the moment, so 503: tonic uses it for a message size only
 /// past 4 GiB, which the message limits rule out.
+///
+/// Two answers carry a reason (`google.rpc.ErrorInfo`,
+/// `dossier_contracts::reasons`) that picks a more precise problem:
+/// NOT_FOUND with `OPERATION_EXPIRED` is 410 Gone, RESOURCE_EXHAUSTED with
+/// `STORAGE_FULL` a 503 saying storage is full.
 pub fn map_status(status: tonic::Status) -> ApiError {
+    let reason = status
+        .get_details_error_info()
+        .filter(|info| info.domain == reasons::DOMAIN)
+        .map(|info| info.reason);
+    match (status.code(), reason.as_deref()) {
+        (Code::NotFound, Some(reasons::OPERATION_EXPIRED)) => return ApiError::OperationExpired,
+        (Code::ResourceExhausted, Some(reasons::STORAGE_FULL)) => {
+            return ApiError::StorageFull {
+                source: anyhow::Error::new(GrpcError(status)),
+            };
+        }
+        _ => {}
+    }
     match status.code() {
         Code::NotFound => ApiError::OperationNotFound,
         Code::AlreadyExists => ApiError::IdempotencyConflict,

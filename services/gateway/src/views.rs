@@ -33,6 +33,8 @@ pub(crate) struct OperationView {
     pub(crate) started_at: Option<String>,
     pub(crate) completed_at: Option<String>,
     pub(crate) cancel_requested: bool,
+    /// When the operation and its result are deleted; reads answer 410 after.
+    pub(crate) expires_at: Option<String>,
     pub(crate) poll_url: String,
 }
 
@@ -119,6 +121,7 @@ impl OperationView {
             started_at: time(&op.started_at),
             completed_at: time(&op.completed_at),
             cancel_requested: op.cancel_requested,
+            expires_at: time(&op.expires_at),
         })
     }
 }
