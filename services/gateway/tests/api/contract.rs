@@ -51,6 +51,7 @@ async fn accepted_answers_have_exactly_the_contract_fields_and_poll_urls_read_th
                 "completedAt",
                 "createdAt",
                 "error",
+                "expiresAt",
                 "id",
                 "kind",
                 "meta",
@@ -73,8 +74,15 @@ async fn accepted_answers_have_exactly_the_contract_fields_and_poll_urls_read_th
         assert_eq!(polled.body["cancelRequested"], false);
         assert_eq!(polled.body["pollUrl"], poll_url);
         let created = polled.body["createdAt"].as_str().unwrap();
-        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
-            .unwrap();
+        let created =
+            time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        // Kept 30 days (the default retention), then 410.
+        let expires = polled.body["expiresAt"].as_str().unwrap();
+        let expires =
+            time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        assert_eq!(expires - created, time::Duration::days(30));
         assert_eq!(polled.header("retry-after"), Some("1"), "not finished yet");
         assert_ne!(polled.request_id(), accepted.request_id());
     }

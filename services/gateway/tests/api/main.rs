@@ -12,6 +12,7 @@ mod faults;
 mod idempotency;
 mod lifecycle;
 mod openapi;
+mod retention;
 mod trace_context;
 mod validation;
 mod wait;
