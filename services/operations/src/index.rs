@@ -44,7 +44,10 @@
 //! Memory: per operation one map entry (16-byte id + 16-byte slot) and two
 //! set entries (16 bytes each), 64 bytes of payload; with B-tree node
 //! overhead it measures about 140 bytes per operation, so **~140 MB per
-//! million operations** (ignored test `index_memory_per_operation`).
+//! million operations** (ignored test `index_memory_per_operation`). It
+//! holds only operations within their retention: an expired record's delete
+//! marker removes its id (see `retention.rs`), so memory follows the rate
+//! of operations times the retention, not their total.
 //!
 //! Rebuild: the history is streamed by one ordered consumer; each entry
 //! costs a prost decode of a ~150-byte record and a few B-tree inserts, and

@@ -13,6 +13,10 @@
 //!   Answers are `OperationView`s, made from the stored records in one
 //!   place (`view.rs`); every call runs in the server span of
 //!   `dossier_telemetry::grpc::ServerTraceLayer`.
+//! - **Expire** (`retention.rs`): every record carries `expires_at` and a
+//!   per-message TTL up to it; when it expires the list index drops it and
+//!   a sweeper deletes its result, payload and checkpoints. Reads of an
+//!   expired operation answer NOT_FOUND with reason `OPERATION_EXPIRED`.
 //!
 //! ## State and replicas
 //!
