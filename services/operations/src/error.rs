@@ -125,25 +125,17 @@ impl From<Error> for tonic::Status {
         match error {
             Error::InvalidArgument(message) => tonic::Status::invalid_argument(message),
             Error::NotFound => tonic::Status::not_found("operation not found"),
-            Error::Gone => tonic::Status::with_error_details(
+            Error::Gone => with_reason(
                 tonic::Code::NotFound,
                 "the operation has expired and was deleted",
-                ErrorDetails::with_error_info(
-                    reasons::OPERATION_EXPIRED,
-                    reasons::DOMAIN,
-                    std::collections::HashMap::new(),
-                ),
+                reasons::OPERATION_EXPIRED,
             ),
             Error::StorageFull { .. } => {
                 tracing::warn!(message = "A store of the broker is full.", error = %error_chain(&error));
-                tonic::Status::with_error_details(
+                with_reason(
                     tonic::Code::ResourceExhausted,
                     "the broker's storage is full; retry later",
-                    ErrorDetails::with_error_info(
-                        reasons::STORAGE_FULL,
-                        reasons::DOMAIN,
-                        std::collections::HashMap::new(),
-                    ),
+                    reasons::STORAGE_FULL,
                 )
             }
             Error::IdempotencyConflict => tonic::Status::already_exists(
@@ -180,6 +172,14 @@ impl From<Error> for tonic::Status {
             }
         }
     }
+}
+
+/// A status whose `google.rpc.ErrorInfo` names `reason` (domain
+/// `reasons::DOMAIN`), for the gateway to tell it from others of its code.
+fn with_reason(code: tonic::Code, message: &str, reason: &str) -> tonic::Status {
+    let details =
+        ErrorDetails::with_error_info(reason, reasons::DOMAIN, std::collections::HashMap::new());
+    tonic::Status::with_error_details(code, message, details)
 }
 
 /// Whether `error`, or one it was made from, is JetStream refusing a write

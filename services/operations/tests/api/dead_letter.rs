@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer;
 use dossier_contracts::{Kind, Status};
 use dossier_testkit::wait_until;
 use futures::StreamExt as _;
@@ -21,12 +20,7 @@ async fn a_job_past_its_last_delivery_fails_its_operation_and_is_removed() {
     let op = app.create_ok("acme", Kind::SearchPeople).await;
 
     // A worker that takes the job and dies every time (never acks).
-    let jobs: consumer::PullConsumer = app
-        .topology
-        .jobs
-        .get_consumer(&dossier_broker::job_consumer(Kind::SearchPeople))
-        .await
-        .unwrap();
+    let jobs = app.job_consumer(Kind::SearchPeople).await;
     // (deliveries seen, stream sequence of the job)
     let seen = Arc::new(Mutex::new((0i64, None::<u64>)));
     let client = app.client();

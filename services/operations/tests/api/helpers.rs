@@ -279,6 +279,15 @@ impl TestApp {
         .await
     }
 
+    /// The durable job consumer of `kind`, as its workers pull it.
+    pub async fn job_consumer(&self, kind: Kind) -> consumer::PullConsumer {
+        self.topology
+            .jobs
+            .get_consumer(&dossier_broker::job_consumer(kind))
+            .await
+            .unwrap()
+    }
+
     /// Messages in the jobs stream.
     pub async fn job_count(&self) -> u64 {
         let mut jobs = self

@@ -5,9 +5,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::consumer;
 use dossier_contracts::v1::operation_event::Event;
-use dossier_contracts::v1::{ListOperationsRequest, Progressed, ResultRef, Succeeded, result_ref};
+use dossier_contracts::v1::{
+    ListOperationsRequest, OperationEvent, OperationView, Progressed, ResultRef, Succeeded,
+    result_ref,
+};
 use dossier_contracts::{Kind, Status, reasons};
 use dossier_testkit::wait_until;
 use futures::StreamExt as _;
@@ -37,9 +39,23 @@ fn reason(status: &tonic::Status) -> Option<String> {
         .map(|info| info.reason)
 }
 
-fn is_expired(result: &Result<dossier_contracts::v1::OperationView, tonic::Status>) -> bool {
+fn is_expired(result: &Result<OperationView, tonic::Status>) -> bool {
     matches!(result, Err(s) if s.code() == tonic::Code::NotFound
         && reason(s).as_deref() == Some(reasons::OPERATION_EXPIRED))
+}
+
+/// The worker's event: `op` succeeded with the result at `location`.
+fn succeeded(op: &OperationView, location: result_ref::Location, size: usize) -> OperationEvent {
+    event_for(
+        op,
+        1,
+        Event::Succeeded(Succeeded {
+            result: Some(ResultRef {
+                location: Some(location),
+                size_bytes: size as u64,
+            }),
+        }),
+    )
 }
 
 /// A batch payload over the inline limit, so the accept stores it in the
@@ -85,17 +101,9 @@ async fn an_expired_operation_goes_with_its_record_result_payload_and_checkpoint
             .unwrap();
     }
     topology.cancellations.put(&id, "{}".into()).await.unwrap();
-    app.publish_event(&event_for(
-        &created,
-        1,
-        Event::Succeeded(Succeeded {
-            result: Some(ResultRef {
-                location: Some(result_ref::Location::ObjectName(id.clone())),
-                size_bytes: result.len() as u64,
-            }),
-        }),
-    ))
-    .await;
+    let stored = result_ref::Location::ObjectName(id.clone());
+    app.publish_event(&succeeded(&created, stored, result.len()))
+        .await;
 
     // Past its expiry: "expired", for its tenant and for any other alike
     // (an id older than the retention tells nothing of who had it).
@@ -174,7 +182,7 @@ async fn expired_operations_leave_the_list_and_its_index() {
     .await;
     // A page of one: were the ids still indexed, the page would be empty
     // but point at a next one.
-    wait_until("the list index to drop them", DEADLINE, || async {
+    async fn nothing_listed(app: &TestApp) -> bool {
         let page = app
             .list(ListOperationsRequest {
                 tenant_id: "acme".to_owned(),
@@ -184,21 +192,16 @@ async fn expired_operations_leave_the_list_and_its_index() {
             .await
             .unwrap();
         page.operations.is_empty() && page.next_cursor.is_empty()
+    }
+    wait_until("the list index to drop them", DEADLINE, || {
+        nothing_listed(&app)
     })
     .await;
     // A replica started now rebuilds its index without them.
     let mut app = app;
     app.stop_replica(0).await;
     app.start_replica().await;
-    let page = app
-        .list(ListOperationsRequest {
-            tenant_id: "acme".to_owned(),
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(page.operations.is_empty() && page.next_cursor.is_empty());
+    assert!(nothing_listed(&app).await);
 }
 
 #[tokio::test]
@@ -228,17 +231,9 @@ async fn a_projected_event_is_not_kept_beside_its_record() {
     let app = TestApp::spawn().await;
     let op = app.create_ok("acme", Kind::SearchPeople).await;
     let result = br#"{"data":[{"fullName":"Ada"}],"meta":{}}"#;
-    app.publish_event(&event_for(
-        &op,
-        1,
-        Event::Succeeded(Succeeded {
-            result: Some(ResultRef {
-                location: Some(result_ref::Location::InlineJson(result.to_vec())),
-                size_bytes: result.len() as u64,
-            }),
-        }),
-    ))
-    .await;
+    let inline = result_ref::Location::InlineJson(result.to_vec());
+    app.publish_event(&succeeded(&op, inline, result.len()))
+        .await;
     let done = app.wait_for_status("acme", &op.id, Status::Succeeded).await;
     assert_eq!(done.result_json.as_deref(), Some(&result[..]));
     app.wait_projected().await;
@@ -282,12 +277,7 @@ async fn a_full_jobs_stream_refuses_accepts_and_keeps_the_queued_jobs() {
     }
 
     // Room comes back as the queue drains: a worker takes one job.
-    let jobs: consumer::PullConsumer = app
-        .topology
-        .jobs
-        .get_consumer(&dossier_broker::job_consumer(Kind::SearchPeople))
-        .await
-        .unwrap();
+    let jobs = app.job_consumer(Kind::SearchPeople).await;
     let mut batch = jobs.fetch().max_messages(1).messages().await.unwrap();
     let job = batch.next().await.unwrap().unwrap();
     job.double_ack().await.unwrap();
