@@ -284,6 +284,11 @@ pub(crate) async fn create(
         source: Box::new(source),
     };
     if let Err(error) = job.publish(shared).await {
+        // The jobs stream refused it for want of room: a definite answer,
+        // nothing was stored, so the caller hears "storage full".
+        if matches!(error, Error::StorageFull { .. }) {
+            return Err(release(error).await);
+        }
         // The job may have been stored (an ack lost or late): settle it.
         tokio::spawn(settle(shared.clone(), job, record, request.kind));
         return Err(unknown(error));
