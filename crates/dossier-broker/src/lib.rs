@@ -16,6 +16,7 @@
 //! | `dossier_idempotency` | KV, 24 h | idempotency keys |
 //! | `dossier_cancellations` | KV | cancellation requests, watched by workers |
 //! | `dossier_checkpoints` | KV | worker checkpoints of long jobs |
+//! | `dossier_leases` | KV | one entry per operation: the run that holds it, or that it is finished ([`lease_key`]) |
 //! | `dossier_results` | object store | results too large for a message |
 //! | `dossier_payloads` | object store | job payloads too large for a message ([`payloads`]) |
 //!
@@ -64,6 +65,8 @@ pub const IDEMPOTENCY_BUCKET: &str = "dossier_idempotency";
 pub const CANCELLATIONS_BUCKET: &str = "dossier_cancellations";
 /// Worker checkpoints.
 pub const CHECKPOINTS_BUCKET: &str = "dossier_checkpoints";
+/// Per-run leases and finish marks of operations (see [`lease_key`]).
+pub const LEASES_BUCKET: &str = "dossier_leases";
 /// Large results.
 pub const RESULTS_OBJECT_STORE: &str = "dossier_results";
 /// Job payloads too large to travel inside a job (see [`payloads`]).
@@ -82,6 +85,13 @@ pub fn event_subject(kind: Kind) -> String {
 /// Durable consumer name of a kind's workers, e.g. `jobs-search-people`.
 pub fn job_consumer(kind: Kind) -> String {
     format!("jobs-{}", kind.slug())
+}
+
+/// Key of an operation's entry in [`LEASES_BUCKET`]:
+/// `<kind-slug>.<operation id>`. The kind comes first so that a worker's
+/// NATS permissions can be limited to its own kind's leases.
+pub fn lease_key(kind: Kind, operation_id: &str) -> String {
+    format!("{}.{operation_id}", kind.slug())
 }
 
 /// The advisory subject JetStream publishes when a job consumer gives up on a

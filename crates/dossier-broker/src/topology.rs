@@ -15,7 +15,7 @@ use dossier_contracts::limits::NATS_MAX_PAYLOAD;
 
 use crate::{
     ADVISORIES_STREAM, CANCELLATIONS_BUCKET, CHECKPOINTS_BUCKET, DEAD_LETTER_CONSUMER,
-    EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, OPERATIONS_BUCKET, PAYLOADS_OBJECT_STORE,
+    EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LEASES_BUCKET, OPERATIONS_BUCKET, PAYLOADS_OBJECT_STORE,
     PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, TopologyConfig, job_consumer, job_subject,
     max_deliveries_advisory_subject,
 };
@@ -63,6 +63,8 @@ pub struct Topology {
     pub cancellations: kv::Store,
     /// Worker checkpoints.
     pub checkpoints: kv::Store,
+    /// Per-run leases and finish marks.
+    pub leases: kv::Store,
     /// Large results.
     pub results: object_store::ObjectStore,
     /// Large job payloads.
@@ -276,6 +278,15 @@ impl Topology {
             ),
         )
         .await?;
+        let leases = kv_bucket(
+            js,
+            bucket(
+                LEASES_BUCKET,
+                "per-run leases and finish marks of operations",
+                leases_max_age(cfg),
+            ),
+        )
+        .await?;
 
         let object_bucket = |name: &str, description: &str, max_age: Duration, max_bytes: i64| {
             object_store::Config {
@@ -318,9 +329,25 @@ impl Topology {
             idempotency,
             cancellations,
             checkpoints,
+            leases,
             results,
             payloads,
         })
+    }
+}
+
+/// How long a lease entry is kept: its finish mark must outlive every
+/// delivery of the operation's job, so that none runs it again. A job may
+/// be published again (an idempotent retry after the duplicate window) for
+/// as long as its idempotency key lives, and then wait in the jobs stream
+/// for up to the jobs' max age; a day more covers late deliveries. Renewed
+/// entries are rewritten, so only finished (or abandoned) ones grow old.
+/// Unlimited jobs keep their leases without limit too.
+fn leases_max_age(cfg: &TopologyConfig) -> Duration {
+    if cfg.jobs_max_age.is_zero() {
+        Duration::ZERO
+    } else {
+        cfg.idempotency_ttl + cfg.jobs_max_age + Duration::from_secs(24 * 60 * 60)
     }
 }
 
@@ -391,8 +418,8 @@ async fn kv_bucket(
 }
 
 /// What the workers of one kind use, bound to what the owner created: their
-/// kind's job consumer, the cancellations and checkpoints buckets, and the
-/// results and payloads object stores. Binding only looks up (stream and consumer info),
+/// kind's job consumer, the cancellations, checkpoints and leases buckets,
+/// and the results and payloads object stores. Binding only looks up (stream and consumer info),
 /// so a worker's NATS user needs no right to create or change any of it.
 #[derive(Clone)]
 pub struct WorkerTopology {
@@ -405,6 +432,8 @@ pub struct WorkerTopology {
     pub cancellations: kv::Store,
     /// Worker checkpoints.
     pub checkpoints: kv::Store,
+    /// Per-run leases (only the kind's own keys, `<kind-slug>.*`).
+    pub leases: kv::Store,
     /// Large results.
     pub results: object_store::ObjectStore,
     /// Large job payloads (read only).
@@ -445,6 +474,7 @@ impl WorkerTopology {
             .map_err(|e| consumer_error(what, e))?;
         let cancellations = bind_bucket(js, CANCELLATIONS_BUCKET).await?;
         let checkpoints = bind_bucket(js, CHECKPOINTS_BUCKET).await?;
+        let leases = bind_bucket(js, LEASES_BUCKET).await?;
         let results = bind_object_store(js, RESULTS_OBJECT_STORE).await?;
         let payloads = bind_object_store(js, PAYLOADS_OBJECT_STORE).await?;
         Ok(WorkerTopology {
@@ -452,6 +482,7 @@ impl WorkerTopology {
             jobs,
             cancellations,
             checkpoints,
+            leases,
             results,
             payloads,
         })

@@ -9,6 +9,8 @@ use dossier_contracts::v1::{Progressed, operation_event};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Events, JobMeta};
+use crate::lease::{LeaseError, RunLease};
+use crate::JobError;
 
 /// The runtime's side of one job delivery, handed to [`crate::Handler::handle`].
 /// Cheap to clone; clones share progress throttling and cancellation.
@@ -22,6 +24,7 @@ struct Inner {
     events: Events,
     cancel: CancellationToken,
     checkpoints: kv::Store,
+    lease: Arc<RunLease>,
     max_deliver: u32,
     progress_interval: Duration,
     progress: Mutex<ProgressState>,
@@ -43,6 +46,7 @@ impl JobContext {
         events: Events,
         cancel: CancellationToken,
         checkpoints: kv::Store,
+        lease: Arc<RunLease>,
         max_deliver: u32,
         progress_interval: Duration,
     ) -> Self {
@@ -52,6 +56,7 @@ impl JobContext {
                 events,
                 cancel,
                 checkpoints,
+                lease,
                 max_deliver,
                 progress_interval,
                 progress: Mutex::new(ProgressState::default()),
@@ -167,6 +172,35 @@ impl JobContext {
     /// `<operation id>.<name>`: a checkpoint key private to this operation.
     pub fn checkpoint_key(&self, name: &str) -> String {
         format!("{}.{name}", self.operation_id())
+    }
+
+    /// This run's fencing token: the revision of the operation's lease when
+    /// this run took it, unique per run and larger for every later run of
+    /// the same job. Name what the run writes outside compare-and-set
+    /// entries with it (checkpoint parts), so that a stale run (one that
+    /// stalled past its lease while another took over) never overwrites
+    /// the data of the run that holds the operation now.
+    pub fn run(&self) -> u64 {
+        self.inner.lease.run()
+    }
+
+    /// Renews this run's lease now, by revision: call it right before a
+    /// durable write (a checkpoint), so that only the run holding the
+    /// operation writes. Fails, retryably, when the lease is lost (the
+    /// runtime then drops the run and publishes nothing for it) or the
+    /// leases bucket does not answer.
+    pub async fn confirm_lease(&self) -> Result<(), JobError> {
+        match self.inner.lease.renew().await {
+            Ok(()) => Ok(()),
+            Err(LeaseError::Lost) => Err(JobError::retryable(
+                "lease_lost",
+                "Another run holds the operation now.",
+            )),
+            Err(error @ LeaseError::Broker(_)) => Err(JobError::retryable(
+                "lease_unavailable",
+                format!("The run's lease could not be confirmed: {error}."),
+            )),
+        }
     }
 }
 

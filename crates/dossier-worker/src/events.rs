@@ -107,19 +107,16 @@ impl Events {
         event: operation_event::Event,
         tries: u32,
     ) -> Result<(), EventError> {
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let subject = dossier_broker::event_subject(meta.kind);
-        // A child of the job's span, wherever the handler calls from; the
-        // event's headers carry this span's context, so the projection is
-        // its child.
-        let span = meta
-            .span
-            .in_scope(|| spans::nats_publish(&subject, &event_id));
-        span.record("dossier.operation.id", meta.operation_id.as_str());
-        span.record("dossier.event.type", event.type_name());
-        span.record("dossier.job.attempt", meta.attempt);
-        let message = OperationEvent {
-            event_id: event_id.clone(),
+        let message = self.prepare(meta, event);
+        self.publish_message(meta, &message, tries).await
+    }
+
+    /// The event as it will be stored: a fresh event id, this worker, now.
+    /// A terminal event is prepared first, committed into the run's lease,
+    /// and only then published ([`Events::publish_message`]).
+    pub(crate) fn prepare(&self, meta: &JobMeta, event: operation_event::Event) -> OperationEvent {
+        OperationEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
             operation_id: meta.operation_id.clone(),
             tenant_id: meta.tenant_id.clone(),
             kind: meta.kind.to_proto() as i32,
@@ -128,10 +125,33 @@ impl Events {
             occurred_at: Some(time_ext::now()),
             operation_created_at: meta.operation_created_at,
             event: Some(event),
-        };
+        }
+    }
+
+    /// Publishes a prepared event (its own id as `Nats-Msg-Id`) and waits
+    /// for JetStream to store it, trying up to `tries` times.
+    pub(crate) async fn publish_message(
+        &self,
+        meta: &JobMeta,
+        message: &OperationEvent,
+        tries: u32,
+    ) -> Result<(), EventError> {
+        let event_id = message.event_id.as_str();
+        let subject = dossier_broker::event_subject(meta.kind);
+        // A child of the job's span, wherever the handler calls from; the
+        // event's headers carry this span's context, so the projection is
+        // its child.
+        let span = meta
+            .span
+            .in_scope(|| spans::nats_publish(&subject, event_id));
+        span.record("dossier.operation.id", meta.operation_id.as_str());
+        if let Some(event) = &message.event {
+            span.record("dossier.event.type", event.type_name());
+        }
+        span.record("dossier.job.attempt", message.attempt);
         let payload = Bytes::from(message.encode_to_vec());
         let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.as_str());
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id);
         propagation::inject_nats(&span, &meta.request_id, &mut headers);
 
         let published = self
@@ -180,11 +200,13 @@ impl Events {
     }
 
     /// The result as a `ResultRef`: inline when it fits the limit, else
-    /// written to the object store under the operation id (a redelivered job
-    /// overwrites its own earlier object, never another operation's).
+    /// written to the object store as `<operation id>.<run>`: named by the
+    /// run's lease (its fencing token), so a stale run of the same job never
+    /// overwrites the object the holder's terminal event refers to.
     pub(crate) async fn result_ref(
         &self,
         operation_id: &str,
+        run: u64,
         value: &Value,
     ) -> Result<ResultRef, EventError> {
         let json = serde_json::to_vec(value)?;
@@ -195,12 +217,12 @@ impl Events {
                 size_bytes,
             });
         }
-        match self.results.put(operation_id, &mut json.as_slice()).await {
+        let name = format!("{operation_id}.{run}");
+        match self.results.put(name.as_str(), &mut json.as_slice()).await {
             Ok(_) => {}
             // The new object is stored; only the chunks of the one it
-            // replaced (an earlier delivery's) could not be purged: a
-            // worker's NATS user may not purge the store. They expire with
-            // the store's max age.
+            // replaced could not be purged (a worker's NATS user may not
+            // purge the store). They expire with the store's max age.
             Err(error) if error.kind() == PutErrorKind::PurgeOldChunks => {
                 tracing::debug!(
                     message = "Replaced a result object; its old chunks stay until they expire.",
@@ -216,7 +238,7 @@ impl Events {
             size_bytes
         );
         Ok(ResultRef {
-            location: Some(result_ref::Location::ObjectName(operation_id.to_owned())),
+            location: Some(result_ref::Location::ObjectName(name)),
             size_bytes,
         })
     }

@@ -74,6 +74,7 @@ pub mod config;
 mod context;
 mod events;
 mod handler;
+mod lease;
 pub mod metrics;
 pub mod payload;
 mod service;

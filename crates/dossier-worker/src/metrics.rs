@@ -14,6 +14,9 @@ pub const JOBS_FINISHED: &str = "dossier_jobs_finished_total";
 pub const JOBS_RETRIED: &str = "dossier_jobs_retried_total";
 /// Jobs failed because their last delivery failed too, by kind.
 pub const JOBS_DEAD: &str = "dossier_jobs_dead_total";
+/// Runs stopped because they lost their lease (another run took the job
+/// over), by kind.
+pub const JOBS_LEASE_LOST: &str = "dossier_jobs_lease_lost_total";
 /// Time from taking a job to storing its terminal event, by kind and outcome.
 pub const JOB_DURATION: &str = "dossier_job_duration_seconds";
 
@@ -38,6 +41,10 @@ pub(crate) fn describe() {
             JOBS_DEAD,
             "Jobs failed by the worker because their last delivery failed with a retryable error, by kind."
         );
+        metrics::describe_counter!(
+            JOBS_LEASE_LOST,
+            "Job runs stopped without a terminal event because they lost their lease (they stalled past it and another run took the job over), by kind."
+        );
         metrics::describe_histogram!(
             JOB_DURATION,
             metrics::Unit::Seconds,
@@ -49,7 +56,7 @@ pub(crate) fn describe() {
 /// Creates the kind's counters at zero, so a worker that has run no job
 /// yet already exposes them (a rate starts from zero, not from nothing).
 pub(crate) fn register(kind: Kind) {
-    for name in [JOBS_STARTED, JOBS_RETRIED, JOBS_DEAD] {
+    for name in [JOBS_STARTED, JOBS_RETRIED, JOBS_DEAD, JOBS_LEASE_LOST] {
         metrics::counter!(name, "kind" => kind.as_str()).increment(0);
     }
 }
@@ -70,4 +77,8 @@ pub(crate) fn retried(kind: Kind) {
 
 pub(crate) fn dead(kind: Kind) {
     metrics::counter!(JOBS_DEAD, "kind" => kind.as_str()).increment(1);
+}
+
+pub(crate) fn lease_lost(kind: Kind) {
+    metrics::counter!(JOBS_LEASE_LOST, "kind" => kind.as_str()).increment(1);
 }

@@ -25,6 +25,7 @@ use tracing::Instrument as _;
 
 use crate::cancel::{self, Running};
 use crate::events::{EventError, Events, JobMeta, PUBLISH_TRIES};
+use crate::lease::{Acquired, LeaseError, Leases, RunLease};
 use crate::{ErrorInfo, Handler, JobContext, JobError, Outcome, WorkerConfig};
 
 /// How long one pull request waits at the server for jobs. Short enough that
@@ -36,6 +37,10 @@ const PULL_FAILURES_NOT_READY: u32 = 2;
 
 /// Pause after a failed pull before the next one.
 const PULL_RETRY: Duration = Duration::from_secs(1);
+
+/// Added to a held lease's remaining time before looking at it again, so
+/// the next look finds it expired rather than just about to.
+const LEASE_SLACK: Duration = Duration::from_millis(50);
 
 /// Waits between tries to bind a topology that is not there (yet): the
 /// operations service creates it, and may start after the workers.
@@ -80,6 +85,9 @@ struct Shared<H> {
     config: WorkerConfig,
     worker_id: Arc<str>,
     heartbeat_every: Duration,
+    /// How long a run's lease lasts past each renewal: the consumer's
+    /// `ack_wait`, the time after which the broker gives the job away.
+    lease_ttl: Duration,
     max_deliver: u32,
     request_timeout: Duration,
     /// Delay before a failed job is delivered again, by attempt: jittered,
@@ -88,6 +96,8 @@ struct Shared<H> {
     events: Events,
     cancellations: kv::Store,
     checkpoints: kv::Store,
+    /// Per-run leases: one live run per operation (see `lease`).
+    leases: Leases,
     /// Job payloads too large to travel inside their job.
     payloads: ObjectStore,
     running: Running,
@@ -102,6 +112,10 @@ enum Settle {
     Nak(Option<Duration>),
     /// Never deliver it again (it cannot be decoded).
     Term,
+    /// Leave it alone: the run lost its lease, so the delivery is no longer
+    /// this worker's to settle (another run holds it, or the broker gives
+    /// it to one after its ack deadline).
+    Abandon,
 }
 
 /// How a handler run ended.
@@ -112,6 +126,8 @@ enum Ran {
     Stopped,
     /// Shutdown took the job back before the handler returned.
     Released,
+    /// The run lost its lease; the handler was dropped.
+    Lost,
 }
 
 impl<H: Handler> Worker<H> {
@@ -163,6 +179,7 @@ impl<H: Handler> Worker<H> {
         ));
 
         let worker_id: Arc<str> = config.resolve_worker_id().into();
+        let leases = Leases::new(topology.leases.clone(), kind, worker_id.clone(), ack_wait);
         // A result must also fit in a message, whatever the configuration says.
         let max_payload = client.server_info().max_payload;
         let inline_limit = if max_payload > 0 {
@@ -199,12 +216,14 @@ impl<H: Handler> Worker<H> {
                 // Heartbeats at a third of the deadline leave room for two
                 // lost or late ones before the broker gives the job away.
                 heartbeat_every: (ack_wait / 3).max(Duration::from_millis(10)),
+                lease_ttl: ack_wait,
                 max_deliver,
                 request_timeout: broker.request_timeout,
                 retry: Backoff::new(config.retry_backoff_base, config.retry_backoff_max).jittered(),
                 events,
                 cancellations: topology.cancellations,
                 checkpoints: topology.checkpoints,
+                leases,
                 payloads: topology.payloads,
                 running,
                 worker_id,
@@ -402,8 +421,8 @@ async fn process<H: Handler>(
 }
 
 impl<H: Handler> Shared<H> {
-    /// Runs one decoded job and publishes what became of it; returns how to
-    /// settle the delivery.
+    /// Runs one decoded job under its operation's lease and publishes what
+    /// became of it; returns how to settle the delivery.
     async fn run_job(
         &self,
         job: Job,
@@ -421,6 +440,161 @@ impl<H: Handler> Shared<H> {
             request_id,
             span.clone(),
         ));
+        let lease = match self.take_lease(&meta, release).await {
+            Ok(lease) => lease,
+            Err(settle) => return settle,
+        };
+        // Renewed beside the run, in a task of its own so that a handler
+        // hogging its task cannot starve the renewals; dropped (and so
+        // stopped) when the run ends.
+        let keeper = {
+            let lease = lease.clone();
+            let every = self.heartbeat_every;
+            AbortOnDropHandle::new(tokio::spawn(
+                async move { lease.keep(every).await }.instrument(span),
+            ))
+        };
+        let settle = self.run_leased(job, &meta, &lease, release).await;
+        drop(keeper);
+        match settle {
+            // Handed back: the next delivery may take the lease at once.
+            Settle::Nak(_) => lease.release().await,
+            Settle::Abandon => {
+                tracing::warn!(
+                    message = "The job's lease was lost; stopped it without a terminal event.",
+                    operation_id = %meta.operation_id,
+                    attempt
+                );
+                crate::metrics::lease_lost(self.kind);
+            }
+            Settle::Ack | Settle::Term => {}
+        }
+        settle
+    }
+
+    /// Takes the operation's lease for this delivery. While another run
+    /// holds it, waits (the delivery's heartbeats go on) until that run
+    /// finishes or its lease expires; a finished operation is not run
+    /// again. `Err` is how to settle the delivery instead of running it.
+    async fn take_lease(
+        &self,
+        meta: &JobMeta,
+        release: &CancellationToken,
+    ) -> Result<Arc<RunLease>, Settle> {
+        let operation_id = meta.operation_id.as_str();
+        let waiting_since = tokio::time::Instant::now();
+        // A holder cannot run longer than its job timeout (plus one lease to
+        // notice it died); past that, something is wrong: hand the job back
+        // rather than hold a slot forever.
+        let longest_wait = self.config.job_timeout + self.lease_ttl;
+        let mut logged = false;
+        loop {
+            match self.leases.acquire(operation_id, meta.attempt).await {
+                Ok(Acquired::Taken(lease)) => return Ok(lease),
+                Ok(Acquired::Finished {
+                    status,
+                    event,
+                    revision,
+                }) => return Err(self.finished_already(meta, &status, event, revision).await),
+                Ok(Acquired::Held { remaining }) => {
+                    if waiting_since.elapsed() > longest_wait {
+                        tracing::warn!(
+                            message = "Another run has held the job for too long; handing it back.",
+                            operation_id,
+                            waited = ?longest_wait
+                        );
+                        return Err(Settle::Nak(Some(self.lease_ttl)));
+                    }
+                    if !logged {
+                        tracing::info!(
+                            message = "Another run holds the job; waiting until it finishes or its lease expires.",
+                            operation_id,
+                            attempt = meta.attempt,
+                            ?remaining
+                        );
+                        logged = true;
+                    }
+                    let pause = (remaining + LEASE_SLACK).min(self.heartbeat_every);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = release.cancelled() => return Err(Settle::Nak(None)),
+                    }
+                }
+                Err(error) => {
+                    // Running without the lease could run the job twice.
+                    let delay = self.retry.delay(meta.attempt);
+                    tracing::warn!(
+                        message = "Cannot read the job's lease; retrying the job later.",
+                        operation_id,
+                        ?delay,
+                        %error
+                    );
+                    return Err(Settle::Nak(Some(delay)));
+                }
+            }
+        }
+    }
+
+    /// A delivery of a finished operation: acknowledged without running.
+    /// When the run that finished it committed its terminal event but may
+    /// not have stored it (it died in between), the event is published here,
+    /// under its own id, so JetStream drops it if it was stored after all.
+    async fn finished_already(
+        &self,
+        meta: &JobMeta,
+        status: &str,
+        event: Option<dossier_contracts::v1::OperationEvent>,
+        revision: u64,
+    ) -> Settle {
+        let operation_id = meta.operation_id.as_str();
+        let Some(event) = event else {
+            tracing::info!(
+                message = "The operation is already finished; not running it again.",
+                operation_id,
+                attempt = meta.attempt,
+                status
+            );
+            return Settle::Ack;
+        };
+        match self
+            .events
+            .publish_message(meta, &event, PUBLISH_TRIES)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    message = "Published the committed terminal event of an earlier run.",
+                    operation_id,
+                    status
+                );
+                self.leases
+                    .clear_event(operation_id, status, revision)
+                    .await;
+                Settle::Ack
+            }
+            Err(error) => {
+                let delay = self.retry.delay(meta.attempt);
+                tracing::warn!(
+                    message = "Cannot publish the committed terminal event; retrying later.",
+                    operation_id,
+                    ?delay,
+                    %error
+                );
+                Settle::Nak(Some(delay))
+            }
+        }
+    }
+
+    /// The run itself, holding the lease: checks, `Started`, the handler,
+    /// and the terminal event committed through the lease.
+    async fn run_leased(
+        &self,
+        job: Job,
+        meta: &Arc<JobMeta>,
+        lease: &Arc<RunLease>,
+        release: &CancellationToken,
+    ) -> Settle {
+        let attempt = meta.attempt;
         let operation_id = meta.operation_id.as_str();
 
         if Kind::from_proto(job.kind) != Some(self.kind) {
@@ -430,7 +604,7 @@ impl<H: Handler> Shared<H> {
                 job_kind = job.kind
             );
             let error = ErrorInfo::new("invalid_job", "The job was routed to the wrong worker.");
-            return self.finish(&meta, failed(error)).await;
+            return self.finish(meta, lease, failed(error)).await;
         }
 
         // Register before reading the bucket: a cancellation written after
@@ -447,7 +621,7 @@ impl<H: Handler> Shared<H> {
                 let event = Event::Cancelled(Cancelled {
                     partial_result: None,
                 });
-                return self.finish(&meta, event).await;
+                return self.finish(meta, lease, event).await;
             }
             Err(error) => {
                 // Running it anyway could run a cancelled job.
@@ -469,7 +643,7 @@ impl<H: Handler> Shared<H> {
             if error.is_permanent() {
                 tracing::error!(message = "The job's payload cannot be loaded; failing it.", operation_id, %error);
                 return self
-                    .finish(&meta, failed(crate::payload::failure(&error)))
+                    .finish(meta, lease, failed(crate::payload::failure(&error)))
                     .await;
             }
             let delay = self.retry.delay(attempt);
@@ -484,7 +658,7 @@ impl<H: Handler> Shared<H> {
 
         if let Err(error) = self
             .events
-            .publish(&meta, Event::Started(Started {}), PUBLISH_TRIES)
+            .publish(meta, Event::Started(Started {}), PUBLISH_TRIES)
             .await
         {
             let delay = self.retry.delay(attempt);
@@ -504,11 +678,21 @@ impl<H: Handler> Shared<H> {
             self.events.clone(),
             cancel.clone(),
             self.checkpoints.clone(),
+            lease.clone(),
             self.max_deliver,
             self.config.progress_interval,
         );
         let mut dead = false;
-        let event = match self.run_handler(ctx, job, &cancel, release).await {
+        let ran = self
+            .run_handler(ctx, job, &cancel, release, lease.lost())
+            .await;
+        // Whatever the handler returned, a run that lost its lease has no
+        // say in the operation's outcome any more.
+        if lease.lost().is_cancelled() {
+            return Settle::Abandon;
+        }
+        let event = match ran {
+            Ran::Lost => return Settle::Abandon,
             Ran::Released => {
                 tracing::info!(
                     message = "Shutting down; handing the job back to the broker.",
@@ -571,7 +755,10 @@ impl<H: Handler> Shared<H> {
                     },
                 })
             }
-            Ran::Returned(Ok(outcome)) => match self.outcome_event(operation_id, outcome).await {
+            Ran::Returned(Ok(outcome)) => match self
+                .outcome_event(operation_id, lease.run(), outcome)
+                .await
+            {
                 Ok(event) => event,
                 Err(error) => {
                     let delay = self.retry.delay(attempt);
@@ -585,7 +772,7 @@ impl<H: Handler> Shared<H> {
                 }
             },
         };
-        let settle = self.finish(&meta, event).await;
+        let settle = self.finish(meta, lease, event).await;
         // Dead only once its failure is stored: a failed publish hands the
         // last delivery back, and the broker's max-deliveries advisory (the
         // operations service's dead letters) takes it from there.
@@ -603,6 +790,7 @@ impl<H: Handler> Shared<H> {
         job: Job,
         cancel: &CancellationToken,
         release: &CancellationToken,
+        lost: &CancellationToken,
     ) -> Ran {
         let handler = self.handler.clone();
         // A task of its own: a panic surfaces as a `JoinError` instead of
@@ -644,6 +832,12 @@ impl<H: Handler> Shared<H> {
                 task.abort();
                 Ran::Released
             }
+            // Not cooperative: another run holds the operation now, and
+            // nothing this one does can count.
+            () = lost.cancelled() => {
+                task.abort();
+                Ran::Lost
+            }
         }
     }
 
@@ -652,32 +846,57 @@ impl<H: Handler> Shared<H> {
     async fn outcome_event(
         &self,
         operation_id: &str,
+        run: u64,
         outcome: Outcome,
     ) -> Result<Event, EventError> {
         Ok(match outcome {
             Outcome::Succeeded(value) => Event::Succeeded(Succeeded {
-                result: Some(self.events.result_ref(operation_id, &value).await?),
+                result: Some(self.events.result_ref(operation_id, run, &value).await?),
             }),
             Outcome::PartialSuccess { result, error } => {
                 Event::PartiallySucceeded(PartiallySucceeded {
-                    result: Some(self.events.result_ref(operation_id, &result).await?),
+                    result: Some(self.events.result_ref(operation_id, run, &result).await?),
                     error: error.map(operation_error),
                 })
             }
             Outcome::Cancelled { partial } => Event::Cancelled(Cancelled {
                 partial_result: match partial {
-                    Some(value) => Some(self.events.result_ref(operation_id, &value).await?),
+                    Some(value) => Some(self.events.result_ref(operation_id, run, &value).await?),
                     None => None,
                 },
             }),
         })
     }
 
-    /// Publishes a terminal event; the delivery may be acked only if it is
-    /// stored, else it is handed back to run again.
-    async fn finish(&self, meta: &JobMeta, event: Event) -> Settle {
+    /// Ends the run with a terminal event: commits it into the lease (by
+    /// revision: only the holder can), then publishes it. The delivery may
+    /// be acked only once the event is stored; else it is handed back, and
+    /// the next delivery publishes the committed event instead of running.
+    async fn finish(&self, meta: &JobMeta, lease: &RunLease, event: Event) -> Settle {
         let status = event.type_name();
-        match self.events.publish(meta, event, PUBLISH_TRIES).await {
+        let message = self.events.prepare(meta, event);
+        let committed = match lease.commit(&message, status).await {
+            Ok(revision) => revision,
+            Err(LeaseError::Lost) => return Settle::Abandon,
+            Err(error) => {
+                // Written or not, the next delivery finds out: a committed
+                // event is published by it, an uncommitted run is redone.
+                let delay = self.retry.delay(meta.attempt);
+                tracing::warn!(
+                    message = "Cannot commit the job's outcome to its lease; retrying the job later.",
+                    operation_id = %meta.operation_id,
+                    status,
+                    ?delay,
+                    %error
+                );
+                return Settle::Nak(Some(delay));
+            }
+        };
+        match self
+            .events
+            .publish_message(meta, &message, PUBLISH_TRIES)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(
                     message = "Job finished.",
@@ -685,6 +904,9 @@ impl<H: Handler> Shared<H> {
                     attempt = meta.attempt,
                     status
                 );
+                self.leases
+                    .clear_event(&meta.operation_id, status, committed)
+                    .await;
                 crate::metrics::finished(meta.kind, status, meta.taken_at.elapsed());
                 Settle::Ack
             }
@@ -728,6 +950,7 @@ async fn settle(message: &jetstream::Message, settle: Settle, operation_id: &str
         },
         Settle::Nak(delay) => message.ack_with(AckKind::Nak(delay)).await,
         Settle::Term => message.ack_with(AckKind::Term).await,
+        Settle::Abandon => return,
     };
     if let Err(error) = result {
         tracing::warn!(

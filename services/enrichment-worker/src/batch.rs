@@ -202,6 +202,7 @@ impl Handler for EnrichmentHandler {
         let mut checkpoints = Checkpoints::new(
             ctx.checkpoints().clone(),
             ctx.checkpoint_key(CHECKPOINT_NAME),
+            ctx.run(),
         );
         let (mut progress, mut results): (Progress, Vec<EnrichedRecord>) = checkpoints
             .resume(total, self.chunk_size)
@@ -249,6 +250,8 @@ impl Handler for EnrichmentHandler {
                     "The directory providers did not answer.",
                 ));
             }
+            // Only the run holding the job writes checkpoints.
+            ctx.confirm_lease().await?;
             checkpoints
                 .save_chunk(&mut progress, &chunk)
                 .await

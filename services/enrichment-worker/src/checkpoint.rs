@@ -6,16 +6,24 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `<op>.enrichment` | [`Progress`] as JSON: chunk size, and per finished chunk its parts and counts |
-//! | `<op>.enrichment.chunk.<n>.<part>` | part `<part>` of chunk `<n>`'s results: a slice of the JSON array's bytes |
+//! | `<op>.enrichment` | [`Progress`] as JSON: chunk size, and per finished chunk the run that wrote it, its parts and counts |
+//! | `<op>.enrichment.chunk.<n>.<run>.<part>` | part `<part>` of chunk `<n>`'s results as run `<run>` wrote them: a slice of the JSON array's bytes |
 //!
 //! A chunk's results are written first, in parts of at most [`PART_BYTES`]
 //! (a KV value must fit in one NATS message, 1 MiB by default), and only
 //! then is the chunk added to the progress entry, by compare-and-set on its
 //! revision. So a finished chunk in the progress entry always has its
 //! results stored, and a worker that dies between the two writes only
-//! leaves parts that the next run overwrites. Entries expire with the
-//! bucket (`DOSSIER_JOBS_MAX_AGE`).
+//! leaves parts that no progress entry names.
+//!
+//! Parts are named by the run (`JobContext::run`, the fencing token of the
+//! run's lease), and a run confirms its lease right before it writes a
+//! chunk: a run that stalled past its lease while another took the job
+//! over writes nothing, and even one that stalls between the confirmation
+//! and its writes cannot overwrite the parts of a chunk another run
+//! recorded — its own parts have other names, and its compare-and-set on
+//! the progress entry fails once the other run has moved it. Entries expire
+//! with the bucket (`DOSSIER_JOBS_MAX_AGE`).
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
@@ -77,6 +85,10 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChunkDone {
+    /// The run that wrote its parts (`None`: a checkpoint from before runs
+    /// named their parts, read from the unnamed keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
     /// How many KV values hold its results.
     pub parts: usize,
     /// Its records per status.
@@ -142,6 +154,8 @@ pub struct Checkpoints {
     kv: kv::Store,
     /// `<op>.enrichment`.
     key: String,
+    /// The run writing chunks (its lease's fencing token).
+    run: u64,
     /// Revision of the progress entry as last read or written; 0 when it
     /// does not exist.
     revision: u64,
@@ -151,23 +165,29 @@ impl std::fmt::Debug for Checkpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoints")
             .field("key", &self.key)
+            .field("run", &self.run)
             .field("revision", &self.revision)
             .finish_non_exhaustive()
     }
 }
 
 impl Checkpoints {
-    /// The checkpoints under `key` (`ctx.checkpoint_key("enrichment")`).
-    pub fn new(kv: kv::Store, key: String) -> Checkpoints {
+    /// The checkpoints under `key` (`ctx.checkpoint_key("enrichment")`),
+    /// written by run `run` (`ctx.run()`).
+    pub fn new(kv: kv::Store, key: String, run: u64) -> Checkpoints {
         Checkpoints {
             kv,
             key,
+            run,
             revision: 0,
         }
     }
 
-    fn part_key(&self, chunk: usize, part: usize) -> String {
-        format!("{}.chunk.{chunk}.{part}", self.key)
+    fn part_key(&self, chunk: usize, run: Option<u64>, part: usize) -> String {
+        match run {
+            Some(run) => format!("{}.chunk.{chunk}.{run}.{part}", self.key),
+            None => format!("{}.chunk.{chunk}.{part}", self.key),
+        }
     }
 
     /// The progress of an earlier run with its finished chunks' results, or a
@@ -234,7 +254,7 @@ impl Checkpoints {
         for part in 0..chunk.parts {
             match self
                 .kv
-                .get(self.part_key(n, part))
+                .get(self.part_key(n, chunk.run, part))
                 .await
                 .map_err(|e| CheckpointError::Broker(e.into()))?
             {
@@ -245,9 +265,10 @@ impl Checkpoints {
         Ok(serde_json::from_slice(&json).ok())
     }
 
-    /// Stores chunk `progress.chunks.len()`'s results, then records it as
-    /// finished. [`CheckpointError::Conflict`] when another run of the job
-    /// moved the progress entry since this one read or wrote it.
+    /// Stores chunk `progress.chunks.len()`'s results under this run's
+    /// names, then records it as finished. [`CheckpointError::Conflict`]
+    /// when another run of the job moved the progress entry since this one
+    /// read or wrote it. The caller confirms its lease first.
     pub async fn save_chunk(
         &mut self,
         progress: &mut Progress,
@@ -260,7 +281,7 @@ impl Checkpoints {
         for start in (0..json.len().max(1)).step_by(PART_BYTES) {
             let end = (start + PART_BYTES).min(json.len());
             self.kv
-                .put(self.part_key(n, parts), json.slice(start..end))
+                .put(self.part_key(n, Some(self.run), parts), json.slice(start..end))
                 .await
                 .map_err(|e| CheckpointError::Broker(e.into()))?;
             parts += 1;
@@ -268,6 +289,7 @@ impl Checkpoints {
 
         let mut next = progress.clone();
         next.chunks.push(ChunkDone {
+            run: Some(self.run),
             parts,
             counts: Counts::of(records),
         });

@@ -185,10 +185,18 @@ async fn large_results_go_to_the_object_store_small_ones_inline() {
         panic!("large job did not succeed");
     };
     let result = succeeded.result.unwrap();
-    assert_eq!(result.location, Some(Location::ObjectName(large.clone())));
+    // Named by the operation and the run (its lease's fencing token), so a
+    // stale run of the same job cannot overwrite it.
+    let Some(Location::ObjectName(name)) = result.location else {
+        panic!("the large result is not in the object store");
+    };
+    let run = name
+        .strip_prefix(&format!("{large}."))
+        .expect("named after the operation");
+    assert!(run.parse::<u64>().is_ok(), "{name}");
     let stored = serde_json::to_vec(&big).unwrap();
     assert_eq!(result.size_bytes, stored.len() as u64);
-    let mut object = env.topology.results.get(&large).await.unwrap();
+    let mut object = env.topology.results.get(&name).await.unwrap();
     let mut bytes = Vec::new();
     object.read_to_end(&mut bytes).await.unwrap();
     assert_eq!(
