@@ -15,9 +15,9 @@ use dossier_contracts::limits::NATS_MAX_PAYLOAD;
 
 use crate::{
     ADVISORIES_STREAM, CANCELLATIONS_BUCKET, CHECKPOINTS_BUCKET, DEAD_LETTER_CONSUMER,
-    EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LEASES_BUCKET, OPERATIONS_BUCKET, PAYLOADS_OBJECT_STORE,
-    PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, TopologyConfig, job_consumer, job_subject,
-    max_deliveries_advisory_subject,
+    EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LEASES_BUCKET, OPERATIONS_BUCKET,
+    PAYLOADS_OBJECT_STORE, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, TopologyConfig, job_consumer,
+    job_subject, max_deliveries_advisory_subject,
 };
 
 /// How long the delete marker of an expired record stays in the operations

@@ -8,9 +8,9 @@ use dossier_contracts::Kind;
 use dossier_contracts::v1::{Progressed, operation_event};
 use tokio_util::sync::CancellationToken;
 
+use crate::JobError;
 use crate::events::{Events, JobMeta};
 use crate::lease::{LeaseError, RunLease};
-use crate::JobError;
 
 /// The runtime's side of one job delivery, handed to [`crate::Handler::handle`].
 /// Cheap to clone; clones share progress throttling and cancellation.

@@ -350,7 +350,11 @@ impl RunLease {
     /// Writes the run's terminal event into the lease by revision, the
     /// commit that makes it the operation's outcome. [`LeaseError::Lost`]
     /// when another run holds the operation, or this one's lease ran out.
-    pub(crate) async fn commit(&self, event: &OperationEvent, status: &str) -> Result<u64, LeaseError> {
+    pub(crate) async fn commit(
+        &self,
+        event: &OperationEvent,
+        status: &str,
+    ) -> Result<u64, LeaseError> {
         let mut state = self.state.lock().await;
         self.check(&state)?;
         let value = self.leases.finished(self.attempt, status, Some(event));
@@ -388,7 +392,12 @@ impl RunLease {
     }
 
     async fn write(&self, value: Bytes, revision: u64) -> Result<u64, LeaseError> {
-        match self.leases.kv.update(self.key.as_str(), value, revision).await {
+        match self
+            .leases
+            .kv
+            .update(self.key.as_str(), value, revision)
+            .await
+        {
             Ok(revision) => Ok(revision),
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 self.lost.cancel();

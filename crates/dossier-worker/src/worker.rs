@@ -755,22 +755,21 @@ impl<H: Handler> Shared<H> {
                     },
                 })
             }
-            Ran::Returned(Ok(outcome)) => match self
-                .outcome_event(operation_id, lease.run(), outcome)
-                .await
-            {
-                Ok(event) => event,
-                Err(error) => {
-                    let delay = self.retry.delay(attempt);
-                    tracing::warn!(
-                        message = "Cannot store the job's result; retrying the job later.",
-                        operation_id,
-                        ?delay,
-                        %error
-                    );
-                    return Settle::Nak(Some(delay));
+            Ran::Returned(Ok(outcome)) => {
+                match self.outcome_event(operation_id, lease.run(), outcome).await {
+                    Ok(event) => event,
+                    Err(error) => {
+                        let delay = self.retry.delay(attempt);
+                        tracing::warn!(
+                            message = "Cannot store the job's result; retrying the job later.",
+                            operation_id,
+                            ?delay,
+                            %error
+                        );
+                        return Settle::Nak(Some(delay));
+                    }
                 }
-            },
+            }
         };
         let settle = self.finish(meta, lease, event).await;
         // Dead only once its failure is stored: a failed publish hands the

@@ -281,7 +281,10 @@ impl Checkpoints {
         for start in (0..json.len().max(1)).step_by(PART_BYTES) {
             let end = (start + PART_BYTES).min(json.len());
             self.kv
-                .put(self.part_key(n, Some(self.run), parts), json.slice(start..end))
+                .put(
+                    self.part_key(n, Some(self.run), parts),
+                    json.slice(start..end),
+                )
                 .await
                 .map_err(|e| CheckpointError::Broker(e.into()))?;
             parts += 1;

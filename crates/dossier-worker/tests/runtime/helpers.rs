@@ -157,16 +157,27 @@ impl TestEnv {
     /// Publishes `job` like [`TestEnv::publish`]; `None` while the broker
     /// does not take it (during a restart).
     pub(crate) async fn try_publish(&self, test_job: TestJob) -> Option<String> {
+        let message_id = test_job.job.operation_id.clone();
+        self.try_publish_as(test_job, &message_id).await
+    }
+
+    /// Publishes `job` again under another message id, as a retry after
+    /// JetStream's duplicate window would: the broker stores it anew.
+    pub(crate) async fn publish_again(&self, job: TestJob) {
+        let message_id = format!("{}-again-{}", job.job.operation_id, uuid::Uuid::now_v7());
+        self.try_publish_as(job, &message_id)
+            .await
+            .expect("job stored again");
+    }
+
+    async fn try_publish_as(&self, test_job: TestJob, message_id: &str) -> Option<String> {
         let TestJob {
             job,
             request_id,
             traceparent,
         } = test_job;
         let mut headers = HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            job.operation_id.as_str(),
-        );
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
         headers.insert("Dossier-Request-Id", request_id.as_str());
         headers.insert("traceparent", traceparent.as_str());
         let ack = self

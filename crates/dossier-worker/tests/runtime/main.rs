@@ -6,6 +6,7 @@
 mod cancellation;
 mod faults;
 mod helpers;
+mod leases;
 mod lifecycle;
 mod payloads;
 mod retries;
