@@ -10,5 +10,6 @@ mod cancel;
 mod helpers;
 mod limits;
 mod matching;
+mod replicas;
 mod resume;
 mod sync;
