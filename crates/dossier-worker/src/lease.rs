@@ -96,8 +96,8 @@ struct Finished {
     status: String,
     /// The committed terminal event, until it is stored on the events
     /// stream (then cleared).
-    #[prost(message, optional, tag = "2")]
-    event: Option<OperationEvent>,
+    #[prost(message, optional, boxed, tag = "2")]
+    event: Option<Box<OperationEvent>>,
 }
 
 /// Tries to take a lease that keeps changing under us before giving up
@@ -135,7 +135,7 @@ pub(crate) enum Acquired {
     /// entry's, to clear the event once it is.
     Finished {
         status: String,
-        event: Option<OperationEvent>,
+        event: Option<Box<OperationEvent>>,
         revision: u64,
     },
 }
@@ -251,7 +251,7 @@ impl Leases {
             attempt,
             state: Some(State::Finished(Finished {
                 status: status.to_owned(),
-                event: event.cloned(),
+                event: event.cloned().map(Box::new),
             })),
         };
         Bytes::from(lease.encode_to_vec())

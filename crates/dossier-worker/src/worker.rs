@@ -543,7 +543,7 @@ impl<H: Handler> Shared<H> {
         &self,
         meta: &JobMeta,
         status: &str,
-        event: Option<dossier_contracts::v1::OperationEvent>,
+        event: Option<Box<dossier_contracts::v1::OperationEvent>>,
         revision: u64,
     ) -> Settle {
         let operation_id = meta.operation_id.as_str();

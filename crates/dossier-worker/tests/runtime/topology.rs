@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use dossier_broker::{
-    BrokerConfig, EVENTS_STREAM, JOBS_STREAM, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, Topology,
-    TopologyConfig, job_consumer, job_subject, payloads,
+    BrokerConfig, EVENTS_STREAM, JOBS_STREAM, LEASES_BUCKET, PROJECTOR_CONSUMER,
+    RESULTS_OBJECT_STORE, Topology, TopologyConfig, job_consumer, job_subject, lease_key, payloads,
 };
 use dossier_contracts::v1::Job;
 use dossier_contracts::{Kind, time_ext};
@@ -373,4 +373,34 @@ async fn with_the_shipped_permissions_a_worker_does_its_job_and_nothing_to_the_t
         .await
         .unwrap();
     assert_eq!(bytes, b"their result");
+
+    // Leases: its own kind's only. Another kind's lease can be neither read
+    // nor written (taken over, or marked finished), and stays as it was.
+    let research_leases = research.get_key_value(LEASES_BUCKET).await.unwrap();
+    let theirs = lease_key(other, "another-operation");
+    let revision = research_leases
+        .put(theirs.as_str(), "held by research".into())
+        .await
+        .unwrap();
+    let leases = wjs.get_key_value(LEASES_BUCKET).await.unwrap();
+    assert!(
+        leases.put(theirs.as_str(), "taken".into()).await.is_err(),
+        "a worker wrote another kind's lease"
+    );
+    assert!(
+        leases.entry(theirs.as_str()).await.is_err(),
+        "a worker read another kind's lease"
+    );
+    let entry = research_leases
+        .entry(theirs.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.revision, revision);
+    // Its own kind's: yes (the jobs above took and finished theirs).
+    let own = leases
+        .entry(lease_key(KIND, &inline.operation_id))
+        .await
+        .unwrap();
+    assert!(own.is_some(), "the worker's own lease is missing");
 }
