@@ -4,6 +4,8 @@
 //! - pulls the kind's jobs from its durable consumer (`jobs-<kind>`), at most
 //!   [`WorkerConfig::concurrency`] at once, never holding more unacknowledged
 //!   jobs than it has free slots, so other replicas take the rest;
+//! - takes the operation's lease first ([`lease`]): waits while another run
+//!   holds it, acknowledges without running an operation already finished;
 //! - skips jobs whose operation was cancelled while queued (`Cancelled`
 //!   event, the handler never runs), else loads a payload stored in the
 //!   `dossier_payloads` object store when the job refers to one ([`payload`]:
@@ -11,8 +13,10 @@
 //!   operation at once, `payload_missing` / `payload_corrupt`; an unreadable
 //!   store is retried), publishes `Started` and runs the handler in a span
 //!   `job <kind>` that continues the request's trace;
-//! - heart-beats (`+WPI` every third of `ack_wait`) while a job runs, so only
-//!   a dead worker's jobs are redelivered;
+//! - heart-beats (`+WPI` and a lease renewal every third of `ack_wait`)
+//!   while a job runs, so only a dead or stalled worker's jobs are
+//!   redelivered; a run that cannot renew its lease within `ack_wait` is
+//!   dropped;
 //! - retries retryable failures, panics and time-outs with jittered
 //!   exponential backoff (`Nak` with delay) and fails the operation on the
 //!   last delivery or on a permanent error;
@@ -22,7 +26,7 @@
 //!   to be stored; a job is acknowledged only after its terminal event is
 //!   stored, else it is handed back (`Nak`);
 //! - puts results larger than [`WorkerConfig::inline_result_limit`] in the
-//!   `dossier_results` object store under the operation id;
+//!   `dossier_results` object store as `<operation id>.<run>`;
 //! - on shutdown stops pulling, lets running jobs finish within
 //!   [`WorkerConfig::shutdown_grace`] and hands the rest back at once;
 //! - reports readiness (consumer bound, NATS connected, not shutting down)
@@ -31,13 +35,18 @@
 //!
 //! # Delivery guarantees
 //!
-//! At least once. A job runs again (and publishes `Started` again, with a
-//! higher `attempt`) when its worker dies before acknowledging it. A worker
-//! that dies after storing the terminal event but before its ack was
-//! confirmed causes a second run and thus a **second terminal event**; the
-//! operations service keeps the first terminal status (a terminal status is
-//! final), so handlers must only keep side effects idempotent per operation
-//! id. Progress events are best effort.
+//! At most one live run at a time, at least one run to the end, one
+//! terminal outcome ([`lease`]: a per-run lease in `dossier_leases`). A job
+//! runs again (and publishes `Started` again, with a higher `attempt`) when
+//! its run dies or stalls past its lease before finishing; the stalled run,
+//! if it wakes up, is dropped without a terminal event. The terminal event
+//! is committed into the lease before it is published, so only the lease
+//! holder's outcome is ever published (a delivery that finds it committed
+//! but maybe unpublished publishes it again, same event id), and an
+//! operation whose lease says finished is never run again. Handlers should
+//! still keep side effects idempotent per operation id (a run that dies
+//! mid-way is redone), and name durable writes outside compare-and-set with
+//! [`JobContext::run`]. Progress events are best effort.
 //!
 //! ```no_run
 //! use dossier_contracts::{Kind, v1::Job};
@@ -74,7 +83,7 @@ pub mod config;
 mod context;
 mod events;
 mod handler;
-mod lease;
+pub mod lease;
 pub mod metrics;
 pub mod payload;
 mod service;
