@@ -27,6 +27,12 @@ impl v1::operation_event::Event {
             Event::Cancelled(_) => "cancelled",
         }
     }
+
+    /// Whether the event ends its operation (`succeeded`,
+    /// `partial_success`, `failed` or `cancelled`).
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, Self::Started(_) | Self::Progressed(_))
+    }
 }
 
 /// Generated protobuf and gRPC code for package `dossier.v1`.

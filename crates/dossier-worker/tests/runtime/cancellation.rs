@@ -15,17 +15,7 @@ use crate::helpers::{Counter, DEADLINE, DropFlag, Running, TestEnv, handler_fn, 
 #[tokio::test]
 async fn a_job_cancelled_while_queued_never_runs() {
     let env = TestEnv::start().await;
-    let calls = Counter::default();
-    let handler_calls = calls.clone();
-    let worker = env
-        .worker(
-            env.config(),
-            handler_fn(move |_ctx, _job| {
-                handler_calls.incr();
-                async { Ok(Outcome::Succeeded(json!({}))) }
-            }),
-        )
-        .await;
+    let (worker, calls) = env.counting_worker().await;
     let operation_id = env.publish_job(json!({})).await;
     env.cancel(&operation_id).await;
 

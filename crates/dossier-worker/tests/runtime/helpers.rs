@@ -123,6 +123,22 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// A worker whose handler succeeds at once, and the count of its calls.
+    pub(crate) async fn counting_worker(&self) -> (Worker<impl Handler + use<>>, Counter) {
+        let calls = Counter::default();
+        let handler_calls = calls.clone();
+        let worker = self
+            .worker(
+                self.config(),
+                handler_fn(move |_ctx, _job| {
+                    handler_calls.incr();
+                    async { Ok(Outcome::Succeeded(serde_json::json!({}))) }
+                }),
+            )
+            .await;
+        (worker, calls)
+    }
+
     /// Publishes a job as the operations service does; returns its operation id.
     pub(crate) async fn publish_job(&self, payload: Value) -> String {
         self.publish(self.job(payload)).await
@@ -276,15 +292,7 @@ impl TestEnv {
 
 /// Whether an event is terminal.
 pub(crate) fn is_terminal(event: &OperationEvent) -> bool {
-    matches!(
-        event.event,
-        Some(
-            Event::Succeeded(_)
-                | Event::PartiallySucceeded(_)
-                | Event::Failed(_)
-                | Event::Cancelled(_)
-        )
-    )
+    event.event.as_ref().is_some_and(Event::is_terminal)
 }
 
 /// The event's variant name, for compact assertions.

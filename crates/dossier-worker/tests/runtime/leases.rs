@@ -90,17 +90,7 @@ async fn a_second_delivery_while_the_lease_is_live_waits_and_never_runs() {
 #[tokio::test]
 async fn a_finished_or_cancelled_operation_is_not_started_again() {
     let env = TestEnv::start().await;
-    let calls = Counter::default();
-    let handler_calls = calls.clone();
-    let worker = env
-        .worker(
-            env.config(),
-            handler_fn(move |_ctx, _job| {
-                handler_calls.incr();
-                async { Ok(Outcome::Succeeded(json!({}))) }
-            }),
-        )
-        .await;
+    let (worker, calls) = env.counting_worker().await;
 
     // Finished: its job published again under a new message id (beyond
     // JetStream's duplicate window) is acknowledged without running.

@@ -278,17 +278,7 @@ async fn concurrency_is_bounded_and_jobs_are_not_prefetched() {
 #[tokio::test]
 async fn undecodable_jobs_are_terminated_and_do_not_block_the_next() {
     let env = TestEnv::start().await;
-    let calls = Counter::default();
-    let handler_calls = calls.clone();
-    let worker = env
-        .worker(
-            env.config(),
-            handler_fn(move |_ctx, _job| {
-                handler_calls.incr();
-                async { Ok(Outcome::Succeeded(json!({}))) }
-            }),
-        )
-        .await;
+    let (worker, calls) = env.counting_worker().await;
     env.publish_raw(b"\xff\xff not a job").await;
     let operation_id = env.publish_job(json!({})).await;
 

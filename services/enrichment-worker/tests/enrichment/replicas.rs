@@ -123,15 +123,7 @@ async fn events(js: &jetstream::Context, operation_id: &str) -> Vec<OperationEve
 }
 
 fn is_terminal(event: &OperationEvent) -> bool {
-    matches!(
-        event.event,
-        Some(
-            Event::Succeeded(_)
-                | Event::PartiallySucceeded(_)
-                | Event::Failed(_)
-                | Event::Cancelled(_)
-        )
-    )
+    event.event.as_ref().is_some_and(Event::is_terminal)
 }
 
 /// The batch's checkpointed progress (none before the first chunk).
