@@ -35,6 +35,8 @@ pub const ENV_ADVISORIES_MAX_BYTES: &str = "DOSSIER_ADVISORIES_MAX_BYTES";
 pub const ENV_OPERATIONS_MAX_BYTES: &str = "DOSSIER_OPERATIONS_MAX_BYTES";
 /// `DOSSIER_IDEMPOTENCY_MAX_BYTES`: byte limit of the idempotency keys bucket.
 pub const ENV_IDEMPOTENCY_MAX_BYTES: &str = "DOSSIER_IDEMPOTENCY_MAX_BYTES";
+/// `DOSSIER_LEASES_MAX_BYTES`: byte limit of the per-run leases bucket.
+pub const ENV_LEASES_MAX_BYTES: &str = "DOSSIER_LEASES_MAX_BYTES";
 /// `DOSSIER_CANCELLATIONS_MAX_BYTES`: byte limit of the cancellations bucket.
 pub const ENV_CANCELLATIONS_MAX_BYTES: &str = "DOSSIER_CANCELLATIONS_MAX_BYTES";
 /// `DOSSIER_CHECKPOINTS_MAX_BYTES`: byte limit of the checkpoints bucket.
@@ -169,6 +171,10 @@ pub struct StorageLimits {
     /// Byte limit of the cancellation requests bucket.
     #[arg(long, env = ENV_CANCELLATIONS_MAX_BYTES, default_value = "16MiB", value_parser = parse_bytes)]
     pub cancellations_max_bytes: i64,
+    /// Byte limit of the per-run leases bucket (about 100 bytes an
+    /// operation, kept 8 days).
+    #[arg(long, env = ENV_LEASES_MAX_BYTES, default_value = "128MiB", value_parser = parse_bytes)]
+    pub leases_max_bytes: i64,
     /// Byte limit of the worker checkpoints bucket.
     #[arg(long, env = ENV_CHECKPOINTS_MAX_BYTES, default_value = "256MiB", value_parser = parse_bytes)]
     pub checkpoints_max_bytes: i64,

@@ -284,6 +284,7 @@ impl Topology {
                 LEASES_BUCKET,
                 "per-run leases and finish marks of operations",
                 leases_max_age(cfg),
+                limits.leases_max_bytes,
             ),
         )
         .await?;

@@ -96,6 +96,10 @@ async fn every_store_is_bounded_and_refuses_rather_than_drops() {
             limits.checkpoints_max_bytes,
         ),
         (
+            format!("KV_{}", dossier_broker::LEASES_BUCKET),
+            limits.leases_max_bytes,
+        ),
+        (
             format!("OBJ_{RESULTS_OBJECT_STORE}"),
             limits.results_max_bytes,
         ),

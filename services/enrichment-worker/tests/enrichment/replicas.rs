@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use dossier_broker::{CHECKPOINTS_BUCKET, EVENTS_STREAM};
+use dossier_broker::CHECKPOINTS_BUCKET;
 use dossier_contracts::v1::{OperationEvent, operation_event::Event};
 use dossier_stack::{DEADLINE, KEY_A, TestApp, spawn_app};
 use dossier_testkit::{wait_for, wait_until};
 use enrichment_worker::checkpoint::{Checkpoints, Progress};
+use futures::StreamExt as _;
 use prost::Message as _;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -105,21 +106,35 @@ impl Drop for Replica {
     }
 }
 
-/// Every event of `operation_id` on the events stream, in order.
-async fn events(js: &jetstream::Context, operation_id: &str) -> Vec<OperationEvent> {
-    let mut stream = js.get_stream(EVENTS_STREAM).await.unwrap();
-    let last = stream.info().await.unwrap().state.last_sequence;
-    let mut events = Vec::new();
-    for sequence in 1..=last {
-        let Ok(message) = stream.get_raw_message(sequence).await else {
-            continue;
-        };
-        let event = OperationEvent::decode(message.payload).unwrap();
-        if event.operation_id == operation_id {
-            events.push(event);
+/// Every event published from now on, in order: recorded from the events
+/// subjects themselves, since the events stream keeps an event only until
+/// the projector has acknowledged it.
+type Recorded = Arc<Mutex<Vec<OperationEvent>>>;
+
+async fn record_events(client: &async_nats::Client) -> Recorded {
+    let mut subscription = client.subscribe("dossier.events.>").await.unwrap();
+    client.flush().await.unwrap();
+    let recorded = Recorded::default();
+    let sink = recorded.clone();
+    tokio::spawn(async move {
+        while let Some(message) = subscription.next().await {
+            if let Ok(event) = OperationEvent::decode(message.payload) {
+                sink.lock().unwrap().push(event);
+            }
         }
-    }
-    events
+    });
+    recorded
+}
+
+/// Every recorded event of `operation_id`, in order.
+async fn events(recorded: &Recorded, operation_id: &str) -> Vec<OperationEvent> {
+    recorded
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|event| event.operation_id == operation_id)
+        .cloned()
+        .collect()
 }
 
 fn is_terminal(event: &OperationEvent) -> bool {
@@ -150,7 +165,9 @@ async fn a_replica_stopped_past_its_deadline_yields_to_the_other_and_one_run_cou
         )
         .mount(&vendor)
         .await;
-    let js = jetstream::new(async_nats::connect(app.broker_config().url).await.unwrap());
+    let client = async_nats::connect(app.broker_config().url).await.unwrap();
+    let recorded = record_events(&client).await;
+    let js = jetstream::new(client);
     let checkpoints = js.get_key_value(CHECKPOINTS_BUCKET).await.unwrap();
 
     let replicas = [
@@ -164,7 +181,7 @@ async fn a_replica_stopped_past_its_deadline_yields_to_the_other_and_one_run_cou
 
     // Whoever took the job has checkpointed two chunks: it is mid-run.
     let first = wait_for("a replica to start the batch", DEADLINE, || async {
-        events(&js, &id)
+        events(&recorded, &id)
             .await
             .into_iter()
             .find_map(|e| matches!(e.event, Some(Event::Started(_))).then_some(e.worker_id))
@@ -191,7 +208,7 @@ async fn a_replica_stopped_past_its_deadline_yields_to_the_other_and_one_run_cou
         "the other replica to take the job over",
         DEADLINE,
         || async {
-            events(&js, &id)
+            events(&recorded, &id)
                 .await
                 .iter()
                 .any(|e| matches!(e.event, Some(Event::Started(_))) && e.worker_id == other.name)
@@ -226,7 +243,7 @@ async fn a_replica_stopped_past_its_deadline_yields_to_the_other_and_one_run_cou
         })
     };
     wait_until("the resumed replica to drop its run", DEADLINE, || async {
-        let events = events(&js, &id).await;
+        let events = events(&recorded, &id).await;
         stopped.logged("lease was lost")
             || second_run(&events)
             || events.iter().filter(|e| is_terminal(e)).count() > 1
@@ -234,7 +251,7 @@ async fn a_replica_stopped_past_its_deadline_yields_to_the_other_and_one_run_cou
     .await;
 
     // One live run at a time, and one terminal event, the other replica's.
-    let all = events(&js, &id).await;
+    let all = events(&recorded, &id).await;
     assert!(!second_run(&all), "the resumed replica started another run");
     let terminals: Vec<&OperationEvent> = all.iter().filter(|e| is_terminal(e)).collect();
     assert_eq!(terminals.len(), 1, "{terminals:#?}");
