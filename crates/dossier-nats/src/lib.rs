@@ -85,7 +85,9 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Connects to NATS at `url`, naming the connection after the service.
+/// Connects to NATS at `url` (one URL, or several comma separated: the
+/// client picks one and moves to another when it is lost), naming the
+/// connection after the service.
 ///
 /// The first connection is retried in the background rather than failing
 /// start-up, and the client keeps reconnecting forever: a service starts
@@ -99,18 +101,46 @@ pub async fn connect(
     service: &str,
     request_timeout: Duration,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
-    credentials
+    let options = credentials
         .apply(async_nats::ConnectOptions::new())
         .name(service)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(request_timeout))
-        .max_reconnects(None)
-        .connect(url)
-        .await
+        .max_reconnects(None);
+    match server_addrs(url) {
+        Ok(servers) => options.connect(servers).await,
+        // The client reports the malformed URL in its own words.
+        Err(_) => options.connect(url).await,
+    }
+}
+
+/// The servers of a `DOSSIER_NATS_URL`: one URL or several, comma
+/// separated (async-nats parses one URL from a string, not a list).
+pub fn server_addrs(url: &str) -> std::io::Result<Vec<async_nats::ServerAddr>> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(str::parse)
+        .collect()
 }
 
 /// Whether the client is connected right now.
 pub fn is_connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comma_separated_url_is_every_server_in_it() {
+        let servers = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,tls://n3:4222")
+            .expect("three valid URLs");
+        let ports: Vec<u16> = servers.iter().map(async_nats::ServerAddr::port).collect();
+        assert_eq!(ports, [4222, 4223, 4222]);
+        assert_eq!(server_addrs("nats://127.0.0.1:4222").unwrap().len(), 1);
+        assert!(server_addrs("nats://127.0.0.1:notaport,nats://127.0.0.1:4222").is_err());
+    }
 }
