@@ -1,7 +1,8 @@
 //! Test kit: a real `nats-server` with JetStream for every test, on a port
 //! the OS assigns with a temporary file store, that can be stopped and
-//! restarted on the same port and store for fault tests; plus condition
-//! waiting and opt-in test logs.
+//! restarted on the same port and store for fault tests; a three-node
+//! JetStream cluster ([`NatsCluster`]) whose nodes can be killed and
+//! restarted; plus condition waiting and opt-in test logs.
 //!
 //! The binary is the pinned release (`nats-server.version` at the repository
 //! root): `NATS_SERVER_BIN` when set, else the copy `cargo xtask` installs
@@ -18,6 +19,10 @@ use std::time::{Duration, Instant};
 use dossier_broker::{BrokerConfig, TopologyConfig};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+
+mod cluster;
+
+pub use cluster::{CLUSTER_SIZE, NatsCluster};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -105,21 +110,14 @@ impl NatsServer {
     /// Broker settings pointing at this server, with a request timeout short
     /// enough for tests.
     pub fn broker_config(&self) -> BrokerConfig {
-        BrokerConfig {
-            url: self.url(),
-            request_timeout: Duration::from_secs(2),
-            ..BrokerConfig::default()
-        }
+        test_broker_config(self.url())
     }
 
     /// Topology settings for tests (what the operations service, the owner,
     /// creates): a short ack deadline (a test that waits for a redelivery
     /// waits one `ack_wait`) and few deliveries.
     pub fn topology_config(&self) -> TopologyConfig {
-        let mut cfg = TopologyConfig::default();
-        cfg.consumer.ack_wait = Duration::from_secs(2);
-        cfg.consumer.max_deliver = 3;
-        cfg
+        test_topology_config(1)
     }
 
     /// A client connected to this server.
@@ -150,53 +148,30 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) {
-        let mut cmd = Command::new(nats_server_bin());
-        cmd.args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("--ports_file_dir")
-            .arg(self.ports_dir.path())
-            .arg("-sd")
-            .arg(self.store.path())
-            .args(&self.extra_args)
-            .stdin(Stdio::null());
-        if std::env::var_os("TEST_LOG").is_none() {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
+        let mut cmd = nats_server_command(self.port, self.ports_dir.path(), self.store.path());
+        cmd.args(&self.extra_args);
         let child = cmd.spawn().expect("spawn nats-server");
         let pid = child.id();
         self.child = Some(child);
         if self.port < 0 {
-            let ports_dir = self.ports_dir.path().to_owned();
-            self.port = wait_for("nats-server's ports file", Duration::from_secs(20), || {
-                let ports_dir = ports_dir.clone();
-                async move { client_port(&ports_dir, pid) }
-            })
-            .await;
+            self.port = wait_for_ports(self.ports_dir.path(), pid).await.client;
         }
         // A server started with credentials cannot be probed anonymously:
         // for it, accepting connections is ready enough.
-        let (url, anonymous) = (self.url(), self.extra_args.is_empty());
-        let addr = format!("127.0.0.1:{}", self.port);
-        wait_until(
-            "nats-server to serve JetStream",
-            Duration::from_secs(20),
-            || {
-                let (url, addr) = (url.clone(), addr.clone());
-                async move {
-                    if !anonymous {
-                        return tokio::net::TcpStream::connect(addr).await.is_ok();
-                    }
-                    let Ok(client) = async_nats::connect(&url).await else {
-                        return false;
-                    };
-                    async_nats::jetstream::new(client)
-                        .query_account()
-                        .await
-                        .is_ok()
-                }
-            },
-        )
-        .await;
+        if self.extra_args.is_empty() {
+            wait_for_jetstream(&self.url()).await;
+        } else {
+            let addr = format!("127.0.0.1:{}", self.port);
+            wait_until(
+                "nats-server to accept connections",
+                Duration::from_secs(20),
+                || {
+                    let addr = addr.clone();
+                    async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+                },
+            )
+            .await;
+        }
     }
 }
 
@@ -206,10 +181,100 @@ impl Drop for NatsServer {
     }
 }
 
-/// The client port in the ports file nats-server `pid` wrote into `dir`
-/// (`<executable>_<pid>.ports`, JSON with `"nats": ["nats://host:port"]`),
-/// once it is there and complete.
-fn client_port(dir: &Path, pid: u32) -> Option<i32> {
+impl TestBroker for NatsServer {
+    fn url(&self) -> String {
+        NatsServer::url(self)
+    }
+
+    fn broker_config(&self) -> BrokerConfig {
+        NatsServer::broker_config(self)
+    }
+
+    fn topology_config(&self) -> TopologyConfig {
+        NatsServer::topology_config(self)
+    }
+
+    async fn client(&self) -> async_nats::Client {
+        NatsServer::client(self).await
+    }
+}
+
+/// What a test stack needs of its broker, a single server
+/// ([`NatsServer`]) or a cluster ([`NatsCluster`]).
+pub trait TestBroker: Send + Sync + 'static {
+    /// The client URL(s), comma separated (what `DOSSIER_NATS_URL` takes).
+    fn url(&self) -> String;
+
+    /// Broker settings pointing at it, with a request timeout short enough
+    /// for tests.
+    fn broker_config(&self) -> BrokerConfig;
+
+    /// Topology settings for tests, with the replica count it supports.
+    fn topology_config(&self) -> TopologyConfig;
+
+    /// A client connected to it.
+    fn client(&self) -> impl Future<Output = async_nats::Client> + Send;
+}
+
+/// Broker settings for `url` with a request timeout short enough for tests.
+fn test_broker_config(url: String) -> BrokerConfig {
+    BrokerConfig {
+        url,
+        request_timeout: Duration::from_secs(2),
+        ..BrokerConfig::default()
+    }
+}
+
+/// Topology settings for tests at `replicas`: a short ack deadline (a test
+/// that waits for a redelivery waits one `ack_wait`) and few deliveries.
+fn test_topology_config(replicas: usize) -> TopologyConfig {
+    let mut cfg = TopologyConfig {
+        replicas,
+        ..TopologyConfig::default()
+    };
+    cfg.consumer.ack_wait = Duration::from_secs(2);
+    cfg.consumer.max_deliver = 3;
+    cfg
+}
+
+/// A nats-server command with JetStream on loopback: client port `port`
+/// (`-1`: the OS chooses), its ports file in `ports_dir`, its store in
+/// `store`; output only with `TEST_LOG`.
+fn nats_server_command(port: i32, ports_dir: &Path, store: &Path) -> Command {
+    let mut cmd = Command::new(nats_server_bin());
+    cmd.args(["-js", "-a", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .arg("--ports_file_dir")
+        .arg(ports_dir)
+        .arg("-sd")
+        .arg(store)
+        .stdin(Stdio::null());
+    if std::env::var_os("TEST_LOG").is_none() {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    cmd
+}
+
+/// The ports a nats-server reported in its ports file.
+struct Ports {
+    client: i32,
+    /// The route port, when the server is a cluster node.
+    cluster: Option<i32>,
+}
+
+/// Waits until nats-server `pid` has written its ports file into `dir`.
+async fn wait_for_ports(dir: &Path, pid: u32) -> Ports {
+    wait_for("nats-server's ports file", Duration::from_secs(20), || {
+        let dir = dir.to_owned();
+        async move { read_ports(&dir, pid) }
+    })
+    .await
+}
+
+/// The ports in the ports file nats-server `pid` wrote into `dir`
+/// (`<executable>_<pid>.ports`, JSON with `"nats": ["nats://host:port"]`
+/// and, for a cluster node, `"cluster"`), once it is there and complete.
+fn read_ports(dir: &Path, pid: u32) -> Option<Ports> {
     let suffix = format!("_{pid}.ports");
     let file = std::fs::read_dir(dir)
         .ok()?
@@ -217,8 +282,32 @@ fn client_port(dir: &Path, pid: u32) -> Option<i32> {
         .find(|entry| entry.file_name().to_string_lossy().ends_with(&suffix))?;
     let ports: serde_json::Value =
         serde_json::from_slice(&std::fs::read(file.path()).ok()?).ok()?;
-    let url = ports["nats"].get(0)?.as_str()?;
-    url.rsplit_once(':')?.1.parse().ok()
+    let port = |key: &str| -> Option<i32> {
+        let url = ports[key].get(0)?.as_str()?;
+        url.rsplit_once(':')?.1.parse().ok()
+    };
+    Some(Ports {
+        client: port("nats")?,
+        cluster: port("cluster"),
+    })
+}
+
+/// Waits until the server at `url` answers JetStream requests.
+async fn wait_for_jetstream(url: &str) {
+    wait_until(
+        "nats-server to serve JetStream",
+        Duration::from_secs(30),
+        || async move {
+            let Ok(client) = async_nats::connect(url).await else {
+                return false;
+            };
+            async_nats::jetstream::new(client)
+                .query_account()
+                .await
+                .is_ok()
+        },
+    )
+    .await;
 }
 
 /// A loopback port on which connections are refused, and no one else can
