@@ -218,27 +218,28 @@ impl Topology {
             .await
             .map_err(|e| err(DEAD_LETTER_CONSUMER)(e.into()))?;
 
-        // Buckets refuse a new key when full (KV is always `discard: new`);
-        // updates of existing keys still fit, so projection goes on.
-        let bucket =
-            |name: &str, description: &str, max_age: Duration, max_bytes: i64| kv::Config {
-                bucket: name.to_owned(),
-                description: description.to_owned(),
-                history: 1,
-                max_age,
-                max_bytes,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            };
+        // Buckets refuse a new key when full (`discard: new`); updates of
+        // existing keys still fit, so projection goes on.
+        let bucket = |name: &'static str,
+                      description: &'static str,
+                      max_age: Duration,
+                      max_bytes: i64| BucketConfig {
+            name,
+            description,
+            max_age,
+            max_bytes,
+            replicas,
+            delete_markers: None,
+            direct_reads: false,
+        };
         let operations = kv_bucket(
             js,
-            kv::Config {
+            BucketConfig {
                 // Each record is written with a per-message TTL up to its
                 // `expires_at`; when it expires the server leaves a delete
                 // marker, which every replica's watch sees (the list index
                 // drops the id, the sweeper deletes the rest).
-                limit_markers: Some(EXPIRY_MARKER_TTL),
+                delete_markers: Some(EXPIRY_MARKER_TTL),
                 ..bucket(
                     OPERATIONS_BUCKET,
                     "operation records",
@@ -280,29 +281,20 @@ impl Topology {
         .await?;
         let leases = kv_bucket(
             js,
-            bucket(
-                LEASES_BUCKET,
-                "per-run leases and finish marks of operations",
-                leases_max_age(cfg),
-                limits.leases_max_bytes,
-            ),
+            BucketConfig {
+                direct_reads: true,
+                ..bucket(
+                    LEASES_BUCKET,
+                    "per-run leases and finish marks of operations",
+                    leases_max_age(cfg),
+                    limits.leases_max_bytes,
+                )
+            },
         )
         .await?;
-
-        let object_bucket = |name: &str, description: &str, max_age: Duration, max_bytes: i64| {
-            object_store::Config {
-                bucket: name.to_owned(),
-                description: Some(description.to_owned()),
-                max_age,
-                max_bytes,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            }
-        };
         let results = object_store(
             js,
-            object_bucket(
+            bucket(
                 RESULTS_OBJECT_STORE,
                 "results too large for a message",
                 cfg.results_max_age,
@@ -312,7 +304,7 @@ impl Topology {
         .await?;
         let payloads = object_store(
             js,
-            object_bucket(
+            bucket(
                 PAYLOADS_OBJECT_STORE,
                 "job payloads too large for a message",
                 payloads_max_age(cfg.jobs_max_age),
@@ -364,58 +356,98 @@ fn payloads_max_age(jobs_max_age: Duration) -> Duration {
     }
 }
 
-/// Binds the object store, creating it when it does not exist yet, and
-/// brings an existing one's age and byte limits to `config` (the client
-/// offers no update of an object store; its stream is updated instead).
-async fn object_store(
-    js: &jetstream::Context,
-    config: object_store::Config,
-) -> Result<object_store::ObjectStore, TopologyError> {
-    let name = config.bucket.clone();
-    let what = || format!("object store {name}");
-    let store = match js.get_object_store(&name).await {
-        Ok(store) => store,
-        Err(_) => {
-            return js
-                .create_object_store(config)
-                .await
-                .map_err(|e| err(what())(e.into()));
-        }
-    };
-    let mut stream = js
-        .get_stream(format!("OBJ_{name}"))
-        .await
-        .map_err(|e| err(what())(e.into()))?;
-    let current = stream
-        .info()
-        .await
-        .map_err(|e| err(what())(e.into()))?
-        .config
-        .clone();
-    if current.max_age != config.max_age
-        || current.max_bytes != config.max_bytes
-        || current.discard != stream::DiscardPolicy::New
-    {
-        js.update_stream(stream::Config {
-            max_age: config.max_age,
-            max_bytes: config.max_bytes,
-            discard: stream::DiscardPolicy::New,
-            ..current
-        })
-        .await
-        .map_err(|e| err(what())(e.into()))?;
-    }
-    Ok(store)
+/// What a KV bucket or an object store is made of.
+struct BucketConfig<'a> {
+    name: &'a str,
+    description: &'a str,
+    max_age: Duration,
+    replicas: usize,
+    /// Byte limit (`discard: new`: a full store refuses new writes).
+    max_bytes: i64,
+    /// Records may carry their own TTL, and an expired one leaves a delete
+    /// marker kept this long (watchers see it).
+    delete_markers: Option<Duration>,
+    /// Whether any replica may answer a read (see [`kv_bucket`]): only for
+    /// the leases, whose every decision is a compare-and-set on the
+    /// leader, so a stale read costs a retry, never a wrong answer; and
+    /// direct reads name the key in the subject, which lets NATS
+    /// permissions keep each worker to its own kind's leases.
+    direct_reads: bool,
 }
 
+/// Creates or updates the stream of the object store `config.name`, reads
+/// through its leader (see [`kv_bucket`]), and binds it.
+async fn object_store(
+    js: &jetstream::Context,
+    config: BucketConfig<'_>,
+) -> Result<object_store::ObjectStore, TopologyError> {
+    let name = config.name;
+    let what = || format!("object store {name}");
+    // The stream layout of async-nats' `create_object_store`, but with
+    // `allow_direct` off, and updated when it exists.
+    js.create_or_update_stream(stream::Config {
+        name: format!("OBJ_{name}"),
+        subjects: vec![format!("$O.{name}.C.>"), format!("$O.{name}.M.>")],
+        discard: stream::DiscardPolicy::New,
+        ..bucket_stream(&config)
+    })
+    .await
+    .map_err(|e| err(what())(e.into()))?;
+    js.get_object_store(name)
+        .await
+        .map_err(|e| err(what())(e.into()))
+}
+
+/// Creates or updates the stream of the KV bucket `config.name` (history 1)
+/// and binds it.
+///
+/// Reads go through the bucket's leader: `allow_direct` is off. With it on
+/// (what async-nats' `create_key_value` always sets) any replica answers a
+/// get, and a follower that has not applied the latest write yet answers
+/// with the value before it, or "no such key": a record read right after
+/// the write that created it could be missing (measured at R3: about 1 get
+/// in 300 right after its write). Read your writes, a worker finding the
+/// cancellation marker or checkpoint just written, and an accept finding
+/// the claim of its idempotency key all need the leader's answer.
 async fn kv_bucket(
     js: &jetstream::Context,
-    config: kv::Config,
+    config: BucketConfig<'_>,
 ) -> Result<kv::Store, TopologyError> {
-    let name = config.bucket.clone();
-    js.create_or_update_key_value(config)
+    let name = config.name;
+    let what = || format!("bucket {name}");
+    // The stream layout of async-nats' `create_key_value`, but with
+    // `allow_direct` off.
+    js.create_or_update_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        deny_delete: true,
+        discard: stream::DiscardPolicy::New,
+        ..bucket_stream(&config)
+    })
+    .await
+    .map_err(|e| err(what())(e.into()))?;
+    js.get_key_value(name)
         .await
-        .map_err(|e| err(format!("bucket {name}"))(e.into()))
+        .map_err(|e| err(what())(e.into()))
+}
+
+/// What the streams of KV buckets and object stores share: file storage,
+/// roll-ups (how a key or an object is replaced) and reads through the
+/// leader.
+fn bucket_stream(config: &BucketConfig<'_>) -> stream::Config {
+    stream::Config {
+        description: Some(config.description.to_owned()),
+        max_age: config.max_age,
+        max_bytes: config.max_bytes,
+        storage: stream::StorageType::File,
+        num_replicas: config.replicas,
+        allow_rollup: true,
+        allow_direct: config.direct_reads,
+        allow_message_ttl: config.delete_markers.is_some(),
+        subject_delete_marker_ttl: config.delete_markers,
+        ..Default::default()
+    }
 }
 
 /// What the workers of one kind use, bound to what the owner created: their
