@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_TTL};
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::{self, ErrorCode, kv};
 use async_nats::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use dossier_contracts::v1::Operation;
@@ -183,6 +183,9 @@ impl Records {
         match stored {
             Ok(ack) => Ok(Some(ack.sequence)),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            // At R3 the leader refuses a write racing an in-flight write of
+            // the same key with its own code: a lost compare-and-set too.
+            Err(e) if lost_a_race(&e) => Ok(None),
             Err(e) => Err(Error::broker("writing an operation record")(e.into())),
         }
     }
@@ -218,6 +221,22 @@ impl Records {
     }
 }
 
+/// Whether `error` is JetStream refusing a write because another write of
+/// the same key won or is in flight (error codes 10071 and 10164): the
+/// compare-and-set lost and is tried again on the newer value.
+pub(crate) fn lost_a_race(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(js) = e.downcast_ref::<async_nats::jetstream::Error>() {
+            let code = js.error_code();
+            return code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Decodes a stored record.
 pub(crate) fn decode(key: &str, value: &[u8]) -> Result<Operation, Error> {
     Operation::decode(value).map_err(|e| Error::Corrupt {
@@ -225,4 +244,58 @@ pub(crate) fn decode(key: &str, value: &[u8]) -> Result<Operation, Error> {
         key: key.to_owned(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use dossier_testkit::{NatsCluster, TestBroker as _};
+
+    use super::*;
+
+    /// At R3 every one of many concurrent read-modify-writes of one record
+    /// lands (none fails as a broker error) and none is lost. A replicated
+    /// bucket refuses a write racing an in-flight write of the same key
+    /// with its own error code; taken for a failure, it made projections
+    /// nak and cancels answer 503.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_r3_concurrent_modifies_of_one_record_all_land() {
+        const WRITERS: u32 = 8;
+        const WRITES: u32 = 25;
+        let cluster = NatsCluster::start().await;
+        let js = async_nats::jetstream::new(cluster.client().await);
+        let topology = dossier_broker::Topology::ensure(&js, &cluster.topology_config())
+            .await
+            .unwrap();
+        let records = Records::new(
+            topology.operations,
+            js.clone(),
+            Duration::from_secs(30 * 24 * 3600),
+        );
+        let id = Uuid::now_v7().to_string();
+        let writers = (0..WRITERS).map(|_| {
+            let (records, id) = (records.clone(), id.clone());
+            tokio::spawn(async move {
+                for _ in 0..WRITES {
+                    records
+                        .modify(&id, |current| {
+                            let mut next = current.cloned().unwrap_or_else(|| Operation {
+                                id: id.clone(),
+                                created_at: Some(dossier_contracts::time_ext::now()),
+                                ..Operation::default()
+                            });
+                            next.progress = Some(next.progress.unwrap_or(0) + 1);
+                            Ok(Change::<()>::Write(next))
+                        })
+                        .await?;
+                }
+                Ok::<(), Error>(())
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.unwrap().unwrap();
+        }
+        let stored = records.load(&id).await.unwrap().unwrap();
+        assert_eq!(stored.record.progress, Some(WRITERS * WRITES));
+    }
 }
