@@ -20,7 +20,7 @@ use dossier_broker::{JOBS_STREAM, event_subject, job_subject};
 use dossier_contracts::v1::{self, Job, OperationEvent, operation_event};
 use dossier_contracts::{Kind, Status};
 use dossier_service::CancellationToken;
-use dossier_testkit::{NatsServer, wait_for, wait_until};
+use dossier_testkit::{NatsCluster, NatsServer, TestBroker, wait_for, wait_until};
 use gateway::ApiKeys;
 use prost::Message as _;
 use serde_json::{Value, json};
@@ -108,18 +108,21 @@ impl Drop for Running {
     }
 }
 
-/// One test's stack.
-pub struct TestApp {
+/// One test's stack, on a single nats-server (the default) or a
+/// [`NatsCluster`] ([`spawn_app_on_cluster`]).
+pub struct TestApp<B = NatsServer> {
     /// `http://127.0.0.1:<port>` of the gateway.
     pub address: String,
     /// The test's broker.
-    pub nats: NatsServer,
+    pub nats: B,
     /// What the operations service creates the topology with.
     topology: dossier_broker::TopologyConfig,
     /// HTTP client (no redirects).
     pub client: reqwest::Client,
     /// The gateway's state (readiness).
     pub state: gateway::AppState,
+    /// The URL(s) the operations service connects to.
+    ops_nats_url: String,
     ops_addr: SocketAddr,
     ops_admin_addr: Option<SocketAddr>,
     ops: Option<Running>,
@@ -154,7 +157,7 @@ impl Answer {
     }
 
     /// `GET url` (absolute) with `key`.
-    pub async fn from_url(app: &TestApp, url: &str, key: &str) -> Answer {
+    pub async fn from_url<B: TestBroker>(app: &TestApp<B>, url: &str, key: &str) -> Answer {
         Answer::read(app.client.get(url).bearer_auth(key).send().await.unwrap()).await
     }
 
@@ -234,42 +237,82 @@ pub async fn spawn_app_with_topology(
     let nats = NatsServer::start().await;
     let mut topology_config = nats.topology_config();
     topology(&mut topology_config);
-    let ops_config = operations_config(&nats, &topology_config);
+    let url = nats.url();
+    spawn_app_on(nats, topology_config, url, configure).await
+}
+
+/// Starts the stack on a three-node [`NatsCluster`], every stream and
+/// bucket at R3; the operations service and the gateway connect to every
+/// node (and move to another when theirs dies).
+pub async fn spawn_app_on_cluster() -> TestApp<NatsCluster> {
+    dossier_testkit::init_test_logging();
+    let cluster = NatsCluster::start().await;
+    let url = TestBroker::url(&cluster);
+    let topology = cluster.topology_config();
+    spawn_app_on(cluster, topology, url, |_| {}).await
+}
+
+/// Starts the stack on a three-node [`NatsCluster`] whose services (the
+/// operations service and the gateway) connect through node `node` only,
+/// whichever node leads a stream: as a production replica connected to one
+/// of the cluster's nodes does.
+pub async fn spawn_app_on_cluster_via(node: usize) -> TestApp<NatsCluster> {
+    dossier_testkit::init_test_logging();
+    let cluster = NatsCluster::start().await;
+    let url = cluster.node_url(node);
+    let topology = cluster.topology_config();
+    spawn_app_on(cluster, topology, url, |_| {}).await
+}
+
+/// Starts the operations service (creating the topology with `topology`)
+/// and the gateway on `nats`, both connecting to `url`.
+async fn spawn_app_on<B: TestBroker>(
+    nats: B,
+    topology: dossier_broker::TopologyConfig,
+    url: String,
+    configure: impl FnOnce(&mut gateway::Config),
+) -> TestApp<B> {
+    let mut ops_config = operations_config(&nats, &topology);
+    ops_config.broker.url = url.clone();
+    let ops_url = url.clone();
     let (ops, ops_addr, ops_admin_addr) = start_operations(ops_config).await;
 
     let mut config = gateway::Config::from_env().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.operations_url = format!("http://{ops_addr}");
     config.service_token_key = Some(dossier_testkit::service_keys().private_key().to_owned());
-    config.nats_url = nats.url();
+    config.nats_url = url;
     config.api_keys =
         Some(ApiKeys::from_plain([("acme", "key_a", KEY_A), ("globex", "key_g", KEY_G)]).unwrap());
     config.public_base_url = None;
     config.rate_limit_per_second = None;
     configure(&mut config);
     let app = gateway::App::build(config).await.unwrap();
-    assemble(
-        (nats, topology_config),
+    let mut test_app = assemble(
+        (nats, topology),
         (ops, ops_addr, ops_admin_addr),
         app,
         |app| Running::spawn(|token| app.run(token)),
     )
-    .await
+    .await;
+    test_app.ops_nats_url = ops_url;
+    test_app
 }
 
 /// The [`TestApp`] of the running operations service and the built
 /// gateway, started with `start`; returns once the gateway is ready.
-async fn assemble(
-    (nats, topology): (NatsServer, dossier_broker::TopologyConfig),
+async fn assemble<B: TestBroker>(
+    (nats, topology): (B, dossier_broker::TopologyConfig),
     (ops, ops_addr, ops_admin_addr): (Running, SocketAddr, Option<SocketAddr>),
     app: gateway::App,
     start: impl FnOnce(gateway::App) -> Running,
-) -> TestApp {
+) -> TestApp<B> {
     let http_addr = app.http_addr();
     let state = app.state().clone();
     let gateway = start(app);
     let test_app = TestApp {
         address: format!("http://{http_addr}"),
+        ops_nats_url: nats.url(),
         nats,
         topology,
         client: reqwest::Client::builder()
@@ -289,7 +332,7 @@ async fn assemble(
 /// The operations service's configuration in a test stack: any free ports,
 /// its admin server on, queue gauges refreshed often.
 fn operations_config(
-    nats: &NatsServer,
+    nats: &impl TestBroker,
     topology: &dossier_broker::TopologyConfig,
 ) -> operations::Config {
     let mut config = operations::Config::new(
@@ -309,15 +352,15 @@ async fn start_operations(config: operations::Config) -> (Running, SocketAddr, O
     (Running::spawn(|token| app.run(token)), addr, admin_addr)
 }
 
-impl TestApp {
+impl<B: TestBroker> TestApp<B> {
     /// Broker settings of this stack (short ack wait and few deliveries, see
-    /// [`NatsServer::broker_config`]), for services a test adds.
+    /// [`TestBroker::broker_config`]), for services a test adds.
     pub fn broker_config(&self) -> dossier_broker::BrokerConfig {
         self.nats.broker_config()
     }
 
     /// Topology settings the stack's operations service created the
-    /// topology with (see [`NatsServer::topology_config`] and
+    /// topology with (see [`TestBroker::topology_config`] and
     /// [`spawn_app_with_topology`]).
     pub fn topology_config(&self) -> dossier_broker::TopologyConfig {
         self.topology.clone()
@@ -619,6 +662,7 @@ impl TestApp {
     pub async fn start_operations(&mut self) {
         assert!(self.ops.is_none(), "operations is running");
         let mut config = operations_config(&self.nats, &self.topology);
+        config.broker.url = self.ops_nats_url.clone();
         config.grpc_addr = self.ops_addr;
         let (ops, _, admin_addr) = start_operations(config).await;
         self.ops_admin_addr = admin_addr;
@@ -727,7 +771,7 @@ fn split_labels(labels: &str) -> Vec<&str> {
 }
 
 /// Polls operation `id` of tenant `acme` until its progress is `progress`.
-pub async fn wait_for_progress(app: &TestApp, id: &str, progress: u32) {
+pub async fn wait_for_progress<B: TestBroker>(app: &TestApp<B>, id: &str, progress: u32) {
     wait_until(
         &format!("operation {id} at {progress}%"),
         DEADLINE,

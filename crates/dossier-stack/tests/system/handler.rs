@@ -8,6 +8,7 @@ use std::time::Duration;
 use dossier_contracts::Kind;
 use dossier_contracts::v1::Job;
 use dossier_stack::{Running, TestApp};
+use dossier_testkit::TestBroker;
 use dossier_worker::{Handler, JobContext, JobError, Outcome, Worker, WorkerConfig};
 use futures::future::BoxFuture;
 
@@ -50,9 +51,9 @@ impl Handler for TestHandler {
     }
 }
 
-/// Starts a worker running `handler` against the stack's broker.
+/// Starts a worker running `handler` against the stack's broker, retrying
+/// quickly.
 pub(crate) async fn start_worker(app: &TestApp, handler: TestHandler) -> Running {
-    let broker = app.broker_config();
     let config = WorkerConfig {
         retry_backoff_base: Duration::from_millis(50),
         retry_backoff_max: Duration::from_millis(200),
@@ -60,6 +61,17 @@ pub(crate) async fn start_worker(app: &TestApp, handler: TestHandler) -> Running
         cancel_grace: Duration::from_millis(500),
         ..WorkerConfig::default()
     };
+    start_worker_with(app, handler, config).await
+}
+
+/// Starts a worker running `handler` with `config` against the stack's
+/// broker.
+pub(crate) async fn start_worker_with<B: TestBroker>(
+    app: &TestApp<B>,
+    handler: TestHandler,
+    config: WorkerConfig,
+) -> Running {
+    let broker = app.broker_config();
     let client = dossier_broker::connect(&broker, "test-worker")
         .await
         .unwrap();

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
+mod cluster;
 mod config_docs;
 mod handler;
 mod invariants;
