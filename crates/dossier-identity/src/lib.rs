@@ -118,6 +118,41 @@ pub enum Error {
     },
 }
 
+/// A small bounded map of values stamped with a time (seconds); past
+/// [`CACHE_ENTRIES`] it starts over, which costs one signature or
+/// verification per entry.
+struct Cache<V>(Mutex<HashMap<String, (V, u64)>>);
+
+impl<V> Default for Cache<V> {
+    fn default() -> Self {
+        Cache(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<V: Clone> Cache<V> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (V, u64)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The value under `key` if its stamp is still `fresh`.
+    fn get(&self, key: &str, fresh: impl Fn(u64) -> bool) -> Option<V> {
+        self.entries()
+            .get(key)
+            .filter(|(_, stamp)| fresh(*stamp))
+            .map(|(value, _)| value.clone())
+    }
+
+    fn insert(&self, key: &str, value: V, stamp: u64) {
+        let mut entries = self.entries();
+        if entries.len() >= CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key.to_owned(), (value, stamp));
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -136,8 +171,8 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 pub struct TokenSigner {
     key: EncodingKey,
     issuer: String,
-    /// Tenant → (token, signed at).
-    cache: Mutex<HashMap<String, (String, u64)>>,
+    /// Tenant → token, stamped with when it was signed.
+    cache: Cache<String>,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -155,7 +190,7 @@ impl TokenSigner {
         Ok(TokenSigner {
             key: EncodingKey::from_ed_pem(pem)?,
             issuer: issuer.to_owned(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::default(),
         })
     }
 
@@ -172,14 +207,10 @@ impl TokenSigner {
     /// younger than half its lifetime, else a fresh one.
     pub fn token(&self, tenant: &str) -> Result<String, Error> {
         let now = now_secs();
-        if let Some((token, _)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(tenant)
-            .filter(|(_, signed)| now.saturating_sub(*signed) < TOKEN_REUSE.as_secs())
-        {
-            return Ok(token.clone());
+        if let Some(token) = self.cache.get(tenant, |signed| {
+            now.saturating_sub(signed) < TOKEN_REUSE.as_secs()
+        }) {
+            return Ok(token);
         }
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -190,14 +221,7 @@ impl TokenSigner {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
             .map_err(Error::Sign)?;
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(tenant.to_owned(), (token.clone(), now));
+        self.cache.insert(tenant, token.clone(), now);
         Ok(token)
     }
 }
@@ -206,9 +230,10 @@ impl TokenSigner {
 pub struct TokenVerifier {
     keys: Vec<DecodingKey>,
     validation: Validation,
-    /// Token → (identity, expiry): a token seen before is not verified again
-    /// until it expires (the signer reuses each token for a minute).
-    cache: Mutex<HashMap<String, (Identity, u64)>>,
+    /// Token → identity, stamped with its expiry: a token seen before is
+    /// not verified again until it expires (the signer reuses each token for
+    /// a minute).
+    cache: Cache<Identity>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -229,7 +254,7 @@ impl TokenVerifier {
         TokenVerifier {
             keys,
             validation,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::default(),
         }
     }
 
@@ -268,14 +293,8 @@ impl TokenVerifier {
     /// it for this API and it has not expired.
     pub fn verify(&self, token: &str) -> Result<Identity, Error> {
         let now = now_secs();
-        if let Some((identity, _)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(token)
-            .filter(|(_, exp)| now <= exp + LEEWAY_SECS)
-        {
-            return Ok(identity.clone());
+        if let Some(identity) = self.cache.get(token, |exp| now <= exp + LEEWAY_SECS) {
+            return Ok(identity);
         }
         let mut last = Error::NoKeys;
         for key in &self.keys {
@@ -286,14 +305,7 @@ impl TokenVerifier {
                         service: claims.iss,
                         tenant: claims.sub,
                     };
-                    let mut cache = self
-                        .cache
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if cache.len() >= CACHE_ENTRIES {
-                        cache.clear();
-                    }
-                    cache.insert(token.to_owned(), (identity.clone(), claims.exp));
+                    self.cache.insert(token, identity.clone(), claims.exp);
                     return Ok(identity);
                 }
                 Err(error) => last = Error::Invalid(error.to_string()),
