@@ -238,21 +238,7 @@ fn smoke_run(
         let (status, me) = api.call("GET", "/api/me", None, None)?;
         ensure!(status == 200, "GET /api/me with the dev key: {status} {me}");
         let body = json!({"targetAccount": {"domain": "acme.com"}, "limit": 5});
-        let (status, accepted) = api.call(
-            "POST",
-            "/api/search/people",
-            Some(&body),
-            Some("deploy-check-1"),
-        )?;
-        ensure!(
-            status == 202,
-            "POST /api/search/people: {status} {accepted}"
-        );
-        let id = accepted["id"]
-            .as_str()
-            .context("no id in the 202")?
-            .to_owned();
-        let done = api.wait_terminal(&id, &procs)?;
+        let (id, done) = api.run("/api/search/people", &body, Some("deploy-check-1"), &procs)?;
         ensure!(done["status"] == "succeeded", "the search ended {}", done);
         ensure!(
             done["result"].is_object(),
@@ -282,17 +268,7 @@ fn smoke_run(
         // A batch job of the enrichment worker, when it runs.
         if logins.contains_key("enrichment-worker") {
             let body = json!({"records": [{"email": "jane@acme.com"}]});
-            let (status, accepted) =
-                api.call("POST", "/api/enrichment/batch", Some(&body), None)?;
-            ensure!(
-                status == 202,
-                "POST /api/enrichment/batch: {status} {accepted}"
-            );
-            let id = accepted["id"]
-                .as_str()
-                .context("no id in the 202")?
-                .to_owned();
-            let done = api.wait_terminal(&id, &procs)?;
+            let (_, done) = api.run("/api/enrichment/batch", &body, None, &procs)?;
             ensure!(
                 done["status"] == "succeeded" || done["status"] == "partial_success",
                 "the enrichment batch ended {done}"
@@ -434,6 +410,25 @@ impl Api {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         ))
+    }
+
+    /// POSTs `body` to `path` (with an idempotency `key`), requires a 202,
+    /// and waits for the operation to end: its id and last state.
+    fn run(
+        &self,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+        procs: &Supervisor,
+    ) -> anyhow::Result<(String, Value)> {
+        let (status, accepted) = self.call("POST", path, Some(body), key)?;
+        ensure!(status == 202, "POST {path}: {status} {accepted}");
+        let id = accepted["id"]
+            .as_str()
+            .context("no id in the 202")?
+            .to_owned();
+        let done = self.wait_terminal(&id, procs)?;
+        Ok((id, done))
     }
 
     fn wait_terminal(&self, id: &str, procs: &Supervisor) -> anyhow::Result<Value> {
