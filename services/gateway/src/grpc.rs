@@ -229,53 +229,50 @@ pub fn map_create_status(status: tonic::Status, body_limit: usize) -> ApiError {
                 GrpcError(status),
             )
         }
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
-            if status.code() != Code::Unknown || is_transport_error(&status) =>
-        {
-            let operation_id = status
-                .metadata()
-                .get(OPERATION_ID_METADATA)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|id| uuid::Uuid::parse_str(id).ok());
-            ApiError::AcceptOutcomeUnknown {
-                operation_id,
-                source: GrpcError(status).into(),
-            }
-        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => outcome_unknown(status),
+        Code::Unknown if is_transport_error(&status) => outcome_unknown(status),
         _ => map_status(status),
     }
 }
 
-fn is_transport_error(status: &tonic::Status) -> bool {
-    use std::error::Error as _;
-    let mut source = status.source();
-    while let Some(error) = source {
-        if error.is::<tonic::transport::Error>() || error.is::<std::io::Error>() {
-            return true;
-        }
-        source = error.source();
+/// An accept that may have happened, naming the operation when the service
+/// did.
+fn outcome_unknown(status: tonic::Status) -> ApiError {
+    let operation_id = status
+        .metadata()
+        .get(OPERATION_ID_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|id| uuid::Uuid::parse_str(id).ok());
+    ApiError::AcceptOutcomeUnknown {
+        operation_id,
+        source: GrpcError(status).into(),
     }
-    false
+}
+
+/// The status's causes, nearest first.
+fn causes(status: &tonic::Status) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(status), |error| error.source())
+}
+
+fn is_transport_error(status: &tonic::Status) -> bool {
+    causes(status)
+        .any(|error| error.is::<tonic::transport::Error>() || error.is::<std::io::Error>())
 }
 
 /// Whether the call failed to connect, so the service never saw it.
 fn never_sent(status: &tonic::Status) -> bool {
-    use std::error::Error as _;
     use std::io::ErrorKind;
-    let mut source = status.source();
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return matches!(
+    causes(status)
+        .find_map(|error| error.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
                 io.kind(),
                 ErrorKind::ConnectionRefused
                     | ErrorKind::AddrNotAvailable
                     | ErrorKind::HostUnreachable
                     | ErrorKind::NetworkUnreachable
-            );
-        }
-        source = error.source();
-    }
-    false
+            )
+        })
 }
 
 /// A `tonic::Status` as an error with a readable message (code and message)
