@@ -35,6 +35,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod lease;
 pub mod payloads;
 mod topology;
 

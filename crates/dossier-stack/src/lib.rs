@@ -575,7 +575,8 @@ impl<B: TestBroker> TestApp<B> {
     }
 
     /// Publishes a worker event for operation `id` of tenant `acme`, as a
-    /// worker would, and waits for the broker's ack.
+    /// worker would (taking the operation's lease before `Started`), and
+    /// waits for the broker's ack.
     pub async fn publish_event(&self, id: &str, kind: Kind, event: operation_event::Event) {
         let now = dossier_contracts::time_ext::now();
         let message = OperationEvent {
@@ -590,6 +591,31 @@ impl<B: TestBroker> TestApp<B> {
             event: Some(event),
         };
         let js = async_nats::jetstream::new(self.nats.client().await);
+        if matches!(message.event, Some(operation_event::Event::Started(_))) {
+            // A run takes the operation's lease before it starts: the
+            // operations service decides cancellations on it.
+            let lease = dossier_broker::lease::Lease {
+                worker_id: message.worker_id.clone(),
+                attempt: 1,
+                nonce: 1,
+                cancel_requested: false,
+                state: Some(dossier_broker::lease::State::Held(
+                    dossier_broker::lease::Held {
+                        expires_at: Some(
+                            (std::time::SystemTime::now() + Duration::from_secs(60)).into(),
+                        ),
+                    },
+                )),
+            };
+            let leases = js
+                .get_key_value(dossier_broker::LEASES_BUCKET)
+                .await
+                .unwrap();
+            leases
+                .put(dossier_broker::lease_key(kind, id), lease.to_bytes())
+                .await
+                .unwrap();
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", message.event_id.as_str());
         js.publish_with_headers(event_subject(kind), headers, message.encode_to_vec().into())

@@ -196,10 +196,12 @@ impl JobContext {
                 "lease_lost",
                 "Another run holds the operation now.",
             )),
-            Err(error @ LeaseError::Broker(_)) => Err(JobError::retryable(
-                "lease_unavailable",
-                format!("The run's lease could not be confirmed: {error}."),
-            )),
+            Err(error @ (LeaseError::Broker(_) | LeaseError::CancelRequested)) => {
+                Err(JobError::retryable(
+                    "lease_unavailable",
+                    format!("The run's lease could not be confirmed: {error}."),
+                ))
+            }
         }
     }
 }

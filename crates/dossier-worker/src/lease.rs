@@ -52,53 +52,11 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use dossier_contracts::Kind;
+use dossier_broker::lease::{Found, Held, Lease, State};
 use dossier_contracts::v1::OperationEvent;
-use prost::Message as _;
+use dossier_contracts::{Kind, Status};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// The value of a lease entry, protobuf-encoded. Declared here rather than
-/// in `proto/`: only workers read or write it (like the checkpoints' own
-/// layouts), and nothing else needs its generated code.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Lease {
-    /// The worker process of the run.
-    #[prost(string, tag = "1")]
-    worker_id: String,
-    /// JetStream delivery attempt of the job that started the run.
-    #[prost(uint32, tag = "2")]
-    attempt: u32,
-    #[prost(oneof = "State", tags = "10, 11")]
-    state: Option<State>,
-}
-
-#[derive(Clone, PartialEq, prost::Oneof)]
-enum State {
-    /// A run holds the operation until `expires_at` unless it renews.
-    #[prost(message, tag = "10")]
-    Held(Held),
-    /// The operation is finished: no delivery runs it again.
-    #[prost(message, tag = "11")]
-    Finished(Finished),
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Held {
-    #[prost(message, optional, tag = "1")]
-    expires_at: Option<prost_types::Timestamp>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Finished {
-    /// Wire name of the terminal status (`succeeded`, `cancelled`, ...).
-    #[prost(string, tag = "1")]
-    status: String,
-    /// The committed terminal event, until it is stored on the events
-    /// stream (then cleared).
-    #[prost(message, optional, boxed, tag = "2")]
-    event: Option<Box<OperationEvent>>,
-}
 
 /// Tries to take a lease that keeps changing under us before giving up
 /// for now (the caller looks again later).
@@ -122,6 +80,10 @@ pub(crate) enum LeaseError {
     /// The bucket did not answer (the write may or may not have happened).
     #[error("cannot reach the leases bucket: {0}")]
     Broker(#[source] async_nats::Error),
+    /// A cancellation was accepted while the run held the operation: it may
+    /// commit only `cancelled`.
+    #[error("a cancellation was accepted; the run may only end cancelled")]
+    CancelRequested,
 }
 
 /// What a delivery found when it tried to take its operation's lease.
@@ -153,68 +115,65 @@ impl Leases {
     }
 
     /// Takes `operation_id`'s lease for a run of delivery `attempt`, unless
-    /// another run holds it or the operation is finished.
+    /// another run holds it or the operation is finished. `cancel` is the
+    /// run's cancellation token: tripped when the lease says a cancellation
+    /// was accepted for the operation (now, or whenever the run finds out).
     pub(crate) async fn acquire(
         &self,
         operation_id: &str,
         attempt: u32,
+        cancel: &CancellationToken,
     ) -> Result<Acquired, LeaseError> {
         let key = dossier_broker::lease_key(self.kind, operation_id);
         for _ in 0..TAKE_TRIES {
             let entry = self.kv.entry(key.as_str()).await.map_err(broker)?;
-            // The revision a take must find: none, or the entry's.
-            let expected = match entry {
-                None => 0,
-                Some(entry) if entry.operation != kv::Operation::Put => entry.revision,
-                Some(entry) => match Lease::decode(entry.value.clone()) {
-                    Ok(Lease {
-                        state: Some(State::Finished(finished)),
-                        ..
-                    }) => {
-                        return Ok(Acquired::Finished {
-                            status: finished.status,
-                            event: finished.event,
-                            revision: entry.revision,
-                        });
-                    }
-                    Ok(Lease {
-                        state: Some(State::Held(held)),
-                        ..
-                    }) => match remaining(&held) {
-                        Some(remaining) => return Ok(Acquired::Held { remaining }),
-                        None => entry.revision,
-                    },
-                    // Nothing this version understands: no run can be
-                    // holding it, so it is taken over.
-                    Ok(_) | Err(_) => {
-                        tracing::warn!(
-                            message = "Unreadable lease entry; taking it over.",
-                            operation_id
-                        );
-                        entry.revision
-                    }
-                },
+            let (found, _, expected) = dossier_broker::lease::read(entry.as_ref());
+            // An expired hold is taken over with its cancellation flag: a
+            // cancellation accepted while a dead run held the operation
+            // still applies to the next run.
+            let cancel_requested = match found {
+                Found::Finished { status, event } => {
+                    return Ok(Acquired::Finished {
+                        status,
+                        event,
+                        revision: expected,
+                    });
+                }
+                Found::Held {
+                    remaining,
+                    cancel_requested,
+                } if remaining.is_zero() => cancel_requested,
+                Found::Held { remaining, .. } => return Ok(Acquired::Held { remaining }),
+                Found::Free => false,
             };
             let deadline = Instant::now() + self.ttl;
-            let value = self.held(attempt);
-            match self.kv.update(key.as_str(), value, expected).await {
-                Ok(revision) => {
+            // Never 0, the nonce of a finish mark.
+            let nonce = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
+            let value = self.held(attempt, nonce, cancel_requested, self.ttl);
+            match dossier_broker::lease::write_if(&self.kv, &key, value, expected).await {
+                Ok(Some(revision)) => {
+                    if cancel_requested {
+                        cancel.cancel();
+                    }
                     return Ok(Acquired::Taken(Arc::new(RunLease {
                         leases: self.clone(),
                         key,
                         attempt,
+                        nonce,
                         run: revision,
                         state: tokio::sync::Mutex::new(Holding {
                             revision,
                             deadline,
+                            cancel_requested,
                             ended: false,
                         }),
+                        cancel: cancel.clone(),
                         lost: CancellationToken::new(),
                     })));
                 }
                 // Another delivery wrote first: look again.
-                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-                Err(error) => return Err(LeaseError::Broker(error.into())),
+                Ok(None) => {}
+                Err(error) => return Err(LeaseError::Broker(error)),
             }
         }
         Ok(Acquired::Held {
@@ -227,44 +186,27 @@ impl Leases {
     /// (and dropped as a duplicate) by a later delivery.
     pub(crate) async fn clear_event(&self, operation_id: &str, status: &str, revision: u64) {
         let key = dossier_broker::lease_key(self.kind, operation_id);
-        let value = self.finished(0, status, None);
+        let value = Lease::finished(&self.worker_id, 0, status, None).to_bytes();
         if let Err(error) = self.kv.update(key.as_str(), value, revision).await {
             tracing::debug!(message = "Cannot clear a published terminal event from its lease.", operation_id, %error);
         }
     }
 
-    fn held(&self, attempt: u32) -> Bytes {
-        let expires_at = SystemTime::now() + self.ttl;
-        let lease = Lease {
+    /// A hold for `ttl` from now (zero: an expired hold, which the next
+    /// delivery takes at once with its cancellation flag).
+    fn held(&self, attempt: u32, nonce: u64, cancel_requested: bool, ttl: Duration) -> Bytes {
+        let expires_at = SystemTime::now() + ttl;
+        Lease {
             worker_id: self.worker_id.to_string(),
             attempt,
+            nonce,
+            cancel_requested,
             state: Some(State::Held(Held {
                 expires_at: Some(prost_types::Timestamp::from(expires_at)),
             })),
-        };
-        Bytes::from(lease.encode_to_vec())
+        }
+        .to_bytes()
     }
-
-    fn finished(&self, attempt: u32, status: &str, event: Option<&OperationEvent>) -> Bytes {
-        let lease = Lease {
-            worker_id: self.worker_id.to_string(),
-            attempt,
-            state: Some(State::Finished(Finished {
-                status: status.to_owned(),
-                event: event.cloned().map(Box::new),
-            })),
-        };
-        Bytes::from(lease.encode_to_vec())
-    }
-}
-
-/// How long a held lease has left by this host's clock; `None` when expired.
-fn remaining(held: &Held) -> Option<Duration> {
-    let expires_at = SystemTime::try_from(held.expires_at?).ok()?;
-    expires_at
-        .duration_since(SystemTime::now())
-        .ok()
-        .filter(|d| !d.is_zero())
 }
 
 fn broker(error: impl Into<async_nats::Error>) -> LeaseError {
@@ -276,24 +218,38 @@ pub(crate) struct RunLease {
     leases: Leases,
     key: String,
     attempt: u32,
+    /// Recognises this run's entry after the operations service rewrote it
+    /// to request a cancellation.
+    nonce: u64,
     run: u64,
     // A tokio mutex, held across the write: a renewal and a commit must not
     // race each other with the same revision (the loser would think the
     // lease lost).
     state: tokio::sync::Mutex<Holding>,
+    /// The run's cancellation token, tripped when the entry says a
+    /// cancellation was accepted.
+    cancel: CancellationToken,
     lost: CancellationToken,
 }
 
 struct Holding {
-    /// The entry's revision as this run last wrote it.
+    /// The entry's revision as this run last wrote or read it.
     revision: u64,
     /// When the lease runs out unless renewed, by this host's monotonic
     /// clock (measured from before the write that set it, so never later
     /// than the expiry other workers read).
     deadline: Instant,
+    /// A cancellation was accepted: the run may end only as `cancelled`,
+    /// and every rewrite of the hold keeps the flag.
+    cancel_requested: bool,
     /// Committed or released: nothing more to renew.
     ended: bool,
 }
+
+/// Rewrites of the entry a run tolerates in one write (each a cancellation
+/// request by the operations service; it makes one per operation, so a
+/// second conflict in a row is already odd).
+const REWRITE_TRIES: u32 = 3;
 
 impl RunLease {
     /// The run's fencing token: the entry's revision when the run took it.
@@ -315,8 +271,15 @@ impl RunLease {
             return Ok(());
         }
         let deadline = Instant::now() + self.leases.ttl;
-        let value = self.leases.held(self.attempt);
-        state.revision = self.write(value, state.revision).await?;
+        self.write(&mut state, |this, state| {
+            Some(this.leases.held(
+                this.attempt,
+                this.nonce,
+                state.cancel_requested,
+                this.leases.ttl,
+            ))
+        })
+        .await?;
         state.deadline = deadline;
         Ok(())
     }
@@ -349,7 +312,9 @@ impl RunLease {
 
     /// Writes the run's terminal event into the lease by revision, the
     /// commit that makes it the operation's outcome. [`LeaseError::Lost`]
-    /// when another run holds the operation, or this one's lease ran out.
+    /// when another run holds the operation, or this one's lease ran out;
+    /// [`LeaseError::CancelRequested`] when a cancellation was accepted and
+    /// `status` is not `cancelled` (the run must commit that instead).
     pub(crate) async fn commit(
         &self,
         event: &OperationEvent,
@@ -357,27 +322,49 @@ impl RunLease {
     ) -> Result<u64, LeaseError> {
         let mut state = self.state.lock().await;
         self.check(&state)?;
-        let value = self.leases.finished(self.attempt, status, Some(event));
-        let revision = self.write(value, state.revision).await?;
-        state.revision = revision;
+        let cancelled = Status::Cancelled.as_str();
+        let finished = Lease::finished(&self.leases.worker_id, self.attempt, status, Some(event));
+        let value = finished.to_bytes();
+        let revision = self
+            .write(&mut state, |_, state| {
+                if state.cancel_requested && status != cancelled {
+                    None
+                } else {
+                    Some(value.clone())
+                }
+            })
+            .await?;
         state.ended = true;
         Ok(revision)
     }
 
     /// Gives the lease up (the job is handed back to run again), so the next
-    /// delivery takes it at once. Best effort: else it expires.
+    /// delivery takes it at once. Best effort: else it expires. A hold with
+    /// an accepted cancellation is left expired instead of deleted, so the
+    /// next run inherits the flag.
     pub(crate) async fn release(&self) {
         let mut state = self.state.lock().await;
         if state.ended || self.lost.is_cancelled() {
             return;
         }
         state.ended = true;
-        if let Err(error) = self
-            .leases
-            .kv
-            .delete_expect_revision(self.key.as_str(), Some(state.revision))
+        let released = if state.cancel_requested {
+            self.write(&mut state, |this, _| {
+                Some(
+                    this.leases
+                        .held(this.attempt, this.nonce, true, Duration::ZERO),
+                )
+            })
             .await
-        {
+            .map(drop)
+        } else {
+            self.leases
+                .kv
+                .delete_expect_revision(self.key.as_str(), Some(state.revision))
+                .await
+                .map_err(broker)
+        };
+        if let Err(error) = released {
             tracing::debug!(message = "Cannot release a job's lease; it will expire.", key = %self.key, %error);
         }
     }
@@ -391,19 +378,67 @@ impl RunLease {
         Ok(())
     }
 
-    async fn write(&self, value: Bytes, revision: u64) -> Result<u64, LeaseError> {
-        match self
+    /// Writes the value `value` makes from the run's state, by revision.
+    /// When the entry was rewritten meanwhile, reads it: still this run's
+    /// hold (the operations service set the cancellation flag) → takes the
+    /// flag and writes again; anything else → the run lost its lease.
+    async fn write(
+        &self,
+        state: &mut Holding,
+        value: impl Fn(&Self, &Holding) -> Option<Bytes>,
+    ) -> Result<u64, LeaseError> {
+        for _ in 0..REWRITE_TRIES {
+            let Some(bytes) = value(self, state) else {
+                return Err(LeaseError::CancelRequested);
+            };
+            match self
+                .leases
+                .kv
+                .update(self.key.as_str(), bytes, state.revision)
+                .await
+            {
+                Ok(revision) => {
+                    state.revision = revision;
+                    return Ok(revision);
+                }
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    self.reread(state).await?;
+                }
+                Err(error) => return Err(LeaseError::Broker(error.into())),
+            }
+        }
+        self.lost.cancel();
+        Err(LeaseError::Lost)
+    }
+
+    /// After a conflict: adopts the entry if it is still this run's hold.
+    async fn reread(&self, state: &mut Holding) -> Result<(), LeaseError> {
+        let entry = self
             .leases
             .kv
-            .update(self.key.as_str(), value, revision)
+            .entry(self.key.as_str())
             .await
-        {
-            Ok(revision) => Ok(revision),
-            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            .map_err(broker)?;
+        let (found, lease, revision) = dossier_broker::lease::read(entry.as_ref());
+        match (found, lease) {
+            (
+                Found::Held {
+                    cancel_requested, ..
+                },
+                Some(lease),
+            ) if lease.nonce == self.nonce => {
+                state.revision = revision;
+                if cancel_requested && !state.cancel_requested {
+                    state.cancel_requested = true;
+                    tracing::info!(message = "Cancellation found on the job's lease.", key = %self.key);
+                    self.cancel.cancel();
+                }
+                Ok(())
+            }
+            _ => {
                 self.lost.cancel();
                 Err(LeaseError::Lost)
             }
-            Err(error) => Err(LeaseError::Broker(error.into())),
         }
     }
 }

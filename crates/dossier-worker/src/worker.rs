@@ -440,7 +440,11 @@ impl<H: Handler> Shared<H> {
             request_id,
             span.clone(),
         ));
-        let lease = match self.take_lease(&meta, release).await {
+        // Registered before the lease is taken: a cancellation found on the
+        // lease, or written to the cancellations bucket after the run reads
+        // it, trips this registration's token.
+        let registration = self.running.register(&meta.operation_id);
+        let lease = match self.take_lease(&meta, registration.token(), release).await {
             Ok(lease) => lease,
             Err(settle) => return settle,
         };
@@ -454,7 +458,9 @@ impl<H: Handler> Shared<H> {
                 async move { lease.keep(every).await }.instrument(span),
             ))
         };
-        let settle = self.run_leased(job, &meta, &lease, release).await;
+        let settle = self
+            .run_leased(job, &meta, &lease, &registration, release)
+            .await;
         drop(keeper);
         match settle {
             // Handed back: the next delivery may take the lease at once.
@@ -479,6 +485,7 @@ impl<H: Handler> Shared<H> {
     async fn take_lease(
         &self,
         meta: &JobMeta,
+        cancel: &CancellationToken,
         release: &CancellationToken,
     ) -> Result<Arc<RunLease>, Settle> {
         let operation_id = meta.operation_id.as_str();
@@ -489,7 +496,11 @@ impl<H: Handler> Shared<H> {
         let longest_wait = self.config.job_timeout + self.lease_ttl;
         let mut logged = false;
         loop {
-            match self.leases.acquire(operation_id, meta.attempt).await {
+            match self
+                .leases
+                .acquire(operation_id, meta.attempt, cancel)
+                .await
+            {
                 Ok(Acquired::Taken(lease)) => return Ok(lease),
                 Ok(Acquired::Finished {
                     status,
@@ -592,6 +603,7 @@ impl<H: Handler> Shared<H> {
         job: Job,
         meta: &Arc<JobMeta>,
         lease: &Arc<RunLease>,
+        registration: &cancel::Registration,
         release: &CancellationToken,
     ) -> Settle {
         let attempt = meta.attempt;
@@ -607,9 +619,9 @@ impl<H: Handler> Shared<H> {
             return self.finish(meta, lease, failed(error)).await;
         }
 
-        // Register before reading the bucket: a cancellation written after
-        // the read then reaches this job through the watcher.
-        let registration = self.running.register(operation_id);
+        // Registered (in `run_job`) before reading the bucket: a
+        // cancellation written after the read reaches this job through the
+        // watcher.
         let cancel = registration.token().clone();
         match self.cancellations.get(operation_id).await {
             Ok(None) if !cancel.is_cancelled() => {}
@@ -872,9 +884,25 @@ impl<H: Handler> Shared<H> {
     /// be acked only once the event is stored; else it is handed back, and
     /// the next delivery publishes the committed event instead of running.
     async fn finish(&self, meta: &JobMeta, lease: &RunLease, event: Event) -> Settle {
-        let status = event.type_name();
-        let message = self.events.prepare(meta, event);
-        let committed = match lease.commit(&message, status).await {
+        let mut status = event.type_name();
+        let mut message = self.events.prepare(meta, event);
+        let mut committed = lease.commit(&message, status).await;
+        if matches!(committed, Err(LeaseError::CancelRequested)) {
+            // The cancellation was accepted before this outcome could be
+            // committed: the operation ends cancelled, as its caller was told.
+            tracing::info!(
+                message = "A cancellation was accepted before the outcome was committed; ending the job cancelled.",
+                operation_id = %meta.operation_id,
+                outcome = status
+            );
+            let cancelled = Event::Cancelled(Cancelled {
+                partial_result: None,
+            });
+            status = cancelled.type_name();
+            message = self.events.prepare(meta, cancelled);
+            committed = lease.commit(&message, status).await;
+        }
+        let committed = match committed {
             Ok(revision) => revision,
             Err(LeaseError::Lost) => return Settle::Abandon,
             Err(error) => {

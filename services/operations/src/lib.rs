@@ -41,6 +41,7 @@
 
 mod accept;
 mod error;
+mod fence;
 mod index;
 pub mod merge;
 pub mod metrics;

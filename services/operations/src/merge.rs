@@ -111,40 +111,66 @@ pub fn merge_at(
     Some(next)
 }
 
-/// What a cancellation request does to a record.
+/// What a cancellation decided through the operation's lease (see
+/// `fence.rs`), the one place where it is ordered with the runs' commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelDecision {
+    /// No run held the operation: it is finished as cancelled and no run
+    /// will start. `ran` when a run had held it before (handed back, or
+    /// died).
+    Stopped {
+        /// A run had taken the operation once.
+        ran: bool,
+    },
+    /// A run holds the operation and may now end only as `cancelled`.
+    Requested,
+}
+
+/// What a cancellation does to a record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelOutcome {
-    /// Queued: the record becomes `cancelled` at once (store this record).
+    /// No run will start: the record becomes `cancelled` (store this record).
     Cancelled(Operation),
-    /// Processing: the worker is asked to stop (store this record).
+    /// A run is asked to stop (store this record).
     Requested(Operation),
-    /// Processing and already asked to stop: nothing to store.
-    AlreadyRequested,
-    /// Terminal: nothing changes.
+    /// Already asked to stop, or already cancelled (the run stopped before
+    /// this record was read): nothing to store.
+    Unchanged,
+    /// Finished otherwise: nothing changes.
     Terminal(Status),
 }
 
-/// Applies a cancellation request to `record` at `now`.
-pub fn cancel(record: &Operation, now: Timestamp) -> CancelOutcome {
-    let status = status_of(record);
-    match status {
-        Status::Queued => {
+/// Applies a cancellation `decision` to `record` at `now`. The record may
+/// lag the decision: a run may have started (or stopped) without the record
+/// showing it yet, so the decision, not the record's status, says which.
+pub fn cancel(record: &Operation, decision: CancelDecision, now: Timestamp) -> CancelOutcome {
+    match status_of(record) {
+        Status::Cancelled => return CancelOutcome::Unchanged,
+        status if status.is_terminal() => return CancelOutcome::Terminal(status),
+        _ => {}
+    }
+    match decision {
+        CancelDecision::Stopped { ran } => {
             let mut next = record.clone();
+            let started = ran || record.started_at.is_some();
             next.status = Status::Cancelled.to_proto() as i32;
-            next.error = Some(cancelled_error("Cancelled before it started."));
+            next.error = Some(cancelled_error(if started {
+                "Cancelled; its run had stopped and it will not run again."
+            } else {
+                "Cancelled before it started."
+            }));
             next.completed_at = Some(now);
             next.cancel_requested = true;
             next.updated_at = Some(now);
             CancelOutcome::Cancelled(next)
         }
-        Status::Processing if record.cancel_requested => CancelOutcome::AlreadyRequested,
-        Status::Processing => {
+        CancelDecision::Requested if record.cancel_requested => CancelOutcome::Unchanged,
+        CancelDecision::Requested => {
             let mut next = record.clone();
             next.cancel_requested = true;
             next.updated_at = Some(now);
             CancelOutcome::Requested(next)
         }
-        terminal => CancelOutcome::Terminal(terminal),
     }
 }
 
@@ -521,7 +547,8 @@ mod tests {
     #[test]
     fn cancel_rules() {
         let now = ts(70);
-        match cancel(&record(Status::Queued), now) {
+        let stopped = CancelDecision::Stopped { ran: false };
+        match cancel(&record(Status::Queued), stopped, now) {
             CancelOutcome::Cancelled(op) => {
                 assert_eq!(status_of(&op), Status::Cancelled);
                 assert!(op.cancel_requested);
@@ -532,27 +559,49 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        match cancel(&processing(Some(10)), now) {
-            CancelOutcome::Requested(op) => {
-                assert_eq!(status_of(&op), Status::Processing);
-                assert!(op.cancel_requested);
-                assert_eq!(op.completed_at, None);
+        // A run had taken it (the record may not show it): never "before it started".
+        for (record, decision) in [
+            (
+                record(Status::Queued),
+                CancelDecision::Stopped { ran: true },
+            ),
+            (processing(Some(10)), stopped),
+        ] {
+            match cancel(&record, decision, now) {
+                CancelOutcome::Cancelled(op) => {
+                    assert_ne!(op.error.unwrap().message, "Cancelled before it started.");
+                }
+                other => panic!("unexpected {other:?}"),
             }
-            other => panic!("unexpected {other:?}"),
+        }
+        // A run holds it, whether or not the record shows it started.
+        for record in [processing(Some(10)), record(Status::Queued)] {
+            let before = status_of(&record);
+            match cancel(&record, CancelDecision::Requested, now) {
+                CancelOutcome::Requested(op) => {
+                    assert_eq!(status_of(&op), before);
+                    assert!(op.cancel_requested);
+                    assert_eq!(op.completed_at, None);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
         }
         let requested = Operation {
             cancel_requested: true,
             ..processing(None)
         };
-        assert_eq!(cancel(&requested, now), CancelOutcome::AlreadyRequested);
-        for status in [
-            Status::Succeeded,
-            Status::Failed,
-            Status::PartialSuccess,
-            Status::Cancelled,
-        ] {
+        assert_eq!(
+            cancel(&requested, CancelDecision::Requested, now),
+            CancelOutcome::Unchanged
+        );
+        // The run stopped and its event was projected before the record was read.
+        assert_eq!(
+            cancel(&record(Status::Cancelled), CancelDecision::Requested, now),
+            CancelOutcome::Unchanged
+        );
+        for status in [Status::Succeeded, Status::Failed, Status::PartialSuccess] {
             assert_eq!(
-                cancel(&record(status), now),
+                cancel(&record(status), CancelDecision::Requested, now),
                 CancelOutcome::Terminal(status)
             );
         }

@@ -49,6 +49,7 @@ use uuid::Uuid;
 
 use crate::accept::validate_tenant;
 use crate::error::{Error, error_chain};
+use crate::fence::DeadLetter;
 use crate::merge::{MAX_DELIVERIES_CODE, merge, status_of};
 use crate::records::{Change, Modified};
 use crate::{RECONNECT, Shared};
@@ -276,10 +277,26 @@ async fn fail_dead_job(shared: &Shared, advisory: &MaxDeliverAdvisory) -> Result
             // The job's headers: the dead letter joins the request's trace.
             let request_id = propagation::nats_parent(&span, Some(&raw.headers));
             async {
-                if check_event(&event).is_ok() {
-                    project(shared, &event, request_id).await?;
-                    crate::metrics::dead_letter(Kind::from_proto(job.kind));
-                    tracing::warn!(message = "Job failed after its last delivery.", operation_id = %job.operation_id, deliveries = advisory.deliveries);
+                if check_event(&event).is_ok()
+                    && let Some(kind) = Kind::from_proto(job.kind)
+                {
+                    // Through the lease: a run that committed its outcome
+                    // (or still holds the operation, stalled) does not race
+                    // this failure; the first decision stands.
+                    match crate::fence::dead_letter(&shared.topology.leases, kind, event).await? {
+                        DeadLetter::Failed(event) => {
+                            project(shared, &event, request_id).await?;
+                            crate::metrics::dead_letter(Some(kind));
+                            tracing::warn!(message = "Job failed after its last delivery.", operation_id = %job.operation_id, deliveries = advisory.deliveries);
+                        }
+                        DeadLetter::Committed(committed) => {
+                            project(shared, &committed, request_id).await?;
+                            tracing::info!(message = "Dead job had committed its outcome; projected that instead of failing it.", operation_id = %job.operation_id);
+                        }
+                        DeadLetter::Finished => {
+                            tracing::info!(message = "Dead job had finished already; nothing to fail.", operation_id = %job.operation_id);
+                        }
+                    }
                 } else {
                     tracing::error!(message = "Dead job names no valid operation; removing it.", operation_id = %job.operation_id);
                 }

@@ -28,9 +28,9 @@ use uuid::Uuid;
 use crate::Shared;
 use crate::accept::{self, validate_tenant};
 use crate::error::Error;
-use crate::merge::{CancelOutcome, cancel, status_of};
+use crate::merge::{CancelDecision, CancelOutcome, cancel, status_of};
 use crate::records::{Change, Modified, Versioned};
-use crate::{results, retention, view};
+use crate::{fence, results, retention, view};
 
 /// Page size when the request leaves it at 0.
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
@@ -396,9 +396,10 @@ fn decode_cursor(cursor: &str) -> Result<Uuid, Error> {
         .ok_or_else(|| Error::InvalidArgument("cursor is not valid".to_owned()))
 }
 
-/// Cancels `found`: marker first (workers watch the cancellations bucket),
-/// then the record by compare-and-set, re-deciding on every conflict since
-/// the record may have started or finished meanwhile.
+/// Cancels `found`. The decision is taken through the operation's lease
+/// (`fence.rs`), ordered with the runs' own commits; the record follows it,
+/// by compare-and-set, and the cancellations marker tells a running worker
+/// at once (else it finds the flag at its next lease renewal).
 async fn cancel_operation(
     shared: &Shared,
     tenant: &str,
@@ -408,25 +409,37 @@ async fn cancel_operation(
         return Err(Error::Terminal(status));
     }
     let id = found.record.id.clone();
+    let kind = Kind::from_proto(found.record.kind).ok_or_else(|| Error::Corrupt {
+        what: "operation",
+        key: id.clone(),
+        reason: format!("unknown kind {}", found.record.kind),
+    })?;
     let now = time_ext::now();
-    let marker = serde_json::json!({
-        "requestedAt": time_ext::to_rfc3339(&now).unwrap_or_default(),
-    });
-    shared
-        .topology
-        .cancellations
-        .put(&id, marker.to_string().into())
-        .await
-        .map_err(|e| Error::broker("requesting cancellation")(e.into()))?;
+    let event = fence::cancelled_event(&found.record, now);
+    let decision = fence::cancel(&shared.topology.leases, kind, &id, &event).await?;
+    if decision == CancelDecision::Requested {
+        let marker = serde_json::json!({
+            "requestedAt": time_ext::to_rfc3339(&now).unwrap_or_default(),
+        });
+        if let Err(error) = shared
+            .topology
+            .cancellations
+            .put(&id, marker.to_string().into())
+            .await
+        {
+            // Decided already: the run finds the flag on its lease instead.
+            tracing::warn!(message = "Cannot write the cancellation marker; the run finds the request at its next lease renewal.", operation_id = %id, %error);
+        }
+    }
 
     let modified = shared
         .records
         .modify(&id, |current| match current {
-            Some(record) if record.tenant_id == tenant => match cancel(record, now) {
+            Some(record) if record.tenant_id == tenant => match cancel(record, decision, now) {
                 CancelOutcome::Cancelled(next) | CancelOutcome::Requested(next) => {
                     Ok(Change::Write(next))
                 }
-                CancelOutcome::AlreadyRequested => Ok(Change::Keep(record.clone())),
+                CancelOutcome::Unchanged => Ok(Change::Keep(record.clone())),
                 CancelOutcome::Terminal(status) => Err(Error::Terminal(status)),
             },
             _ => Err(Error::NotFound),
@@ -434,14 +447,12 @@ async fn cancel_operation(
         .await?;
     let operation = match modified {
         Modified::Written { record, revision } => {
-            if let (Ok(uuid), Some(kind)) =
-                (Uuid::parse_str(&record.id), Kind::from_proto(record.kind))
-            {
+            if let Ok(uuid) = Uuid::parse_str(&record.id) {
                 shared
                     .index
                     .upsert(tenant, uuid, status_of(&record), kind, revision);
             }
-            tracing::info!(message = "Cancellation requested.", operation_id = %id, status = %status_of(&record));
+            tracing::info!(message = "Cancellation requested.", operation_id = %id, status = %status_of(&record), ?decision);
             record
         }
         Modified::Unchanged(record) => record,

@@ -165,3 +165,99 @@ async fn the_worker_continues_the_requests_trace() {
         "{op}"
     );
 }
+
+/// Invariant 7 under every interleaving (issue 15, finding 1): cancels
+/// racing the start and the end of short jobs. Whatever the order, the
+/// answer agrees with the outcome: 200/202 → ends `cancelled`; 409 → ends
+/// otherwise; "cancelled before it started" → the handler never ran for it.
+/// Bounded in count (`RACES`), each job a few milliseconds long, cancels
+/// sent 0–30 ms after the accept so that they land before, during and after
+/// the run.
+#[tokio::test]
+async fn cancels_racing_start_and_completion_keep_the_table() {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    const RACES: usize = 240;
+    const AT_ONCE: usize = 12;
+
+    let app = spawn_app().await;
+    let ran: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let handler = {
+        let ran = ran.clone();
+        TestHandler::new(move |ctx, _job| {
+            ran.lock().unwrap().insert(ctx.operation_id().to_owned());
+            // 0–7 steps of 2 ms, chosen by the id; odd ones end partially.
+            let digest = ctx
+                .operation_id()
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31) + u32::from(b));
+            async move {
+                for _ in 0..digest % 8 {
+                    if ctx.is_cancelled() {
+                        return Ok(Outcome::Cancelled { partial: None });
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Ok(if digest % 2 == 1 {
+                    Outcome::PartialSuccess {
+                        result: json!({ "partial": true }),
+                        error: None,
+                    }
+                } else {
+                    Outcome::Succeeded(json!({}))
+                })
+            }
+        })
+    };
+    let _worker = start_worker(&app, handler).await;
+
+    let mut answers = Vec::with_capacity(RACES);
+    for round in 0..RACES.div_ceil(AT_ONCE) {
+        let races = (0..AT_ONCE).map(|i| {
+            let app = &app;
+            let delay = Duration::from_millis(((round * AT_ONCE + i) * 7 % 31) as u64);
+            async move {
+                let id = app.accept_search(KEY_A).await.id();
+                tokio::time::sleep(delay).await;
+                let answer = app.cancel_operation(&id, KEY_A).await;
+                (id, answer.status)
+            }
+        });
+        answers.extend(futures::future::join_all(races).await);
+    }
+
+    let mut table: BTreeMap<(u16, String), usize> = BTreeMap::new();
+    let mut violations = Vec::new();
+    for (id, code) in &answers {
+        let op = app.wait_for_terminal(id, KEY_A).await;
+        let status = op["status"].as_str().unwrap().to_owned();
+        let unstarted = op["error"]["message"] == "Cancelled before it started.";
+        let ran_it = ran.lock().unwrap().contains(id);
+        let label = if unstarted {
+            "cancelled, never ran".to_owned()
+        } else {
+            status.clone()
+        };
+        *table.entry((*code, label)).or_default() += 1;
+        match (*code, status.as_str()) {
+            (200 | 202, "cancelled") | (409, "succeeded" | "partial_success" | "failed") => {}
+            _ => violations.push(format!("{id}: answered {code}, ended {status}")),
+        }
+        if unstarted && ran_it {
+            violations.push(format!("{id}: \"cancelled before it started\" but it ran"));
+        }
+    }
+    eprintln!("cancel races ({RACES}): (answer, outcome) → count");
+    for ((code, label), count) in &table {
+        eprintln!("  {code} {label:<22} {count}");
+    }
+    assert!(violations.is_empty(), "{violations:#?}\n{table:?}");
+    // The loop exercised each branch of the table, or it proved little.
+    for code in [200, 202, 409] {
+        assert!(
+            table.keys().any(|(c, _)| *c == code),
+            "no cancel answered {code}: {table:?}"
+        );
+    }
+}

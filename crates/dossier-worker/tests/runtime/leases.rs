@@ -183,3 +183,63 @@ async fn a_run_that_loses_its_lease_is_dropped_and_publishes_nothing() {
     );
     running.stop().await;
 }
+
+/// Issue 15, finding 1: a cancellation accepted while a run is finishing
+/// must win over the run's outcome (the caller got 202). The operations
+/// service records it on the run's lease; the run, finding its entry
+/// rewritten, commits `cancelled` instead of its result. The old runtime
+/// took the rewrite for a lost lease and dropped the run, which was then
+/// run again and ended `succeeded`.
+#[tokio::test]
+async fn a_cancellation_on_the_lease_wins_over_the_outcome_being_committed() {
+    use dossier_broker::lease::Lease;
+    use prost::Message as _;
+
+    let env = TestEnv::start().await;
+    let calls = Counter::default();
+    let finish = Arc::new(AtomicBool::new(false));
+    let handler = {
+        let (calls, finish) = (calls.clone(), finish.clone());
+        // Ignores cancellation: it finishes with a result whatever happens.
+        handler_fn(move |_ctx, _job| {
+            calls.incr();
+            let finish = finish.clone();
+            async move {
+                wait_for_flag(&finish).await;
+                Ok(Outcome::Succeeded(json!({ "done": true })))
+            }
+        })
+    };
+    let worker = Running::spawn(env.worker(env.config(), handler).await);
+    let operation_id = env.publish_job(json!({})).await;
+    wait_until("the run to start", DEADLINE, || async { calls.get() == 1 }).await;
+
+    // What the operations service does when it accepts the cancellation
+    // of a held operation: the flag, by revision, and no marker.
+    let key = lease_key(KIND, &operation_id);
+    let entry = env
+        .topology
+        .leases
+        .entry(key.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lease = Lease::decode(entry.value).unwrap();
+    lease.cancel_requested = true;
+    env.topology
+        .leases
+        .update(key.as_str(), lease.to_bytes(), entry.revision)
+        .await
+        .unwrap();
+    finish.store(true, Ordering::SeqCst);
+
+    let terminal = env.wait_terminal(&operation_id).await;
+    assert_eq!(crate::helpers::name(&terminal), "cancelled");
+    env.wait_settled().await;
+    assert_eq!(
+        names(&env.events(&operation_id).await),
+        ["started", "cancelled"]
+    );
+    assert_eq!(calls.get(), 1, "the run was not repeated");
+    worker.stop().await;
+}

@@ -203,6 +203,40 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
+    /// Takes `op`'s lease as a worker's run does (a live hold for a minute),
+    /// so that the service sees a run holding it.
+    pub async fn hold_lease(&self, op: &OperationView) {
+        use dossier_broker::lease::{Held, Lease, State};
+        let expires_at = std::time::SystemTime::now() + Duration::from_secs(60);
+        let lease = Lease {
+            worker_id: "test-worker".to_owned(),
+            attempt: 1,
+            nonce: 7,
+            cancel_requested: false,
+            state: Some(State::Held(Held {
+                expires_at: Some(expires_at.into()),
+            })),
+        };
+        self.put_lease(op, lease).await;
+    }
+
+    /// Writes `op`'s lease entry as it is.
+    pub async fn put_lease(&self, op: &OperationView, lease: dossier_broker::lease::Lease) {
+        let key = dossier_broker::lease_key(Kind::from_proto(op.kind).unwrap(), &op.id);
+        self.topology
+            .leases
+            .put(key, lease.to_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// What `op`'s lease entry says now.
+    pub async fn lease(&self, op: &OperationView) -> dossier_broker::lease::Found {
+        let key = dossier_broker::lease_key(Kind::from_proto(op.kind).unwrap(), &op.id);
+        let entry = self.topology.leases.entry(key).await.unwrap();
+        dossier_broker::lease::read(entry.as_ref()).0
+    }
+
     /// Publishes an event as a worker does (acked, `Nats-Msg-Id` = event id).
     pub async fn publish_event(&self, event: &OperationEvent) {
         self.publish_event_of_request(event, "").await;
