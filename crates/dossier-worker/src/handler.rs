@@ -46,6 +46,9 @@ pub enum Outcome {
     Cancelled {
         /// Work finished before the stop, where the kind keeps it.
         partial: Option<Value>,
+        /// How much of the work `partial` holds, 0–100, when the kind
+        /// knows: the operation's final progress.
+        progress: Option<u32>,
     },
 }
 

@@ -63,7 +63,10 @@
 //!         let request: serde_json::Value = dossier_worker::decode_payload(&job)?;
 //!         ctx.progress(50).await;
 //!         if ctx.is_cancelled() {
-//!             return Ok(Outcome::Cancelled { partial: None });
+//!             return Ok(Outcome::Cancelled {
+//!                 partial: None,
+//!                 progress: None,
+//!             });
 //!         }
 //!         Ok(Outcome::Succeeded(serde_json::json!({ "data": [], "meta": request })))
 //!     }

@@ -632,6 +632,7 @@ impl<H: Handler> Shared<H> {
                 );
                 let event = Event::Cancelled(Cancelled {
                     partial_result: None,
+                    progress: None,
                 });
                 return self.finish(meta, lease, event).await;
             }
@@ -720,6 +721,7 @@ impl<H: Handler> Shared<H> {
                 );
                 Event::Cancelled(Cancelled {
                     partial_result: None,
+                    progress: None,
                 })
             }
             // A handler that errs after cancellation was asked to stop: the
@@ -732,6 +734,7 @@ impl<H: Handler> Shared<H> {
                 );
                 Event::Cancelled(Cancelled {
                     partial_result: None,
+                    progress: None,
                 })
             }
             Ran::Returned(Err(error @ JobError::Retryable { .. }))
@@ -870,11 +873,12 @@ impl<H: Handler> Shared<H> {
                     error: error.map(operation_error),
                 })
             }
-            Outcome::Cancelled { partial } => Event::Cancelled(Cancelled {
+            Outcome::Cancelled { partial, progress } => Event::Cancelled(Cancelled {
                 partial_result: match partial {
                     Some(value) => Some(self.events.result_ref(operation_id, run, &value).await?),
                     None => None,
                 },
+                progress: progress.map(|p| p.min(100)),
             }),
         })
     }
@@ -897,6 +901,7 @@ impl<H: Handler> Shared<H> {
             );
             let cancelled = Event::Cancelled(Cancelled {
                 partial_result: None,
+                progress: None,
             });
             status = cancelled.type_name();
             message = self.events.prepare(meta, cancelled);

@@ -187,7 +187,10 @@ fn cancelled(results: &[EnrichedRecord], total: usize) -> Result<Outcome, JobErr
     } else {
         Some(result_value(results, total)?)
     };
-    Ok(Outcome::Cancelled { partial })
+    Ok(Outcome::Cancelled {
+        partial,
+        progress: Some(percent(results.len(), total)),
+    })
 }
 
 impl Handler for EnrichmentHandler {

@@ -129,6 +129,7 @@ pub(crate) fn cancelled_event(record: &Operation, now: prost_types::Timestamp) -
         operation_created_at: record.created_at,
         event: Some(operation_event::Event::Cancelled(Cancelled {
             partial_result: None,
+            progress: None,
         })),
     }
 }

@@ -101,6 +101,11 @@ pub fn merge_at(
             finish(&mut next, Status::Cancelled, at);
             next.result = c.partial_result.clone();
             next.error = Some(cancelled_error("Cancelled while it was running."));
+            // The share of the work kept, when the worker says: the last
+            // progress reported may count work the stop discarded.
+            if let Some(kept) = c.progress {
+                next.progress = Some(kept.min(100));
+            }
         }
     }
 
@@ -440,6 +445,7 @@ mod tests {
                 }),
                 event: Event::Cancelled(Cancelled {
                     partial_result: Some(result("[1]")),
+                    progress: None,
                 }),
                 want: Some(Operation {
                     status: Status::Cancelled.to_proto() as i32,
@@ -452,6 +458,29 @@ mod tests {
                     }),
                     completed_at: Some(ts(50)),
                     ..processing(Some(60))
+                }),
+            },
+            Case {
+                name: "cancelled with the share kept sets progress to it, up or down",
+                record: Some(Operation {
+                    cancel_requested: true,
+                    ..processing(Some(60))
+                }),
+                event: Event::Cancelled(Cancelled {
+                    partial_result: Some(result("[1]")),
+                    progress: Some(40),
+                }),
+                want: Some(Operation {
+                    status: Status::Cancelled.to_proto() as i32,
+                    cancel_requested: true,
+                    result: Some(result("[1]")),
+                    error: Some(OperationError {
+                        code: CANCELLED_CODE.to_owned(),
+                        message: "Cancelled while it was running.".to_owned(),
+                        details_json: String::new(),
+                    }),
+                    completed_at: Some(ts(50)),
+                    ..processing(Some(40))
                 }),
             },
             Case {

@@ -110,7 +110,10 @@ impl Handler for ResearchHandler {
         let mut runner = Runner::new(ctx, budget);
         match self.research(&mut runner, &request).await {
             Ok(outcome) => outcome,
-            Err(Cancelled) => Ok(Outcome::Cancelled { partial: None }),
+            Err(Cancelled) => Ok(Outcome::Cancelled {
+                partial: None,
+                progress: None,
+            }),
         }
     }
 }

@@ -58,7 +58,10 @@ impl Handler for SearchHandler {
             ));
         }
         if ctx.is_cancelled() {
-            return Ok(Outcome::Cancelled { partial: None });
+            return Ok(Outcome::Cancelled {
+                partial: None,
+                progress: None,
+            });
         }
         let partial = result.any_provider_failed();
         let value = serde_json::to_value(&result).map_err(|e| {

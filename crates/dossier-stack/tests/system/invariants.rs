@@ -20,6 +20,7 @@ async fn cancel_stops_a_running_job() {
             if ctx.is_cancelled() {
                 return Ok(Outcome::Cancelled {
                     partial: Some(json!({ "stepsDone": step - 1 })),
+                    progress: None,
                 });
             }
             ctx.progress(step / 10).await;
@@ -195,7 +196,10 @@ async fn cancels_racing_start_and_completion_keep_the_table() {
             async move {
                 for _ in 0..digest % 8 {
                     if ctx.is_cancelled() {
-                        return Ok(Outcome::Cancelled { partial: None });
+                        return Ok(Outcome::Cancelled {
+                            partial: None,
+                            progress: None,
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }

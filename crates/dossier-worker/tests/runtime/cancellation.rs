@@ -46,6 +46,7 @@ async fn a_running_job_stops_cooperatively_and_keeps_its_partial_work() {
                         if ctx.is_cancelled() {
                             return Ok(Outcome::Cancelled {
                                 partial: Some(json!({ "steps": steps.get() })),
+                                progress: None,
                             });
                         }
                         tokio::select! {

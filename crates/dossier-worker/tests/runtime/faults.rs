@@ -203,7 +203,10 @@ async fn cancellation_reaches_a_running_job_after_a_nats_server_restart() {
                 handler_started.incr();
                 async move {
                     ctx.cancelled().await;
-                    Ok(Outcome::Cancelled { partial: None })
+                    Ok(Outcome::Cancelled {
+                        partial: None,
+                        progress: None,
+                    })
                 }
             }),
         )

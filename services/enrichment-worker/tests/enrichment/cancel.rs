@@ -47,6 +47,9 @@ async fn cancelling_mid_batch_keeps_the_finished_chunks() {
     );
     assert_eq!(meta["complete"], false);
     assert_eq!(op["result"]["page"]["total"], 300);
+    // Progress agrees with what was kept (300 of 1,000), not with the
+    // records of the dropped chunk that had been counted (up to 35 %).
+    assert_eq!(op["progress"], 30, "{op}");
 
     let items = app.all_result_items(&op, KEY_A).await;
     assert_eq!(items.len(), 300);

@@ -84,6 +84,7 @@ async fn cancelling_a_running_operation_asks_the_worker_to_stop() {
         1,
         Event::Cancelled(Cancelled {
             partial_result: None,
+            progress: None,
         }),
     ))
     .await;
