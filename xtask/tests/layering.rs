@@ -6,6 +6,8 @@
 //!   service — services talk over NATS and gRPC, not through each other's
 //!   code;
 //! - `xtask` depends on no service, not even for its tests;
+//! - the `dossier` client (`dossier-cli`) links no crate of ours but
+//!   dossier-contracts: it speaks only HTTP;
 //! - every member has a role: `services/*` are services, `xtask` is a tool,
 //!   and a crate under `crates/` is a library unless its manifest says
 //!   `[package.metadata.dossier] role = "test-kit"` or `"dev-tool"`.
@@ -141,4 +143,21 @@ fn the_roles_are_what_the_architecture_says() {
     assert_eq!(role("xtask"), Some(Role::DevTool));
     assert_eq!(role("dossier-directory-gen"), Some(Role::DevTool));
     assert_eq!(role("dossier-directory"), Some(Role::Library));
+}
+
+#[test]
+fn the_cli_speaks_only_http() {
+    // The `dossier` client must work against any deployment of the
+    // documented API, so it links no crate of the services (at most the
+    // API's vocabulary in dossier-contracts); its tests may use the stack.
+    let members = members();
+    let linked: Vec<&String> = members
+        .get("dossier-cli")
+        .expect("dossier-cli is a member")
+        .deps
+        .iter()
+        .filter(|(dep, kind)| kind != "dev" && dep != "dossier-contracts")
+        .map(|(dep, _)| dep)
+        .collect();
+    assert!(linked.is_empty(), "dossier-cli links {linked:?}");
 }

@@ -97,7 +97,7 @@ pub fn resolve(
         .map(|k| SecretString::from(k.trim().to_owned()))
         .or(file.api_key)
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::NoKey(format!(
                 "no API key: pass --api-key, set {ENV_API_KEY}, or put api_key in {}",
                 default_path()
                     .map(|p| p.display().to_string())

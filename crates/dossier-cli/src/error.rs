@@ -63,6 +63,9 @@ pub enum CliError {
     /// The API answered with a problem (RFC 9457).
     #[error("{0}")]
     Api(Box<Problem>),
+    /// No API key was configured.
+    #[error("{0}")]
+    NoKey(String),
     /// The API could not be reached, or answered something unreadable.
     #[error("{0}")]
     Network(String),
@@ -84,6 +87,7 @@ impl CliError {
                 400..=499 => Exit::Rejected,
                 _ => Exit::Unavailable,
             },
+            CliError::NoKey(_) => Exit::Auth,
             CliError::Network(_) => Exit::Unavailable,
             CliError::Output(_) => Exit::Failed,
             CliError::Interrupted => Exit::Interrupted,

@@ -95,3 +95,21 @@ async fn execute(cli: Cli) -> Result<Exit, CliError> {
         Command::Ops { command } => ops::run(&client, command).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed_and_its_help_lists_the_exit_codes() {
+        // clap checks ids, conflicts and defaults fully only here.
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("Exit codes:") && help.contains("130"),
+            "{help}"
+        );
+    }
+}

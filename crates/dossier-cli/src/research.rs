@@ -93,13 +93,17 @@ fn body(args: &ResearchArgs) -> Result<Value, CliError> {
 
 /// Runs `dossier research`.
 pub async fn run(client: &Client, args: ResearchArgs, wait: u32) -> Result<Exit, CliError> {
+    // A progress line only for a person watching, not in a log.
+    let terminal = std::io::stderr().is_terminal();
     let op = start_and_follow(client, "/api/research", &body(&args)?, wait, |state| {
-        if let Some(progress) = state.progress {
+        if let (Some(progress), true) = (state.progress, terminal) {
             eprint!("\rresearching… {progress:>3}%");
         }
     })
     .await?;
-    eprint!("\r");
+    if terminal {
+        eprint!("\r\x1b[2K");
+    }
     let Some(result) = op.result.as_ref() else {
         eprintln!(
             "research {} {}: {}",

@@ -455,7 +455,7 @@ mod tests {
     fn files_are_cut_into_batches_by_count_and_size_the_same_way_every_time() {
         let records = vec![PersonRecord::default(); 25];
         assert_eq!(plan(&records, 10), [0..10, 10..20, 20..25]);
-        assert_eq!(plan(&records, 25), [0..25]);
+        assert_eq!(plan(&records, 25), vec![0..25]);
         // Records too big for one body are cut by size too.
         let big = PersonRecord {
             full_name: Some("x".repeat(3 * 1024 * 1024)),
