@@ -96,6 +96,14 @@ async fn execute(cli: Cli) -> Result<Exit, CliError> {
     }
 }
 
+/// Parses `argv` (the first item is the program name) into a command's
+/// arguments, for the commands' unit tests.
+#[cfg(test)]
+pub(crate) fn parse_args<T: clap::Args>(argv: &[&str]) -> Result<T, clap::Error> {
+    let matches = T::augment_args(clap::Command::new("test")).try_get_matches_from(argv)?;
+    <T as clap::FromArgMatches>::from_arg_matches(&matches)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;

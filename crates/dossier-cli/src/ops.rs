@@ -94,11 +94,7 @@ async fn list(
         println!("{}", serde_json::to_string_pretty(&ops).unwrap_or_default());
         return Ok(Exit::Ok);
     }
-    let text = |v: &Value| match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let text = crate::render::text;
     let rows: Vec<Vec<String>> = ops
         .iter()
         .map(|op| {

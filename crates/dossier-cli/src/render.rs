@@ -1,9 +1,50 @@
 //! Terminal output: aligned tables, and Markdown as plain text.
 
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+use serde_json::Value;
 
 /// Widest a table cell is printed (longer text is cut with `…`).
 const MAX_CELL: usize = 48;
+
+/// A JSON value as a cell: text as is, nothing for null, else its JSON.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The headers of [`person_cells`].
+pub const PERSON_HEADERS: [&str; 7] = [
+    "NAME",
+    "TITLE",
+    "SENIORITY",
+    "DEPARTMENT",
+    "LOCATION",
+    "EMAIL",
+    "LINKEDIN",
+];
+
+/// A person of the API (search result, enriched record) as cells: name,
+/// title, seniority, department, location (`city, region, country`),
+/// email, LinkedIn URL.
+pub fn person_cells(person: &Value) -> [String; 7] {
+    let location: Vec<String> = ["city", "region", "country"]
+        .iter()
+        .map(|k| text(&person["location"][k]))
+        .filter(|s| !s.is_empty())
+        .collect();
+    [
+        text(&person["fullName"]),
+        text(&person["title"]),
+        text(&person["seniority"]),
+        text(&person["department"]),
+        location.join(", "),
+        text(&person["email"]),
+        text(&person["linkedinUrl"]),
+    ]
+}
 
 /// `rows` under `headers`, each column as wide as its widest cell, two
 /// spaces apart, without trailing spaces.

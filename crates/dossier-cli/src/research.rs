@@ -146,37 +146,32 @@ pub async fn run(client: &Client, args: ResearchArgs, wait: u32) -> Result<Exit,
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
-
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: ResearchArgs,
+    fn parse(argv: &[&str]) -> Result<ResearchArgs, clap::Error> {
+        crate::parse_args(argv)
     }
 
     #[test]
     fn a_company_is_a_domain_or_a_name_and_a_person_an_email() {
-        let domain =
-            Wrap::parse_from(["x", "--company", "acme.com", "-q", "Who leads sales?"]).args;
+        let domain = parse(&["x", "--company", "acme.com", "-q", "Who leads sales?"]).unwrap();
         assert_eq!(
             body(&domain).unwrap(),
             json!({ "subject": { "company": { "domain": "acme.com" } }, "questions": ["Who leads sales?"] })
         );
-        let name = Wrap::parse_from(["x", "--company", "Acme Corp", "--depth", "deep"]).args;
+        let name = parse(&["x", "--company", "Acme Corp", "--depth", "deep"]).unwrap();
         assert_eq!(
             body(&name).unwrap()["subject"]["company"],
             json!({ "name": "Acme Corp" })
         );
         assert_eq!(body(&name).unwrap()["depth"], "deep");
-        let person = Wrap::parse_from(["x", "--email", "jane@acme.com"]).args;
+        let person = parse(&["x", "--email", "jane@acme.com"]).unwrap();
         assert_eq!(
             body(&person).unwrap()["subject"],
             json!({ "person": { "email": "jane@acme.com" } })
         );
-        assert!(Wrap::try_parse_from(["x", "--email", "a@b.c", "--company", "acme.com"]).is_err());
-        let nothing = Wrap::parse_from(["x"]).args;
+        assert!(parse(&["x", "--email", "a@b.c", "--company", "acme.com"]).is_err());
+        let nothing = parse(&["x"]).unwrap();
         assert!(matches!(body(&nothing), Err(CliError::Usage(_))));
     }
 }

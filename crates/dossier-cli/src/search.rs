@@ -102,41 +102,14 @@ pub async fn run(client: &Client, args: SearchArgs, wait: u32) -> Result<Exit, C
         return Ok(Exit::for_status(&op.status));
     }
     let people = result["data"].as_array().cloned().unwrap_or_default();
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let rows: Vec<Vec<String>> = people
         .iter()
-        .map(|p| {
-            let location: Vec<String> = ["city", "country"]
-                .iter()
-                .map(|k| text(&p["location"][k]))
-                .filter(|s| !s.is_empty())
-                .collect();
-            vec![
-                text(&p["fullName"]),
-                text(&p["title"]),
-                text(&p["seniority"]),
-                text(&p["department"]),
-                location.join(", "),
-                text(&p["email"]),
-                text(&p["linkedinUrl"]),
-            ]
-        })
+        .map(|p| crate::render::person_cells(p).to_vec())
         .collect();
     if !rows.is_empty() {
         print!(
             "{}",
-            crate::render::table(
-                &[
-                    "NAME",
-                    "TITLE",
-                    "SENIORITY",
-                    "DEPARTMENT",
-                    "LOCATION",
-                    "EMAIL",
-                    "LINKEDIN"
-                ],
-                &rows
-            )
+            crate::render::table(&crate::render::PERSON_HEADERS, &rows)
         );
     }
     let meta = &result["meta"];
@@ -153,19 +126,15 @@ pub async fn run(client: &Client, args: SearchArgs, wait: u32) -> Result<Exit, C
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
-
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: SearchArgs,
+    fn parse(argv: &[&str]) -> Result<SearchArgs, clap::Error> {
+        crate::parse_args(argv)
     }
 
     #[test]
     fn flags_become_the_documented_body() {
-        let args = Wrap::parse_from([
+        let args = parse(&[
             "x",
             "--domain",
             "acme.com",
@@ -176,13 +145,13 @@ mod tests {
             "--limit",
             "5",
         ])
-        .args;
+        .unwrap();
         assert_eq!(
             body(&args).unwrap(),
             json!({ "targetAccount": { "domain": "acme.com" },
                     "filters": { "titles": ["VP Sales"], "seniorities": ["vp"] }, "limit": 5 })
         );
-        let none = Wrap::parse_from(["x", "--title", "CEO"]).args;
+        let none = parse(&["x", "--title", "CEO"]).unwrap();
         assert!(matches!(body(&none), Err(CliError::Usage(_))));
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::table::{Format, Row, Table};
 use crate::error::CliError;
+use crate::render::{person_cells, text};
 
 /// What one row came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +100,6 @@ pub const CSV_COLUMNS: [&str; 16] = [
 
 /// The added CSV cells of one outcome.
 fn csv_cells(outcome: &Outcome) -> Vec<String> {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
     let mut cells = vec![outcome.status().to_owned()];
     match outcome {
         Outcome::Answered(r) => {
@@ -111,30 +107,14 @@ fn csv_cells(outcome: &Outcome) -> Vec<String> {
                 Some("error") => text(&r["error"]["message"]),
                 _ => text(&r["reason"]),
             };
-            let p = &r["person"];
             let c = &r["company"];
-            let location: Vec<String> = ["city", "region", "country"]
-                .iter()
-                .map(|k| text(&p["location"][k]))
-                .filter(|s| !s.is_empty())
-                .collect();
-            cells.extend([
-                reason,
-                text(&r["matchedBy"]),
-                text(&r["confidence"]),
-                text(&p["fullName"]),
-                text(&p["title"]),
-                text(&p["seniority"]),
-                text(&p["department"]),
-                location.join(", "),
-                text(&p["email"]),
-                text(&p["linkedinUrl"]),
-                text(&c["name"]),
-                text(&c["domain"]),
-                text(&c["linkedinHandle"]),
-                text(&c["industry"]),
-                text(&c["sizeBand"]),
-            ]);
+            cells.extend([reason, text(&r["matchedBy"]), text(&r["confidence"])]);
+            cells.extend(person_cells(&r["person"]));
+            cells.extend(
+                ["name", "domain", "linkedinHandle", "industry", "sizeBand"]
+                    .iter()
+                    .map(|k| text(&c[k])),
+            );
         }
         Outcome::Invalid(reasons) => cells.push(reasons.join("; ")),
         Outcome::Failed { message, .. } => cells.push(message.clone()),
@@ -257,6 +237,7 @@ mod tests {
         let cells = csv_cells(&matched);
         assert_eq!(cells[2..5], ["email", "0.99", "Jane"]);
         assert_eq!(cells[8], "Austin, US");
+        assert_eq!(cells.len(), CSV_COLUMNS.len());
         assert_eq!(cells[12], "acme.com");
     }
 }

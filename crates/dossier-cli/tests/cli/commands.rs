@@ -8,11 +8,7 @@ use crate::helpers::{Workers, dossier, dossier_at, json, stack};
 
 #[tokio::test]
 async fn search_prints_an_aligned_table_or_the_json_result() {
-    let stack = stack(Workers {
-        search: true,
-        ..Workers::default()
-    })
-    .await;
+    let stack = stack(Workers::SEARCH).await;
     let dir = tempfile::tempdir().unwrap();
     let run = dossier(
         &stack,
@@ -83,18 +79,17 @@ async fn research_writes_the_markdown_report_to_a_file() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
+    let ask = [
+        "research",
+        "--company",
+        "acme.com",
+        "--question",
+        "Who leads sales?",
+    ];
     let run = dossier(
         &stack,
         dir.path(),
-        &[
-            "research",
-            "--company",
-            "acme.com",
-            "--question",
-            "Who leads sales?",
-            "-o",
-            "report.md",
-        ],
+        &[&ask[..], &["-o", "report.md"]].concat(),
     )
     .await;
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
@@ -106,19 +101,7 @@ async fn research_writes_the_markdown_report_to_a_file() {
     );
     run.expect(0);
     // Piped (not a terminal), the report is the raw Markdown on stdout.
-    let run = dossier(
-        &stack,
-        dir.path(),
-        &[
-            "research",
-            "--company",
-            "acme.com",
-            "--question",
-            "Who leads sales?",
-        ],
-    )
-    .await
-    .expect(0);
+    let run = dossier(&stack, dir.path(), &ask).await.expect(0);
     // (A second research: the same report but for its sources' times.)
     let before_sources = |text: &str| text.split("## Sources").next().unwrap().to_owned();
     assert_eq!(before_sources(&run.stdout), before_sources(&report));
@@ -127,11 +110,7 @@ async fn research_writes_the_markdown_report_to_a_file() {
 #[tokio::test]
 async fn ops_list_get_watch_and_cancel() {
     // A search worker but no enrichment worker: batches stay queued.
-    let stack = stack(Workers {
-        search: true,
-        ..Workers::default()
-    })
-    .await;
+    let stack = stack(Workers::SEARCH).await;
     let dir = tempfile::tempdir().unwrap();
     let queued = stack.app.post_batch(&batch_body(2)).await.id();
     let search = stack.app.accept_search(KEY_A).await.id();

@@ -22,11 +22,7 @@ fn expected(i: usize) -> &'static str {
 
 #[tokio::test]
 async fn a_csv_of_thousands_of_rows_comes_back_in_order_with_its_columns_and_true_counts() {
-    let stack = stack(Workers {
-        enrichment: true,
-        ..Workers::default()
-    })
-    .await;
+    let stack = stack(Workers::ENRICHMENT).await;
     let dir = tempfile::tempdir().unwrap();
     let known = known_emails();
     let rows = 3_000;
@@ -104,11 +100,7 @@ async fn a_csv_of_thousands_of_rows_comes_back_in_order_with_its_columns_and_tru
 
 #[tokio::test]
 async fn a_file_past_the_batch_size_is_split_and_a_rerun_resumes_without_submitting_twice() {
-    let stack = stack(Workers {
-        enrichment: true,
-        ..Workers::default()
-    })
-    .await;
+    let stack = stack(Workers::ENRICHMENT).await;
     let dir = tempfile::tempdir().unwrap();
     let known = known_emails();
     let lines: Vec<String> = (0..25)

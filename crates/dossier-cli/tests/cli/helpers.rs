@@ -23,6 +23,21 @@ pub struct Workers {
     pub research_site: Option<&'static str>,
 }
 
+impl Workers {
+    /// The enrichment worker only.
+    pub const ENRICHMENT: Workers = Workers {
+        enrichment: true,
+        search: false,
+        research_site: None,
+    };
+    /// The search worker only.
+    pub const SEARCH: Workers = Workers {
+        enrichment: false,
+        search: true,
+        research_site: None,
+    };
+}
+
 /// The stack with `workers`; they serve the embedded demo directory.
 pub async fn stack(workers: Workers) -> Stack {
     let app = dossier_stack::spawn_app().await;
