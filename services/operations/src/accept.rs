@@ -290,17 +290,17 @@ pub(crate) async fn create(
             return Err(release(error).await);
         }
         // The job may have been stored (an ack lost or late): settle it.
-        tokio::spawn(settle(shared.clone(), job, record, request.kind));
+        tokio::spawn(settle(shared.clone(), job, record));
         return Err(unknown(error));
     }
-    match create_record(shared, &record, request.kind).await {
+    match create_record(shared, &record).await {
         Ok(created) => {
             tracing::info!(message = "Operation accepted.", operation_id = %id_text, kind = %request.kind);
             Ok((created, fresh))
         }
         Err(error) => {
             // The job is stored and will run; the record follows.
-            tokio::spawn(settle(shared.clone(), job, record, request.kind));
+            tokio::spawn(settle(shared.clone(), job, record));
             Err(unknown(error))
         }
     }
@@ -308,18 +308,10 @@ pub(crate) async fn create(
 
 /// Creates the record (or finds the one a worker's event or a concurrent
 /// replay created first) and indexes it.
-async fn create_record(
-    shared: &Shared,
-    record: &Operation,
-    kind: Kind,
-) -> Result<Operation, Error> {
+async fn create_record(shared: &Shared, record: &Operation) -> Result<Operation, Error> {
     match shared.records.create(record).await? {
         Some(revision) => {
-            if let Ok(id) = Uuid::parse_str(&record.id) {
-                shared
-                    .index
-                    .upsert(&record.tenant_id, id, Status::Queued, kind, revision);
-            }
+            shared.index.upsert_record(record, revision);
             Ok(record.clone())
         }
         None => match shared.records.load(&record.id).await? {
@@ -340,7 +332,7 @@ const SETTLE_FOR: Duration = Duration::from_secs(100);
 /// until it is acknowledged, then creates the record. Gives up at shutdown
 /// or after [`SETTLE_FOR`]; the job, if stored, still runs and its first
 /// event creates the record.
-async fn settle(shared: Arc<Shared>, job: PreparedJob, record: Operation, kind: Kind) {
+async fn settle(shared: Arc<Shared>, job: PreparedJob, record: Operation) {
     let deadline = tokio::time::Instant::now() + SETTLE_FOR;
     let mut published = false;
     let mut attempt = 0;
@@ -348,7 +340,7 @@ async fn settle(shared: Arc<Shared>, job: PreparedJob, record: Operation, kind: 
         if !published {
             published = job.publish(&shared).await.is_ok();
         }
-        if published && create_record(&shared, &record, kind).await.is_ok() {
+        if published && create_record(&shared, &record).await.is_ok() {
             tracing::info!(message = "Accept settled: the operation is stored.", operation_id = %record.id);
             return;
         }

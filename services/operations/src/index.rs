@@ -69,6 +69,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_nats::jetstream::kv;
+use dossier_contracts::v1::{Operation, result_ref};
 use dossier_contracts::{Kind, Status};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -85,6 +86,31 @@ struct Slot {
     status: Status,
     kind: Kind,
     revision: u64,
+    /// The run whose result object the record names (`<operation>.<run>`),
+    /// 0 for none: what the retention sweeper deletes with the record.
+    result_run: u64,
+}
+
+/// An operation whose record is gone, for the retention sweeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Removed {
+    /// The operation.
+    pub(crate) id: Uuid,
+    /// The run of its result object, when this replica indexed one.
+    pub(crate) result_run: Option<u64>,
+}
+
+/// The run in the name of `record`'s result object, 0 for none (an inline
+/// result, none yet, or a name from before runs were part of it).
+fn result_run(record: &Operation) -> u64 {
+    match record.result.as_ref().and_then(|r| r.location.as_ref()) {
+        Some(result_ref::Location::ObjectName(name)) => name
+            .strip_prefix(record.id.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|run| run.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -136,15 +162,14 @@ impl TenantIndex {
         }
     }
 
-    fn remove(&mut self, id: &Uuid, revision: u64) -> bool {
+    fn remove(&mut self, id: &Uuid, revision: u64) -> Option<Slot> {
         match self.all.get(id) {
             Some(old) if old.revision < revision => {
                 self.by_status[status_slot(old.status)].remove(id);
                 self.by_kind[kind_slot(old.kind)].remove(id);
-                self.all.remove(id);
-                true
+                self.all.remove(id)
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -244,13 +269,42 @@ impl Index {
         }
     }
 
+    /// Records `record` as of KV `revision` (a record without a valid id,
+    /// status or kind is not listed).
+    pub(crate) fn upsert_record(&self, record: &Operation, revision: u64) {
+        let (Ok(id), Some(status), Some(kind)) = (
+            Uuid::parse_str(&record.id),
+            Status::from_proto(record.status),
+            Kind::from_proto(record.kind),
+        ) else {
+            tracing::warn!(message = "Not indexing a record without a valid id, status or kind.", operation_id = %record.id);
+            return;
+        };
+        self.insert(
+            &record.tenant_id,
+            id,
+            Slot {
+                status,
+                kind,
+                revision,
+                result_run: result_run(record),
+            },
+        );
+    }
+
     /// Records that `id` of `tenant` is at `status` as of KV `revision`.
-    pub(crate) fn upsert(&self, tenant: &str, id: Uuid, status: Status, kind: Kind, revision: u64) {
+    #[cfg(test)]
+    fn upsert(&self, tenant: &str, id: Uuid, status: Status, kind: Kind, revision: u64) {
         let slot = Slot {
             status,
             kind,
             revision,
+            result_run: 0,
         };
+        self.insert(tenant, id, slot);
+    }
+
+    fn insert(&self, tenant: &str, id: Uuid, slot: Slot) {
         // A poisoned lock means a panic elsewhere mid-update; the maps are
         // still structurally valid, and at worst one entry is stale until
         // the next change of that record, so keep serving.
@@ -267,13 +321,11 @@ impl Index {
 
     /// Forgets `id` (its key was deleted at `revision`): the record expired
     /// (the broker's marker, see `retention.rs`) or an operator purged it.
-    fn remove(&self, id: &Uuid, revision: u64) {
+    fn remove(&self, id: &Uuid, revision: u64) -> Option<Slot> {
         let mut tenants = self.tenants.write().unwrap_or_else(|p| p.into_inner());
-        for index in tenants.values_mut() {
-            if index.remove(id, revision) {
-                break;
-            }
-        }
+        tenants
+            .values_mut()
+            .find_map(|index| index.remove(id, revision))
     }
 
     /// Up to `take` ids of `tenant` matching the filters, newest first,
@@ -296,30 +348,24 @@ impl Index {
     /// Applies one KV entry of the operations bucket; returns the id of an
     /// operation whose record is gone (a delete or purge, an expiry's
     /// marker included), whether or not it was indexed.
-    fn apply(&self, entry: &kv::Entry) -> Option<Uuid> {
+    fn apply(&self, entry: &kv::Entry) -> Option<Removed> {
         let Ok(id) = Uuid::parse_str(&entry.key) else {
             tracing::warn!(message = "Ignoring a record whose key is not an operation id.", key = %entry.key);
             return None;
         };
         match entry.operation {
             kv::Operation::Put => match decode(&entry.key, &entry.value) {
-                Ok(record) => {
-                    let (Some(status), Some(kind)) = (
-                        Status::from_proto(record.status),
-                        Kind::from_proto(record.kind),
-                    ) else {
-                        tracing::warn!(message = "Ignoring a record without status or kind.", operation_id = %id);
-                        return None;
-                    };
-                    self.upsert(&record.tenant_id, id, status, kind, entry.revision);
-                }
+                Ok(record) => self.upsert_record(&record, entry.revision),
                 Err(error) => {
                     tracing::warn!(message = "Ignoring an undecodable record.", operation_id = %id, %error);
                 }
             },
             kv::Operation::Delete | kv::Operation::Purge => {
-                self.remove(&id, entry.revision);
-                return Some(id);
+                let removed = self.remove(&id, entry.revision);
+                return Some(Removed {
+                    id,
+                    result_run: removed.map(|slot| slot.result_run).filter(|&run| run != 0),
+                });
             }
         }
         None
@@ -334,7 +380,7 @@ pub(crate) async fn run(
     index: std::sync::Arc<Index>,
     watchers: std::sync::Arc<crate::watchers::Watchers>,
     kv: kv::Store,
-    removed: mpsc::Sender<Uuid>,
+    removed: mpsc::Sender<Removed>,
     shutdown: CancellationToken,
 ) {
     // Highest revision applied; the watch resumes after it when it is lost.
@@ -385,10 +431,10 @@ pub(crate) async fn run(
             match next {
                 Some(Ok(entry)) => {
                     if entry.revision > last_revision {
-                        if let Some(id) = index.apply(&entry)
-                            && removed.try_send(id).is_err()
+                        if let Some(gone) = index.apply(&entry)
+                            && removed.try_send(gone).is_err()
                         {
-                            tracing::debug!(message = "Sweeper busy; the stores' max ages will remove this operation's data.", operation_id = %id);
+                            tracing::debug!(message = "Sweeper busy; the stores' max ages will remove this operation's data.", operation_id = %gone.id);
                         }
                         watchers.publish(&entry);
                         last_revision = entry.revision;
@@ -421,6 +467,30 @@ mod tests {
 
     fn ids(n: usize) -> Vec<Uuid> {
         (0..n).map(|_| Uuid::now_v7()).collect()
+    }
+
+    #[test]
+    fn the_result_run_comes_from_the_object_name() {
+        use dossier_contracts::v1::ResultRef;
+        let id = Uuid::now_v7().to_string();
+        let with = |location| Operation {
+            id: id.clone(),
+            result: Some(ResultRef {
+                location: Some(location),
+                size_bytes: 1,
+            }),
+            ..Operation::default()
+        };
+        let name = |n: String| with(result_ref::Location::ObjectName(n));
+        assert_eq!(result_run(&name(format!("{id}.42"))), 42);
+        assert_eq!(result_run(&name(id.clone())), 0, "named before runs");
+        assert_eq!(result_run(&name(format!("{id}.x"))), 0);
+        assert_eq!(result_run(&name("another.42".into())), 0);
+        assert_eq!(
+            result_run(&with(result_ref::Location::InlineJson(b"{}".to_vec()))),
+            0
+        );
+        assert_eq!(result_run(&Operation::default()), 0);
     }
 
     #[test]

@@ -197,13 +197,7 @@ pub(crate) async fn project(
     match modified {
         Modified::Written { record, revision } => {
             let status = status_of(&record);
-            if let (Ok(id), Some(kind)) =
-                (Uuid::parse_str(&record.id), Kind::from_proto(record.kind))
-            {
-                shared
-                    .index
-                    .upsert(&record.tenant_id, id, status, kind, revision);
-            }
+            shared.index.upsert_record(&record, revision);
             tracing::debug!(message = "Event projected.", operation_id = %record.id, %status, progress = record.progress.unwrap_or(0));
         }
         Modified::Unchanged(()) => {

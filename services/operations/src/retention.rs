@@ -8,7 +8,8 @@
 //!   service is doing. A write whose TTL would be zero is refused
 //!   ([`Error::Gone`]): an event of an expired operation does not bring it
 //!   back.
-//! - **The rest** (a large result, a stored payload, checkpoints, a
+//! - **The rest** (a large result — `<id>.<run>`, the run the list index
+//!   read from the record's result —, a stored payload, checkpoints, a
 //!   cancellation marker) is deleted by the [`sweep`]er when the record's
 //!   expiry marker appears: the bucket is configured to leave a delete
 //!   marker when a TTL fires, every replica's list index watches the bucket,
@@ -34,6 +35,7 @@ use uuid::Uuid;
 
 use crate::Shared;
 use crate::error::error_chain;
+use crate::index::Removed;
 
 /// Ids the list index saw removed, waiting for the sweeper. A full queue
 /// drops ids (logged): the stores' max ages catch what the sweeper misses.
@@ -84,31 +86,38 @@ pub(crate) fn id_expired(id: &Uuid, retention: Duration, now: SystemTime) -> boo
 /// Deletes what belongs to each removed operation, until `shutdown`.
 pub(crate) async fn sweep(
     shared: Arc<Shared>,
-    mut removed: mpsc::Receiver<Uuid>,
+    mut removed: mpsc::Receiver<Removed>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let id = tokio::select! {
+        let gone = tokio::select! {
             _ = shutdown.cancelled() => return,
-            id = removed.recv() => match id {
-                Some(id) => id,
+            gone = removed.recv() => match gone {
+                Some(gone) => gone,
                 None => return,
             },
         };
-        sweep_one(&shared, &id.to_string()).await;
+        sweep_one(&shared, gone).await;
     }
 }
 
-/// Deletes `id`'s large result and payload, its checkpoints and its
-/// cancellation marker. Failures are logged and left to the stores' max
-/// ages.
-async fn sweep_one(shared: &Shared, id: &str) {
+/// Deletes an expired operation's large result (`<id>.<run>`, as the index
+/// knew it, and `<id>` from before runs were named), its payload, its
+/// checkpoints and its cancellation marker. Failures are logged and left to
+/// the stores' max ages.
+async fn sweep_one(shared: &Shared, gone: Removed) {
     let topology = &shared.topology;
-    for (store, what) in [
-        (&topology.results, "result"),
-        (&topology.payloads, "payload"),
-    ] {
-        match store.delete(id).await {
+    let id = gone.id.to_string();
+    let id = id.as_str();
+    let run_result = gone.result_run.map(|run| format!("{id}.{run}"));
+    let objects = [
+        (&topology.results, Some(id), "result"),
+        (&topology.results, run_result.as_deref(), "result"),
+        (&topology.payloads, Some(id), "payload"),
+    ];
+    for (store, name, what) in objects {
+        let Some(name) = name else { continue };
+        match store.delete(name).await {
             Ok(()) => {
                 tracing::debug!(message = "Deleted an expired operation's object.", operation_id = %id, what);
             }

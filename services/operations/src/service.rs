@@ -447,11 +447,7 @@ async fn cancel_operation(
         .await?;
     let operation = match modified {
         Modified::Written { record, revision } => {
-            if let Ok(uuid) = Uuid::parse_str(&record.id) {
-                shared
-                    .index
-                    .upsert(tenant, uuid, status_of(&record), kind, revision);
-            }
+            shared.index.upsert_record(&record, revision);
             tracing::info!(message = "Cancellation requested.", operation_id = %id, status = %status_of(&record), ?decision);
             record
         }

@@ -88,9 +88,11 @@ async fn an_expired_operation_goes_with_its_record_result_payload_and_checkpoint
     let topology = &app.topology;
     assert!(topology.payloads.info(&id).await.is_ok(), "payload stored");
     let result = format!(r#"{{"data":[{}]}}"#, vec!["1"; 100_000].join(","));
+    // Named as workers name result objects: `<operation>.<run>`.
+    let result_name = format!("{id}.7");
     topology
         .results
-        .put(id.as_str(), &mut result.as_bytes())
+        .put(result_name.as_str(), &mut result.as_bytes())
         .await
         .unwrap();
     for chunk in ["chunk-0", "chunk-1"] {
@@ -101,7 +103,7 @@ async fn an_expired_operation_goes_with_its_record_result_payload_and_checkpoint
             .unwrap();
     }
     topology.cancellations.put(&id, "{}".into()).await.unwrap();
-    let stored = result_ref::Location::ObjectName(id.clone());
+    let stored = result_ref::Location::ObjectName(result_name.clone());
     app.publish_event(&succeeded(&created, stored, result.len()))
         .await;
 
@@ -131,15 +133,13 @@ async fn an_expired_operation_goes_with_its_record_result_payload_and_checkpoint
     .await;
     // An object store keeps a small tombstone of a deleted object; its
     // chunks are purged.
-    let gone = |store: async_nats::jetstream::object_store::ObjectStore| {
-        let id = id.clone();
-        async move {
-            let tombstone = store.info(&id).await.map(|info| info.deleted);
-            store.get(&id).await.is_err() && tombstone.unwrap_or(true)
-        }
+    let gone = |store: async_nats::jetstream::object_store::ObjectStore, name: String| async move {
+        let tombstone = store.info(&name).await.map(|info| info.deleted);
+        store.get(&name).await.is_err() && tombstone.unwrap_or(true)
     };
     wait_until("the result and payload to be deleted", DEADLINE, || async {
-        gone(topology.results.clone()).await && gone(topology.payloads.clone()).await
+        gone(topology.results.clone(), result_name.clone()).await
+            && gone(topology.payloads.clone(), id.clone()).await
     })
     .await;
     for store in ["OBJ_dossier_results", "OBJ_dossier_payloads"] {
