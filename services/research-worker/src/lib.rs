@@ -21,7 +21,8 @@ pub mod answer;
 pub mod config;
 pub mod extract;
 pub mod facts;
-pub mod guard;
+/// The address guard, shared with the webhooks service (`dossier-netguard`).
+pub use dossier_netguard as guard;
 pub mod handler;
 pub mod intent;
 pub mod plan;

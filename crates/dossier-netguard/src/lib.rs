@@ -1,10 +1,14 @@
-//! The web step's address guard: it connects only to the public internet.
+//! The public-internet-only address guard: what a URL from untrusted data
+//! may make a service connect to.
 //!
-//! Company sites come from directory and vendor data, which is not trusted,
-//! and sites choose where their redirects go. Without a guard a site (or a
-//! DNS answer) could point the worker at loopback, the cluster's private
-//! network or the cloud metadata service (169.254.169.254) and have it fetch
-//! from there: server-side request forgery.
+//! Company sites come from directory and vendor data, webhook URLs from
+//! tenants, and neither is trusted; sites choose where their redirects go
+//! and names choose what they resolve to. Without a guard a site, a tenant
+//! (or a DNS answer) could point a service at loopback, the cluster's
+//! private network or the cloud metadata service (169.254.169.254) and
+//! have it connect there: server-side request forgery. The research
+//! worker's web step and the webhooks service's deliveries both connect
+//! through it.
 //!
 //! The check is made on the address a connection really goes to:
 //!
@@ -14,13 +18,19 @@
 //!   refused address. Each new connection resolves again, and is checked
 //!   again.
 //! * The client does not ask the resolver for IP-literal hosts, so the
-//!   fetcher checks those itself ([`AddressGuard::check_host`]) before every
-//!   request, robots.txt and each redirect hop included.
+//!   caller checks those itself ([`AddressGuard::check_host`]) before every
+//!   request, each redirect hop included.
+//! * [`AddressGuard::check_url`] is the early check of a URL that is stored
+//!   to be fetched later (a webhook endpoint at registration): its literal
+//!   host, and every address its name resolves to now. It is no substitute
+//!   for the connect-time check, which still runs on every connection.
 //!
 //! [`classify`] says what kind of non-public address an address is: IPv4-
 //! mapped, 6to4 and NAT64 forms are judged by the IPv4 address they carry,
-//! deprecated IPv4-compatible ones refused whatever they carry. Networks listed in the allowance (a test-only setting,
+//! deprecated IPv4-compatible ones refused whatever they carry. Networks
+//! listed in the allowance (a test-only setting of each service, e.g.
 //! `DOSSIER_RESEARCH_ALLOW_PRIVATE_NETWORKS`) are let through.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -223,6 +233,56 @@ impl AddressGuard {
         match bare.parse::<IpAddr>() {
             Ok(ip) => self.check(ip),
             Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Why a URL was refused before any connection ([`AddressGuard::check_url`]).
+#[derive(Debug, thiserror::Error)]
+pub enum UrlRefused {
+    /// The URL names no host.
+    #[error("the URL has no host")]
+    NoHost,
+    /// The host is, or resolves to, an address that is not public.
+    #[error(transparent)]
+    NotPublic(#[from] Refused),
+    /// The host's name did not resolve to any address.
+    #[error("the host could not be resolved: {0}")]
+    Unresolved(String),
+}
+
+impl AddressGuard {
+    /// `Ok` when `url`'s host is public now: an IP literal is checked as
+    /// it is, a name is resolved through `resolver` and refused when *any*
+    /// of its addresses is not public (a name that resolves partly to the
+    /// cluster's network is a mistake or an attack either way) or when it
+    /// does not resolve. For URLs stored to be fetched later; the
+    /// connections themselves still go through [`GuardedResolver`].
+    pub async fn check_url(&self, url: &Url, resolver: &dyn Resolve) -> Result<(), UrlRefused> {
+        let host = url.host_str().ok_or(UrlRefused::NoHost)?;
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(self.check(ip)?);
+        }
+        let name: Name = bare
+            .parse()
+            .map_err(|_| UrlRefused::Unresolved("not a host name".to_owned()))?;
+        let addrs = resolver
+            .resolve(name)
+            .await
+            .map_err(|error| UrlRefused::Unresolved(error.to_string()))?;
+        let mut any = false;
+        for addr in addrs {
+            any = true;
+            self.check(addr.ip())?;
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(UrlRefused::Unresolved("no address".to_owned()))
         }
     }
 }
@@ -474,5 +534,69 @@ mod tests {
             // Names (even `localhost`) are the resolver's to check.
             assert!(guard.check_host(&Url::parse(url).unwrap()).is_ok(), "{url}");
         }
+    }
+
+    /// A resolver answering every name with the addresses in its table.
+    struct Table(Vec<(&'static str, Vec<IpAddr>)>);
+
+    impl Resolve for Table {
+        fn resolve(&self, name: Name) -> Resolving {
+            let found = self
+                .0
+                .iter()
+                .find(|(n, _)| *n == name.as_str())
+                .map(|(_, ips)| ips.clone());
+            Box::pin(async move {
+                let ips = found.ok_or("no such name")?;
+                let addrs = ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0));
+                Ok(Box::new(addrs.collect::<Vec<_>>().into_iter()) as Addrs)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn stored_urls_are_refused_when_literal_or_resolved_addresses_are_not_public() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let resolver = Table(vec![
+            ("public.example", vec![ip("93.184.215.14")]),
+            ("loopback.example", vec![ip("127.0.0.1")]),
+            ("private.example", vec![ip("10.0.0.7")]),
+            ("metadata.example", vec![ip("169.254.169.254")]),
+            ("mixed.example", vec![ip("93.184.215.14"), ip("10.0.0.7")]),
+            ("empty.example", vec![]),
+        ]);
+        let guard = AddressGuard::default();
+        let check = |url: &str| {
+            let url = Url::parse(url).unwrap();
+            let guard = guard.clone();
+            let resolver = &resolver;
+            async move { guard.check_url(&url, resolver).await }
+        };
+        assert!(check("https://public.example/hook").await.is_ok());
+        assert!(check("https://93.184.215.14/hook").await.is_ok());
+        for url in [
+            "https://127.0.0.1/",
+            "https://10.1.2.3/",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[::1]/",
+            "https://loopback.example/",
+            "https://private.example/",
+            "https://metadata.example/",
+            "https://mixed.example/",
+        ] {
+            assert!(
+                matches!(check(url).await, Err(UrlRefused::NotPublic(_))),
+                "{url}"
+            );
+        }
+        for url in ["https://empty.example/", "https://unknown.example/"] {
+            assert!(
+                matches!(check(url).await, Err(UrlRefused::Unresolved(_))),
+                "{url}"
+            );
+        }
+        let allowed = AddressGuard::new(&["127.0.0.0/8".parse().unwrap()]);
+        let url = Url::parse("http://loopback.example:8080/").unwrap();
+        assert!(allowed.check_url(&url, &resolver).await.is_ok());
     }
 }
