@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "dossier/v1/events.proto",
     "dossier/v1/operations.proto",
     "dossier/v1/enrichment.proto",
+    "dossier/v1/webhooks.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

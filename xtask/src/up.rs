@@ -67,6 +67,11 @@ const SERVICES: &[Service] = &[
         package: "research-worker",
         waits_for_port: None,
     },
+    // Last, so the workers' admin ports stay where they were.
+    Service {
+        package: "webhooks",
+        waits_for_port: None,
+    },
 ];
 
 /// The admin port of the service at `index` of [`SERVICES`], if it has one.
@@ -132,6 +137,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             cmd.env("DOSSIER_ADMIN_ADDR", loopback(port).to_string());
         }
         stack_env(&mut cmd, &nats_url, grpc_addr, http_addr, &files);
+        if service.package == "webhooks" {
+            // A local stack: links to this gateway, and receivers on this
+            // machine allowed (plain http, loopback), which production
+            // refuses.
+            cmd.env("DOSSIER_PUBLIC_BASE_URL", format!("http://{http_addr}"))
+                .env("DOSSIER_WEBHOOKS_ALLOW_HTTP", "true")
+                .env("DOSSIER_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        }
         cmd.env("DOSSIER_DIRECTORY_FILES", &directory).env(
             "DOSSIER_LOG_FORMAT",
             std::env::var("DOSSIER_LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
@@ -162,6 +175,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.http_port
     );
     println!("  operations  127.0.0.1:{}          (gRPC)", args.grpc_port);
+    println!(
+        "  webhooks    127.0.0.1:50052          (gRPC; deliveries to http:// and loopback receivers allowed locally)"
+    );
     println!(
         "  workers     search-worker, enrichment-worker, research-worker (directory {})",
         directory.to_string_lossy()

@@ -46,6 +46,15 @@ pub const ENV_RESULTS_MAX_BYTES: &str = "DOSSIER_RESULTS_MAX_BYTES";
 /// `DOSSIER_PAYLOADS_MAX_BYTES`: byte limit of the large payloads object store.
 pub const ENV_PAYLOADS_MAX_BYTES: &str = "DOSSIER_PAYLOADS_MAX_BYTES";
 
+/// `DOSSIER_WEBHOOKS_MAX_BYTES`: byte limit of the webhook deliveries stream.
+pub const ENV_WEBHOOKS_MAX_BYTES: &str = "DOSSIER_WEBHOOKS_MAX_BYTES";
+/// `DOSSIER_WEBHOOK_ENDPOINTS_MAX_BYTES`: byte limit of the webhook endpoints bucket.
+pub const ENV_WEBHOOK_ENDPOINTS_MAX_BYTES: &str = "DOSSIER_WEBHOOK_ENDPOINTS_MAX_BYTES";
+/// `DOSSIER_WEBHOOK_DELIVERIES_MAX_BYTES`: byte limit of the webhook delivery records bucket.
+pub const ENV_WEBHOOK_DELIVERIES_MAX_BYTES: &str = "DOSSIER_WEBHOOK_DELIVERIES_MAX_BYTES";
+/// `DOSSIER_WEBHOOK_MAX_PENDING`: most webhook deliveries in flight or waiting for a retry.
+pub const ENV_WEBHOOK_MAX_PENDING: &str = "DOSSIER_WEBHOOK_MAX_PENDING";
+
 /// How a service reaches the broker, from flags or `DOSSIER_*` environment
 /// variables: what every service with JetStream reads. What the topology is
 /// made of is [`TopologyConfig`], read by its owner alone.
@@ -184,6 +193,18 @@ pub struct StorageLimits {
     /// Byte limit of the large job payloads object store.
     #[arg(long, env = ENV_PAYLOADS_MAX_BYTES, default_value = "512MiB", value_parser = parse_bytes)]
     pub payloads_max_bytes: i64,
+    /// Byte limit of the webhook deliveries stream (deliveries not yet
+    /// made, their retries included). When full, new deliveries wait.
+    #[arg(long, env = ENV_WEBHOOKS_MAX_BYTES, default_value = "256MiB", value_parser = parse_bytes)]
+    pub webhooks_max_bytes: i64,
+    /// Byte limit of the webhook endpoints bucket (every tenant's
+    /// endpoints, at most 20 each).
+    #[arg(long, env = ENV_WEBHOOK_ENDPOINTS_MAX_BYTES, default_value = "16MiB", value_parser = parse_bytes)]
+    pub webhook_endpoints_max_bytes: i64,
+    /// Byte limit of the webhook delivery records bucket (each delivery
+    /// and its attempts, kept for the operations' retention).
+    #[arg(long, env = ENV_WEBHOOK_DELIVERIES_MAX_BYTES, default_value = "256MiB", value_parser = parse_bytes)]
+    pub webhook_deliveries_max_bytes: i64,
 }
 
 /// Settings of each kind's job consumer.
@@ -203,6 +224,13 @@ pub struct ConsumerConfig {
     #[arg(long = "job-max-ack-pending", env = ENV_JOB_MAX_ACK_PENDING, default_value_t = 1_000,
           value_parser = clap::value_parser!(i64).range(1..))]
     pub max_ack_pending: i64,
+    /// Most webhook deliveries in flight or waiting for their next retry
+    /// across the webhooks service's replicas: a delivery waiting for a
+    /// retry stays unacknowledged, so receivers that fail for days hold
+    /// this many at most before new deliveries wait behind them.
+    #[arg(long = "webhook-max-pending", env = ENV_WEBHOOK_MAX_PENDING, default_value_t = 50_000,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub webhook_max_pending: i64,
 }
 
 impl Default for BrokerConfig {

@@ -19,6 +19,11 @@
 //! | `dossier_leases` | KV | one entry per operation: the run that holds it, or that it is finished ([`lease_key`]) |
 //! | `dossier_results` | object store | results too large for a message |
 //! | `dossier_payloads` | object store | job payloads too large for a message ([`payloads`]) |
+//! | `webhook-events` | durable pull consumer on `KV_dossier_operations` | every revision of every operation record, for the webhooks service |
+//! | `DOSSIER_WEBHOOKS` | stream, work queue, `discard: new` | one message per webhook delivery to make, on `dossier.webhooks.<tenant>` |
+//! | `webhook-deliveries` | durable pull consumer | the webhooks service's replicas share it |
+//! | `dossier_webhook_endpoints` | KV | each tenant's webhook endpoints (with their signing secrets) under the tenant id |
+//! | `dossier_webhook_deliveries` | KV, the operations' retention | each delivery and its attempts, `<endpoint id>.<webhook id>` |
 //!
 //! Every stream, bucket and object store has a byte limit
 //! ([`StorageLimits`]) and refuses new writes when full rather than drop
@@ -40,7 +45,7 @@ pub mod payloads;
 mod topology;
 
 pub use config::{BrokerConfig, ConsumerConfig, StorageLimits, TopologyConfig};
-pub use topology::{BindError, Topology, TopologyError, WorkerTopology};
+pub use topology::{BindError, Topology, TopologyError, WebhooksTopology, WorkerTopology};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -72,6 +77,28 @@ pub const LEASES_BUCKET: &str = "dossier_leases";
 pub const RESULTS_OBJECT_STORE: &str = "dossier_results";
 /// Job payloads too large to travel inside a job (see [`payloads`]).
 pub const PAYLOADS_OBJECT_STORE: &str = "dossier_payloads";
+
+/// The stream of webhook deliveries to make.
+pub const WEBHOOKS_STREAM: &str = "DOSSIER_WEBHOOKS";
+/// The webhooks service's shared consumer on [`WEBHOOKS_STREAM`].
+pub const WEBHOOK_DELIVERIES_CONSUMER: &str = "webhook-deliveries";
+/// The webhooks service's shared consumer on the operation records'
+/// own stream: every record revision is a possible webhook event.
+pub const WEBHOOK_EVENTS_CONSUMER: &str = "webhook-events";
+/// Webhook endpoints, one value per tenant.
+pub const WEBHOOK_ENDPOINTS_BUCKET: &str = "dossier_webhook_endpoints";
+/// Webhook deliveries and their attempts.
+pub const WEBHOOK_DELIVERIES_BUCKET: &str = "dossier_webhook_deliveries";
+
+/// The stream behind KV bucket `bucket` (`KV_<bucket>`).
+pub fn bucket_stream_name(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// Subject of a tenant's webhook deliveries, e.g. `dossier.webhooks.acme`.
+pub fn webhook_subject(tenant: &str) -> String {
+    format!("dossier.webhooks.{tenant}")
+}
 
 /// Subject of a kind's jobs, e.g. `dossier.jobs.search.people`.
 pub fn job_subject(kind: Kind) -> String {
@@ -126,4 +153,24 @@ pub async fn reconnected(connection: &Statistics, connects: u64) {
             return;
         }
     }
+}
+
+/// Whether `error`, or one it was made from, is JetStream refusing a write
+/// for want of room: a stream or bucket at its byte or message limit
+/// (`discard: new`), or the server out of storage.
+pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(js) = e.downcast_ref::<async_nats::jetstream::Error>() {
+            let code = js.error_code();
+            // STREAM_STORE_FAILED is any failed store; only "maximum bytes
+            // (or messages) exceeded" is a full stream.
+            return code == ErrorCode::STORAGE_RESOURCES_EXCEEDED
+                || code == ErrorCode::INSUFFICIENT_RESOURCES
+                || (code == ErrorCode::STREAM_STORE_FAILED && js.to_string().contains("maximum"));
+        }
+        cause = e.source();
+    }
+    false
 }

@@ -16,9 +16,16 @@ use dossier_contracts::limits::NATS_MAX_PAYLOAD;
 use crate::{
     ADVISORIES_STREAM, CANCELLATIONS_BUCKET, CHECKPOINTS_BUCKET, DEAD_LETTER_CONSUMER,
     EVENTS_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LEASES_BUCKET, OPERATIONS_BUCKET,
-    PAYLOADS_OBJECT_STORE, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, TopologyConfig, job_consumer,
-    job_subject, max_deliveries_advisory_subject,
+    PAYLOADS_OBJECT_STORE, PROJECTOR_CONSUMER, RESULTS_OBJECT_STORE, TopologyConfig,
+    WEBHOOK_DELIVERIES_BUCKET, WEBHOOK_DELIVERIES_CONSUMER, WEBHOOK_ENDPOINTS_BUCKET,
+    WEBHOOK_EVENTS_CONSUMER, WEBHOOKS_STREAM, bucket_stream_name, job_consumer, job_subject,
+    max_deliveries_advisory_subject,
 };
+
+/// How long a webhook delivery may be in the hands of one replica before
+/// JetStream gives it to another: the receiver's timeout (15 s by default)
+/// with room for the record writes around it.
+const WEBHOOK_ACK_WAIT: Duration = Duration::from_secs(60);
 
 /// How long the delete marker of an expired record stays in the operations
 /// bucket: every replica's list index must see it (a replica whose watch
@@ -69,6 +76,12 @@ pub struct Topology {
     pub results: object_store::ObjectStore,
     /// Large job payloads.
     pub payloads: object_store::ObjectStore,
+    /// Webhook deliveries to make.
+    pub webhooks: stream::Stream,
+    /// Webhook endpoints.
+    pub webhook_endpoints: kv::Store,
+    /// Webhook delivery records.
+    pub webhook_deliveries: kv::Store,
 }
 
 impl Topology {
@@ -86,7 +99,10 @@ impl Topology {
             .map_err(|e| err("topology: invalid settings")(e.into()))?;
         let mut attempt = 0;
         loop {
-            match Self::ensure_once(js, cfg).await {
+            // Boxed: the set-up is one large future (every stream, bucket
+            // and consumer), too large for the stack of a test thread in a
+            // debug build.
+            match Box::pin(Self::ensure_once(js, cfg)).await {
                 Ok(t) => return Ok(t),
                 Err(e) if attempt < 3 => {
                     attempt += 1;
@@ -313,6 +329,11 @@ impl Topology {
         )
         .await?;
 
+        // Boxed: the set-up future is large enough as it is for the stack
+        // of a test thread.
+        let (webhooks, webhook_endpoints, webhook_deliveries) =
+            Box::pin(ensure_webhooks(js, cfg)).await?;
+
         Ok(Topology {
             jetstream: js.clone(),
             jobs,
@@ -325,8 +346,113 @@ impl Topology {
             leases,
             results,
             payloads,
+            webhooks,
+            webhook_endpoints,
+            webhook_deliveries,
         })
     }
+}
+
+/// The webhooks service's part: the deliveries stream and its consumer, the
+/// consumer of operation record revisions on the records bucket's own
+/// stream (which must exist: call after the bucket), the endpoints and
+/// delivery records buckets.
+async fn ensure_webhooks(
+    js: &jetstream::Context,
+    cfg: &TopologyConfig,
+) -> Result<(stream::Stream, kv::Store, kv::Store), TopologyError> {
+    let replicas = cfg.replicas;
+    let bucket = |name, description, max_age, max_bytes| BucketConfig {
+        name,
+        description,
+        max_age,
+        max_bytes,
+        replicas,
+        delete_markers: None,
+        direct_reads: false,
+    };
+    let endpoints = kv_bucket(
+        js,
+        bucket(
+            WEBHOOK_ENDPOINTS_BUCKET,
+            "webhook endpoints, one value per tenant",
+            Duration::ZERO,
+            cfg.limits.webhook_endpoints_max_bytes,
+        ),
+    )
+    .await?;
+    let deliveries = kv_bucket(
+        js,
+        bucket(
+            WEBHOOK_DELIVERIES_BUCKET,
+            "webhook deliveries and their attempts",
+            cfg.operation_retention,
+            cfg.limits.webhook_deliveries_max_bytes,
+        ),
+    )
+    .await?;
+    // Every revision of every record, from the moment this consumer is
+    // first made (not the bucket's history: nothing that ended before
+    // webhooks existed is announced). The bucket keeps one revision per
+    // key, so revisions a slow consumer has not read yet are replaced by
+    // newer ones: intermediate states may be coalesced, a terminal one
+    // never is (it is a record's last revision).
+    let records = js
+        .get_stream(bucket_stream_name(OPERATIONS_BUCKET))
+        .await
+        .map_err(|e| err(WEBHOOK_EVENTS_CONSUMER)(e.into()))?;
+    records
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(WEBHOOK_EVENTS_CONSUMER.to_owned()),
+            description: Some("webhooks service: operation record revisions".to_owned()),
+            deliver_policy: consumer::DeliverPolicy::New,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 10_000,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(WEBHOOK_EVENTS_CONSUMER)(e.into()))?;
+
+    js.create_or_update_stream(stream::Config {
+        name: WEBHOOKS_STREAM.to_owned(),
+        description: Some("Webhook deliveries to make, one per endpoint and event".to_owned()),
+        subjects: vec!["dossier.webhooks.>".to_owned()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        // Longer than the retry schedule (about 3 days).
+        max_age: cfg.jobs_max_age,
+        duplicate_window: cfg.duplicate_window,
+        max_message_size: NATS_MAX_PAYLOAD as i32,
+        max_bytes: cfg.limits.webhooks_max_bytes,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(WEBHOOKS_STREAM)(e.into()))?;
+    let webhooks = js
+        .get_stream(WEBHOOKS_STREAM)
+        .await
+        .map_err(|e| err(WEBHOOKS_STREAM)(e.into()))?;
+    webhooks
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(WEBHOOK_DELIVERIES_CONSUMER.to_owned()),
+            description: Some("webhooks service: deliveries".to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: WEBHOOK_ACK_WAIT,
+            // The service counts attempts against its retry schedule and
+            // gives up itself (a delivery waiting for a retry is nak'ed
+            // with the delay, so it stays pending).
+            max_deliver: -1,
+            max_ack_pending: cfg.consumer.webhook_max_pending,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(WEBHOOK_DELIVERIES_CONSUMER)(e.into()))?;
+    Ok((webhooks, endpoints, deliveries))
 }
 
 /// How long a lease entry is kept: its finish mark must outlive every
@@ -471,6 +597,60 @@ pub struct WorkerTopology {
     pub results: object_store::ObjectStore,
     /// Large job payloads (read only).
     pub payloads: object_store::ObjectStore,
+}
+
+/// What the webhooks service uses, bound to what the owner created: the
+/// consumer of operation record revisions, the deliveries stream and its
+/// consumer, the endpoints and delivery records buckets.
+#[derive(Clone)]
+pub struct WebhooksTopology {
+    /// The JetStream context the handles belong to (deliveries are
+    /// published through it).
+    pub jetstream: jetstream::Context,
+    /// The records bucket's own stream (`KV_dossier_operations`), holding
+    /// the [`WEBHOOK_EVENTS_CONSUMER`].
+    pub records: stream::Stream,
+    /// The deliveries stream, holding the [`WEBHOOK_DELIVERIES_CONSUMER`].
+    pub webhooks: stream::Stream,
+    /// Webhook endpoints.
+    pub endpoints: kv::Store,
+    /// Webhook delivery records.
+    pub deliveries: kv::Store,
+}
+
+impl WebhooksTopology {
+    /// Binds to the parts of the topology the webhooks service uses. Never
+    /// creates or updates anything: what is missing is
+    /// [`BindError::Missing`], named, for the caller to report and retry.
+    pub async fn bind(js: &jetstream::Context) -> Result<Self, BindError> {
+        let records_stream = bucket_stream_name(OPERATIONS_BUCKET);
+        let consumer = |name: &str, stream: &str| format!("consumer {name} on stream {stream}");
+        let _: PullConsumer = js
+            .get_consumer_from_stream(WEBHOOK_EVENTS_CONSUMER, &records_stream)
+            .await
+            .map_err(|e| consumer_error(consumer(WEBHOOK_EVENTS_CONSUMER, &records_stream), e))?;
+        let _: PullConsumer = js
+            .get_consumer_from_stream(WEBHOOK_DELIVERIES_CONSUMER, WEBHOOKS_STREAM)
+            .await
+            .map_err(|e| {
+                consumer_error(consumer(WEBHOOK_DELIVERIES_CONSUMER, WEBHOOKS_STREAM), e)
+            })?;
+        let records = js
+            .get_stream(&records_stream)
+            .await
+            .map_err(|e| lookup_error(format!("stream {records_stream}"), e.into()))?;
+        let webhooks = js
+            .get_stream(WEBHOOKS_STREAM)
+            .await
+            .map_err(|e| lookup_error(format!("stream {WEBHOOKS_STREAM}"), e.into()))?;
+        Ok(WebhooksTopology {
+            jetstream: js.clone(),
+            records,
+            webhooks,
+            endpoints: bind_bucket(js, WEBHOOK_ENDPOINTS_BUCKET).await?,
+            deliveries: bind_bucket(js, WEBHOOK_DELIVERIES_BUCKET).await?,
+        })
+    }
 }
 
 /// Binding to the topology failed.

@@ -71,6 +71,10 @@ pub mod v1 {
         GetOperationRequest,
         ListOperationsRequest,
         CancelOperationRequest,
-        GetOperationResultsRequest
+        GetOperationResultsRequest,
+        CreateEndpointRequest,
+        ListEndpointsRequest,
+        GetEndpointRequest,
+        ListDeliveriesRequest
     );
 }

@@ -10,3 +10,6 @@ pub const OPERATION_EXPIRED: &str = "OPERATION_EXPIRED";
 /// RESOURCE_EXHAUSTED because a store of the broker is full (HTTP 503 with
 /// a storage-full problem).
 pub const STORAGE_FULL: &str = "STORAGE_FULL";
+/// FAILED_PRECONDITION because the tenant has its most webhook endpoints
+/// (HTTP 409).
+pub const WEBHOOK_LIMIT_REACHED: &str = "WEBHOOK_LIMIT_REACHED";

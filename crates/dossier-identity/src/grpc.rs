@@ -1,5 +1,6 @@
 //! The tokens on gRPC calls: attached by the caller, checked by the server.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use dossier_contracts::v1::Tenanted;
@@ -9,9 +10,20 @@ use tonic::{Request, Status};
 use crate::{AUTHORIZATION_METADATA, Error, Identity, TokenSigner, TokenVerifier};
 
 impl TokenSigner {
-    /// `message` as a request carrying a token for the tenant it acts for.
+    /// `message` as a request to the operations API carrying a token for
+    /// the tenant it acts for.
     pub fn request<T: Tenanted>(&self, message: T) -> Result<Request<T>, Error> {
-        let token = self.token(message.tenant_id())?;
+        self.request_for(crate::OPERATIONS_AUDIENCE, message)
+    }
+
+    /// `message` as a request to the API `audience` carrying a token for
+    /// the tenant it acts for.
+    pub fn request_for<T: Tenanted>(
+        &self,
+        audience: &str,
+        message: T,
+    ) -> Result<Request<T>, Error> {
+        let token = self.token_for(audience, message.tenant_id())?;
         let value = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|_| Error::Invalid("a token is not a valid metadata value".to_owned()))?;
         let mut request = Request::new(message);
@@ -66,4 +78,28 @@ pub fn authorized_tenant<T: Tenanted>(request: &Request<T>) -> Result<&str, Stat
         ));
     }
     Ok(tenant)
+}
+
+/// The TLS settings of a gRPC server from PEM files: its certificate chain
+/// and private key, and, for mutual TLS, the CA that client certificates
+/// must chain to. The process's rustls crypto provider must be installed
+/// first (`dossier_nats::install_crypto_provider`).
+pub fn server_tls(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<tonic::transport::ServerTlsConfig, Error> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+        tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
+    );
+    if let Some(ca) = client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
 }

@@ -38,6 +38,9 @@ use serde::{Deserialize, Serialize};
 
 /// The audience of tokens for the operations gRPC API.
 pub const OPERATIONS_AUDIENCE: &str = "dossier.v1.Operations";
+/// The audience of tokens for the webhooks gRPC API: a token taken from a
+/// call to one API is refused by the other.
+pub const WEBHOOKS_AUDIENCE: &str = "dossier.v1.Webhooks";
 /// How long a token is valid after it is signed.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(120);
 /// How long a signer reuses a token: half its lifetime, so a reused token
@@ -203,25 +206,34 @@ impl TokenSigner {
         })
     }
 
-    /// A token for a call acting for `tenant`: a cached one while it is
-    /// younger than half its lifetime, else a fresh one.
+    /// A token for a call to the operations API acting for `tenant`: a
+    /// cached one while it is younger than half its lifetime, else a fresh
+    /// one.
     pub fn token(&self, tenant: &str) -> Result<String, Error> {
+        self.token_for(OPERATIONS_AUDIENCE, tenant)
+    }
+
+    /// A token for a call to the API `audience` acting for `tenant`,
+    /// cached as [`TokenSigner::token`]'s.
+    pub fn token_for(&self, audience: &str, tenant: &str) -> Result<String, Error> {
         let now = now_secs();
-        if let Some(token) = self.cache.get(tenant, |signed| {
+        // Audiences are constants without line breaks: the key is unique.
+        let key = format!("{audience}\n{tenant}");
+        if let Some(token) = self.cache.get(&key, |signed| {
             now.saturating_sub(signed) < TOKEN_REUSE.as_secs()
         }) {
             return Ok(token);
         }
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: OPERATIONS_AUDIENCE.to_owned(),
+            aud: audience.to_owned(),
             sub: tenant.to_owned(),
             iat: now,
             exp: now + TOKEN_LIFETIME.as_secs(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
             .map_err(Error::Sign)?;
-        self.cache.insert(tenant, token.clone(), now);
+        self.cache.insert(&key, token.clone(), now);
         Ok(token)
     }
 }
@@ -287,6 +299,13 @@ impl TokenVerifier {
             keys.push(key);
         }
         Ok(TokenVerifier::new(keys, issuers))
+    }
+
+    /// The same verifier for tokens of the API `audience` instead of the
+    /// operations API's.
+    pub fn for_audience(mut self, audience: &str) -> TokenVerifier {
+        self.validation.set_audience(&[audience]);
+        self
     }
 
     /// Who a call carrying `token` comes from, if a configured key signed
@@ -435,6 +454,26 @@ mod tests {
             verifier.verify_bearer(Some(&bearer)).unwrap().tenant,
             "acme"
         );
+    }
+
+    #[test]
+    fn a_token_for_one_api_is_refused_by_the_other() {
+        let (signer, operations, public) = pair();
+        let webhooks = TokenVerifier::from_pems([public.as_bytes()], &["gateway"])
+            .unwrap()
+            .for_audience(WEBHOOKS_AUDIENCE);
+        let for_operations = signer.token("acme").unwrap();
+        let for_webhooks = signer.token_for(WEBHOOKS_AUDIENCE, "acme").unwrap();
+        assert_ne!(for_operations, for_webhooks, "one cached token per API");
+        assert_eq!(webhooks.verify(&for_webhooks).unwrap().tenant, "acme");
+        assert!(matches!(
+            webhooks.verify(&for_operations),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            operations.verify(&for_webhooks),
+            Err(Error::Invalid(_))
+        ));
     }
 
     #[test]

@@ -237,6 +237,15 @@ impl AddressGuard {
     }
 }
 
+/// Parses one network of an allowance: a CIDR network (`127.0.0.0/8`), or
+/// one address (`127.0.0.1`, a `/32`).
+pub fn parse_network(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not a CIDR network (e.g. 127.0.0.0/8) nor an address"))
+}
+
 /// Why a URL was refused before any connection ([`AddressGuard::check_url`]).
 #[derive(Debug, thiserror::Error)]
 pub enum UrlRefused {

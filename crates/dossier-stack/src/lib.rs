@@ -127,6 +127,8 @@ pub struct TestApp<B = NatsServer> {
     ops_admin_addr: Option<SocketAddr>,
     ops: Option<Running>,
     gateway: Option<Running>,
+    /// The webhooks service.
+    webhooks: Option<Running>,
 }
 
 /// A decoded answer.
@@ -238,7 +240,17 @@ pub async fn spawn_app_with_topology(
     let mut topology_config = nats.topology_config();
     topology(&mut topology_config);
     let url = nats.url();
-    spawn_app_on(nats, topology_config, url, configure).await
+    spawn_app_on(nats, topology_config, url, configure, |_| {}).await
+}
+
+/// Starts the stack, letting the test adjust the webhooks service's
+/// configuration (see [`webhooks_config`] for the stack's defaults).
+pub async fn spawn_app_with_webhooks(configure: impl FnOnce(&mut webhooks::Config)) -> TestApp {
+    dossier_testkit::init_test_logging();
+    let nats = NatsServer::start().await;
+    let topology = nats.topology_config();
+    let url = nats.url();
+    spawn_app_on(nats, topology, url, |_| {}, configure).await
 }
 
 /// Starts the stack on a three-node [`NatsCluster`], every stream and
@@ -249,7 +261,7 @@ pub async fn spawn_app_on_cluster() -> TestApp<NatsCluster> {
     let cluster = NatsCluster::start().await;
     let url = TestBroker::url(&cluster);
     let topology = cluster.topology_config();
-    spawn_app_on(cluster, topology, url, |_| {}).await
+    spawn_app_on(cluster, topology, url, |_| {}, |_| {}).await
 }
 
 /// Starts the stack on a three-node [`NatsCluster`] whose services (the
@@ -261,25 +273,51 @@ pub async fn spawn_app_on_cluster_via(node: usize) -> TestApp<NatsCluster> {
     let cluster = NatsCluster::start().await;
     let url = cluster.node_url(node);
     let topology = cluster.topology_config();
-    spawn_app_on(cluster, topology, url, |_| {}).await
+    spawn_app_on(cluster, topology, url, |_| {}, |_| {}).await
 }
 
-/// Starts the operations service (creating the topology with `topology`)
-/// and the gateway on `nats`, both connecting to `url`.
+/// The webhooks service's configuration in a test stack: any free port,
+/// plain http and loopback receivers allowed (tests clear the allowance to
+/// see refusals), a retry schedule of milliseconds, attempts bounded by 2 s.
+pub fn webhooks_config(broker: dossier_broker::BrokerConfig) -> webhooks::Config {
+    let mut config = webhooks::Config::new(
+        broker,
+        vec![dossier_testkit::service_keys().public_key().to_owned()],
+    )
+    .unwrap();
+    config.allow_http = true;
+    config.allow_private_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    config.retry_schedule = webhooks::schedule::parse("50ms,100ms,200ms,400ms,800ms").unwrap();
+    config.timeout = Duration::from_secs(2);
+    config.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
+/// Starts the operations service (creating the topology with `topology`),
+/// the webhooks service and the gateway on `nats`, all connecting to `url`.
 async fn spawn_app_on<B: TestBroker>(
     nats: B,
     topology: dossier_broker::TopologyConfig,
     url: String,
     configure: impl FnOnce(&mut gateway::Config),
+    configure_webhooks: impl FnOnce(&mut webhooks::Config),
 ) -> TestApp<B> {
     let mut ops_config = operations_config(&nats, &topology);
     ops_config.broker.url = url.clone();
     let ops_url = url.clone();
     let (ops, ops_addr, ops_admin_addr) = start_operations(ops_config).await;
 
+    let mut webhooks_config = webhooks_config(nats.broker_config());
+    webhooks_config.broker.url = url.clone();
+    configure_webhooks(&mut webhooks_config);
+    let webhooks_app = webhooks::App::build(webhooks_config).await.unwrap();
+    let webhooks_addr = webhooks_app.grpc_addr();
+    let webhooks = Running::spawn(|token| webhooks_app.run(token));
+
     let mut config = gateway::Config::from_env().unwrap();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.operations_url = format!("http://{ops_addr}");
+    config.webhooks_url = format!("http://{webhooks_addr}");
     config.service_token_key = Some(dossier_testkit::service_keys().private_key().to_owned());
     config.nats_url = url;
     config.api_keys =
@@ -296,6 +334,7 @@ async fn spawn_app_on<B: TestBroker>(
     )
     .await;
     test_app.ops_nats_url = ops_url;
+    test_app.webhooks = Some(webhooks);
     test_app
 }
 
@@ -324,6 +363,7 @@ async fn assemble<B: TestBroker>(
         ops_admin_addr,
         ops: Some(ops),
         gateway: Some(gateway),
+        webhooks: None,
     };
     test_app.wait_until_ready().await;
     test_app
@@ -693,6 +733,13 @@ impl<B: TestBroker> TestApp<B> {
         let (ops, _, admin_addr) = start_operations(config).await;
         self.ops_admin_addr = admin_addr;
         self.ops = Some(ops);
+    }
+
+    /// Stops the webhooks service (clean shutdown) and waits for it.
+    pub async fn stop_webhooks(&mut self) {
+        if let Some(webhooks) = self.webhooks.take() {
+            webhooks.stop().await;
+        }
     }
 
     /// Stops the gateway (as a shutdown signal would) and waits for it.

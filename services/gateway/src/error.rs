@@ -130,6 +130,12 @@ pub enum ApiError {
     /// does not have, the id is older than the retention).
     #[error("operation expired")]
     OperationExpired,
+    /// No such webhook endpoint for this tenant.
+    #[error("webhook endpoint not found")]
+    WebhookNotFound,
+    /// The tenant has its most webhook endpoints.
+    #[error("webhook endpoint limit reached")]
+    WebhookLimitReached(String),
     /// No route for the path.
     #[error("no route for the path")]
     RouteNotFound,
@@ -257,6 +263,18 @@ impl ApiError {
         }
     }
 
+    /// A validation problem with body fields and query parameters another
+    /// service named.
+    pub fn invalid_fields(mut errors: Vec<Issue>) -> Self {
+        let total = errors.len();
+        errors.truncate(MAX_LISTED_ERRORS);
+        ApiError::Validation {
+            detail: listed_detail("The request", "fields", &errors, total),
+            errors,
+            total,
+        }
+    }
+
     /// A validation problem with one header.
     pub fn invalid_header(name: &str, detail: impl Into<String>) -> Self {
         ApiError::Validation {
@@ -299,10 +317,14 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) | ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::OperationNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::OperationNotFound | ApiError::WebhookNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::OperationExpired => StatusCode::GONE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::OperationConflict(_) | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
+            ApiError::OperationConflict(_)
+            | ApiError::IdempotencyConflict
+            | ApiError::WebhookLimitReached(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -324,6 +346,8 @@ impl ApiError {
             ApiError::Validation { .. } => "validation",
             ApiError::Unauthorized => "unauthorized",
             ApiError::OperationNotFound => "operation_not_found",
+            ApiError::WebhookNotFound => "webhook_not_found",
+            ApiError::WebhookLimitReached(_) => "webhook_limit_reached",
             ApiError::OperationExpired => "operation_expired",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -349,6 +373,8 @@ impl ApiError {
             ApiError::Validation { .. } => "Invalid request",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::OperationNotFound => "Operation not found",
+            ApiError::WebhookNotFound => "Webhook not found",
+            ApiError::WebhookLimitReached(_) => "Webhook limit reached",
             ApiError::OperationExpired => "Operation expired",
             ApiError::RouteNotFound => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
@@ -376,6 +402,10 @@ impl ApiError {
                                        or `X-API-Key: <key>`."
                 .to_owned(),
             ApiError::OperationNotFound => "No operation with this id exists.".to_owned(),
+            ApiError::WebhookNotFound => "No webhook endpoint with this id exists.".to_owned(),
+            ApiError::WebhookLimitReached(detail) => {
+                format!("{detail}; delete an endpoint before registering another.")
+            }
             ApiError::OperationExpired => "This operation has expired: operations and their \
                                            results are deleted at their expiresAt."
                 .to_owned(),

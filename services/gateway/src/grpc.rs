@@ -9,6 +9,7 @@ use dossier_contracts::limits::MAX_GRPC_MESSAGE_BYTES;
 use dossier_contracts::reasons;
 use dossier_contracts::v1::OPERATION_ID_METADATA;
 use dossier_contracts::v1::operations_client::OperationsClient;
+use dossier_contracts::v1::webhooks_client::WebhooksClient;
 use dossier_telemetry::grpc::{ClientTrace, ClientTraceLayer};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -18,7 +19,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt as _;
 use tower::Layer as _;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Issue};
 
 /// The name the gateway signs its service tokens as (`iss`).
 pub const SERVICE_NAME: &str = "gateway";
@@ -208,6 +209,82 @@ pub fn map_status(status: tonic::Status) -> ApiError {
     }
 }
 
+/// The channel of the webhooks client: traced as the operations client's.
+pub type WebhooksChannel = ClientTrace<Channel>;
+
+/// The webhooks client on `channel`, traced as [`operations_client`]'s.
+pub fn webhooks_client(channel: Channel) -> WebhooksClient<WebhooksChannel> {
+    let layer =
+        ClientTraceLayer::new(|| crate::context::current_request_id().map(|id| id.to_string()));
+    WebhooksClient::new(layer.layer(channel))
+}
+
+/// Maps a failed call to the webhooks service: NOT_FOUND is 404
+/// `webhook_not_found` (also for another tenant's endpoint),
+/// INVALID_ARGUMENT a 400 naming each field of its `BadRequest` (body
+/// fields by JSON pointer, `limit` and `cursor` as query parameters),
+/// FAILED_PRECONDITION with `WEBHOOK_LIMIT_REACHED` a 409; the rest as
+/// [`map_status`].
+pub fn map_webhooks_status(status: tonic::Status) -> ApiError {
+    let reason = status
+        .get_details_error_info()
+        .filter(|info| info.domain == reasons::DOMAIN)
+        .map(|info| info.reason);
+    match (status.code(), reason.as_deref()) {
+        (Code::NotFound, _) => ApiError::WebhookNotFound,
+        (Code::FailedPrecondition, Some(reasons::WEBHOOK_LIMIT_REACHED)) => {
+            ApiError::WebhookLimitReached(status.message().to_owned())
+        }
+        (Code::InvalidArgument, _) => {
+            let violations = status
+                .get_details_bad_request()
+                .map(|bad| bad.field_violations)
+                .unwrap_or_default();
+            if violations.is_empty() {
+                return map_status(status);
+            }
+            let issues: Vec<Issue> = violations
+                .into_iter()
+                .map(|v| match v.field.as_str() {
+                    "limit" | "cursor" => Issue::parameter(v.field, v.description),
+                    field => Issue::pointer(json_pointer(field), v.description),
+                })
+                .collect();
+            ApiError::invalid_fields(issues)
+        }
+        _ => map_status(status),
+    }
+}
+
+/// `event_types[1]` → `/eventTypes/1`: a protobuf field path as the JSON
+/// pointer of the public body's camelCase field.
+fn json_pointer(field: &str) -> String {
+    let mut pointer = String::new();
+    for segment in field.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.trim_end_matches(']'))),
+            None => (segment, None),
+        };
+        pointer.push('/');
+        let mut upper = false;
+        for c in name.chars() {
+            if c == '_' {
+                upper = true;
+            } else if upper {
+                pointer.push(c.to_ascii_uppercase());
+                upper = false;
+            } else {
+                pointer.push(c);
+            }
+        }
+        if let Some(index) = index {
+            pointer.push('/');
+            pointer.push_str(index);
+        }
+    }
+    pointer
+}
+
 /// Maps a failed `CreateOperation` call: as [`map_status`], except that
 /// OUT_OF_RANGE (tonic's "message length too large") means the request's
 /// message is over the gRPC limit, so the body is too large and no retry
@@ -300,6 +377,13 @@ impl std::error::Error for GrpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_field_paths_become_body_pointers() {
+        assert_eq!(json_pointer("url"), "/url");
+        assert_eq!(json_pointer("event_types[1]"), "/eventTypes/1");
+        assert_eq!(json_pointer("description"), "/description");
+    }
 
     #[test]
     fn a_create_over_the_message_limit_is_413_naming_the_body_limit() {

@@ -44,6 +44,7 @@ use anyhow::Context as _;
 use dossier_contracts::limits::MAX_BODY_BYTES;
 use dossier_contracts::v1::Tenanted;
 use dossier_contracts::v1::operations_client::OperationsClient;
+use dossier_contracts::v1::webhooks_client::WebhooksClient;
 use dossier_service::{CancellationToken, Readiness};
 use dossier_telemetry::LogConfig;
 use tokio::net::TcpListener;
@@ -57,6 +58,8 @@ pub use routes::router;
 pub const ENV_HTTP_ADDR: &str = "DOSSIER_HTTP_ADDR";
 /// `DOSSIER_OPERATIONS_URL`: the operations service's gRPC URL.
 pub const ENV_OPERATIONS_URL: &str = "DOSSIER_OPERATIONS_URL";
+/// `DOSSIER_WEBHOOKS_URL`: the webhooks service's gRPC URL.
+pub const ENV_WEBHOOKS_URL: &str = "DOSSIER_WEBHOOKS_URL";
 /// `DOSSIER_SERVICE_TOKEN_KEY`: the private key that signs the gateway's
 /// service tokens.
 pub const ENV_SERVICE_TOKEN_KEY: &str = "DOSSIER_SERVICE_TOKEN_KEY";
@@ -99,6 +102,10 @@ pub struct Config {
     /// gRPC URL of the operations service.
     #[arg(long, env = ENV_OPERATIONS_URL, default_value = "http://127.0.0.1:50051")]
     pub operations_url: String,
+    /// gRPC URL of the webhooks service (`/api/webhooks`); when it is
+    /// `https://`, the TLS settings of the operations service apply to it.
+    #[arg(long, env = ENV_WEBHOOKS_URL, default_value = "http://127.0.0.1:50052")]
+    pub webhooks_url: String,
     /// The Ed25519 private key (PKCS#8 PEM file) that signs the service
     /// token of every call to the operations service (see
     /// `dossier-identity`). Required; `cargo xtask up` generates one.
@@ -226,6 +233,7 @@ struct StateInner {
     keys: ApiKeys,
     channel: Channel,
     operations: OperationsClient<grpc::OperationsChannel>,
+    webhooks: WebhooksClient<grpc::WebhooksChannel>,
     signer: dossier_identity::TokenSigner,
     public_base_url: Option<String>,
     listen_addr: SocketAddr,
@@ -272,6 +280,19 @@ impl AppState {
             config.operations_connect_timeout,
             config.operations_timeout,
         )?;
+        // The operations service's TLS settings serve the webhooks service
+        // too when its URL is https (one CA, one client certificate).
+        let webhooks_tls = if config.webhooks_url.starts_with("https://") {
+            config.operations_tls.clone()
+        } else {
+            grpc::ClientTls::default()
+        };
+        let webhooks = grpc::channel(
+            &config.webhooks_url,
+            &webhooks_tls,
+            config.operations_connect_timeout,
+            config.operations_timeout,
+        )?;
         let key = config.service_token_key.as_deref().with_context(|| {
             format!("no service token key configured: set {ENV_SERVICE_TOKEN_KEY}")
         })?;
@@ -285,6 +306,7 @@ impl AppState {
         Ok(AppState(Arc::new(StateInner {
             keys,
             operations: grpc::operations_client(channel.clone()),
+            webhooks: grpc::webhooks_client(webhooks),
             signer,
             channel,
             public_base_url: config.public_base_url.clone(),
@@ -317,6 +339,25 @@ impl AppState {
     /// A client of the operations service (clones share one channel).
     pub fn operations(&self) -> OperationsClient<grpc::OperationsChannel> {
         self.0.operations.clone()
+    }
+
+    /// A client of the webhooks service (clones share one channel).
+    pub fn webhooks(&self) -> WebhooksClient<grpc::WebhooksChannel> {
+        self.0.webhooks.clone()
+    }
+
+    /// `message` as a call to the webhooks service: with a service token
+    /// for its API and the tenant it acts for.
+    pub fn signed_for_webhooks<T: Tenanted>(
+        &self,
+        message: T,
+    ) -> Result<tonic::Request<T>, ApiError> {
+        self.0
+            .signer
+            .request_for(dossier_identity::WEBHOOKS_AUDIENCE, message)
+            .map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("cannot sign a service token"))
+            })
     }
 
     /// `message` as a call to the operations service: with the service

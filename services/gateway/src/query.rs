@@ -255,3 +255,29 @@ mod tests {
         assert_eq!(parameters(err), ["limit"]);
     }
 }
+
+/// The validated query of `GET /api/webhooks/{id}/deliveries`.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct DeliveriesQuery {
+    pub(crate) cursor: Option<String>,
+    pub(crate) limit: Option<u32>,
+}
+
+/// Parses the query of `GET /api/webhooks/{id}/deliveries`.
+pub(crate) fn parse_deliveries_query(
+    pairs: &[(String, String)],
+) -> Result<DeliveriesQuery, ApiError> {
+    parse_query(
+        pairs,
+        DeliveriesQuery::default(),
+        "cursor or limit",
+        |query, name, value, errors| {
+            match name {
+                "limit" => query.limit = parse_limit(value, MAX_LIST_LIMIT, errors),
+                "cursor" => query.cursor = parse_cursor(value, "meta.nextCursor", errors),
+                _ => return false,
+            }
+            true
+        },
+    )
+}

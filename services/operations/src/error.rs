@@ -13,7 +13,6 @@
 //! (503, storage full). Internal causes are logged here and never sent to
 //! the caller.
 
-use async_nats::jetstream::ErrorCode;
 use dossier_contracts::Status as OpStatus;
 use dossier_contracts::reasons;
 use dossier_contracts::v1::OPERATION_ID_METADATA;
@@ -99,7 +98,7 @@ impl Error {
     /// the write because it is full is [`Error::StorageFull`].
     pub(crate) fn broker(what: &'static str) -> impl FnOnce(async_nats::Error) -> Error {
         move |source| {
-            if is_storage_full(source.as_ref()) {
+            if dossier_broker::is_storage_full(source.as_ref()) {
                 Error::StorageFull { what, source }
             } else {
                 Error::Broker { what, source }
@@ -180,25 +179,6 @@ fn with_reason(code: tonic::Code, message: &str, reason: &str) -> tonic::Status 
     let details =
         ErrorDetails::with_error_info(reason, reasons::DOMAIN, std::collections::HashMap::new());
     tonic::Status::with_error_details(code, message, details)
-}
-
-/// Whether `error`, or one it was made from, is JetStream refusing a write
-/// for want of room: a stream or bucket at its byte or message limit
-/// (`discard: new`), or the server out of storage.
-fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(js) = e.downcast_ref::<async_nats::jetstream::Error>() {
-            let code = js.error_code();
-            // STREAM_STORE_FAILED is any failed store; only "maximum bytes
-            // (or messages) exceeded" is a full stream.
-            return code == ErrorCode::STORAGE_RESOURCES_EXCEEDED
-                || code == ErrorCode::INSUFFICIENT_RESOURCES
-                || (code == ErrorCode::STREAM_STORE_FAILED && js.to_string().contains("maximum"));
-        }
-        cause = e.source();
-    }
-    false
 }
 
 /// The error and its sources, `a: b: c`.

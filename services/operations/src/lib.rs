@@ -192,15 +192,7 @@ impl ServerTls {
             return Ok(None);
         };
         dossier_nats::install_crypto_provider();
-        let read = |path: &PathBuf| {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-        };
-        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
-            tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
-        );
-        if let Some(ca) = &self.tls_client_ca {
-            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
-        }
+        let tls = dossier_identity::grpc::server_tls(cert, key, self.tls_client_ca.as_deref())?;
         Ok(Some(tls))
     }
 }

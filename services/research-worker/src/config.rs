@@ -3,7 +3,6 @@
 //! Every variable is named once here, as a constant.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -76,7 +75,7 @@ pub struct ResearchConfig {
     /// loopback, private, link-local, CGNAT, multicast and other non-public
     /// addresses are refused. The synthesis provider is not affected.
     #[arg(long = "research-allow-private-networks", env = ENV_RESEARCH_ALLOW_PRIVATE_NETWORKS,
-          value_delimiter = ',', value_parser = parse_network)]
+          value_delimiter = ',', value_parser = dossier_netguard::parse_network)]
     pub allow_private_networks: Vec<IpNet>,
     /// An OpenAI-compatible chat-completions URL that writes the answers'
     /// prose; off when unset.
@@ -94,14 +93,6 @@ pub struct ResearchConfig {
     #[arg(long = "research-synthesis-timeout", env = ENV_RESEARCH_SYNTHESIS_TIMEOUT,
           default_value = "20s", value_parser = humantime::parse_duration)]
     pub synthesis_timeout: Duration,
-}
-
-/// A CIDR network (`127.0.0.0/8`), or one address (`127.0.0.1`, a `/32`).
-fn parse_network(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{s}` is not a CIDR network (e.g. 127.0.0.0/8) nor an address"))
 }
 
 fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {

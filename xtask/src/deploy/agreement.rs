@@ -78,6 +78,18 @@ fn port_of(addr: &str) -> Option<u16> {
 
 const HTTP: &str = "gateway HTTP port";
 const GRPC: &str = "operations gRPC port";
+const WEBHOOKS_GRPC: &str = "webhooks gRPC port";
+
+/// The fact a service's own port states: the gateway's HTTP port, a gRPC
+/// service's port, else the admin port (workers listen on nothing else).
+fn main_port(service: &str) -> &'static str {
+    match service {
+        "gateway" => HTTP,
+        "operations" => GRPC,
+        "webhooks" => WEBHOOKS_GRPC,
+        _ => ADMIN,
+    }
+}
 const NATS_CLIENT: &str = "NATS client port";
 const NATS_MONITOR: &str = "NATS monitoring port";
 const ADMIN: &str = "admin port";
@@ -118,6 +130,8 @@ pub(super) fn check_agreement(
         ("gateway", "DOSSIER_OPERATIONS_URL", GRPC),
         ("operations", "DOSSIER_OPERATIONS_GRPC_ADDR", GRPC),
         ("operations", "DOSSIER_NATS_URL", NATS_CLIENT),
+        ("gateway", "DOSSIER_WEBHOOKS_URL", WEBHOOKS_GRPC),
+        ("webhooks", "DOSSIER_WEBHOOKS_GRPC_ADDR", WEBHOOKS_GRPC),
     ] {
         if let Some(port) = services
             .services
@@ -154,6 +168,8 @@ pub(super) fn check_agreement(
                 ("DOSSIER_HTTP_ADDR", HTTP),
                 ("DOSSIER_OPERATIONS_URL", GRPC),
                 ("DOSSIER_OPERATIONS_GRPC_ADDR", GRPC),
+                ("DOSSIER_WEBHOOKS_URL", WEBHOOKS_GRPC),
+                ("DOSSIER_WEBHOOKS_GRPC_ADDR", WEBHOOKS_GRPC),
                 ("DOSSIER_NATS_URL", NATS_CLIENT),
                 ("DOSSIER_ADMIN_ADDR", ADMIN),
             ] {
@@ -167,11 +183,7 @@ pub(super) fn check_agreement(
     for stage in dockerfile.service_stages() {
         let place = format!("Dockerfile {}", stage.name);
         env_ports(&place, &stage.name, &stage.env, &mut facts);
-        let fact = match stage.name.as_str() {
-            "gateway" => HTTP,
-            "operations" => GRPC,
-            _ => ADMIN,
-        };
+        let fact = main_port(&stage.name);
         for port in &stage.expose {
             let fact = if *port == 9090 { ADMIN } else { fact };
             facts.add(fact, port, format!("{place} EXPOSE"));
@@ -196,11 +208,7 @@ pub(super) fn check_agreement(
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
                 .collect();
             env_ports(&place, &service.name, &env, &mut facts);
-            let fact = match service.name.as_str() {
-                "gateway" => HTTP,
-                "operations" => GRPC,
-                _ => ADMIN,
-            };
+            let fact = main_port(&service.name);
             let test: Vec<&str> = svc["healthcheck"]["test"]
                 .as_array()
                 .into_iter()
@@ -313,25 +321,12 @@ pub(super) fn check_agreement(
                 {
                     env_ports(&place, &service.name, &found.set, &mut facts);
                 }
-                let fact = match service.name.as_str() {
-                    "gateway" => HTTP,
-                    "operations" => GRPC,
-                    _ => ADMIN,
-                };
+                let fact = main_port(&service.name);
                 for (port_name, port) in &ports {
                     let fact = if *port_name == "admin" { ADMIN } else { fact };
                     facts.add(fact, port, format!("{place} containerPort {port_name}"));
                 }
-                probe_ports(
-                    &mut facts,
-                    if service.name == "gateway" {
-                        HTTP
-                    } else if service.name == "operations" {
-                        GRPC
-                    } else {
-                        ADMIN
-                    },
-                );
+                probe_ports(&mut facts, main_port(&service.name));
                 if let Some(port) =
                     workload["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
                         .as_str()
@@ -411,6 +406,7 @@ pub(super) fn check_agreement(
                     let fact = match (name, p["name"].as_str().unwrap_or_default()) {
                         ("gateway", "http") => HTTP,
                         ("operations", "grpc") => GRPC,
+                        ("webhooks", "grpc") => WEBHOOKS_GRPC,
                         (_, "admin") => ADMIN,
                         (n, "client") if n.starts_with("nats") => NATS_CLIENT,
                         (n, "monitor") if n.starts_with("nats") => NATS_MONITOR,

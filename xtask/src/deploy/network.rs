@@ -21,7 +21,10 @@ const INGRESS_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
 const PROMETHEUS_NAMESPACE: &str = "monitoring";
 const KEDA_NAMESPACE: &str = "keda";
 /// The only workload allowed out of the cluster (company sites).
-const RESEARCH: &str = "research-worker";
+/// The pods that connect beyond the cluster (80/443, public addresses
+/// only): the research worker (company sites) and the webhooks service
+/// (tenants' receivers).
+const INTERNET: &[&str] = &["research-worker", "webhooks"];
 
 /// Ranges an egress to the internet must leave out (`except`): loopback,
 /// private, link-local (cloud metadata), CGNAT, "this network", and for
@@ -429,10 +432,10 @@ fn egress_beyond_cluster(policies: &[&Value], pods: &[(Endpoint, &Value)]) -> Ve
             if peers.is_none() {
                 problems.push(format!("{place}: egress to any address (no `to`)"));
             }
-            let others: Vec<&&str> = selected.iter().filter(|n| **n != RESEARCH).collect();
+            let others: Vec<&&str> = selected.iter().filter(|n| !INTERNET.contains(n)).collect();
             if !others.is_empty() || is_empty_selector(&policy["spec"]["podSelector"]) {
                 problems.push(format!(
-                    "{place}: egress beyond the cluster for {} (only {RESEARCH} may leave it)",
+                    "{place}: egress beyond the cluster for {} (only {} may leave it)",
                     if others.is_empty() {
                         "every pod".to_owned()
                     } else {
@@ -441,7 +444,8 @@ fn egress_beyond_cluster(policies: &[&Value], pods: &[(Endpoint, &Value)]) -> Ve
                             .map(|s| (**s).to_owned())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    }
+                    },
+                    INTERNET.join(" and ")
                 ));
             }
             let ports = rule["ports"].as_array().filter(|p| !p.is_empty());
@@ -514,15 +518,19 @@ fn flows(overlay: &Overlay, pods: &[(Endpoint, &Value)]) -> (Vec<Flow>, Vec<Flow
     for (pod, workload) in pods {
         needed.push(flow(pod, &dns, 53, "UDP", "cluster DNS".into()));
         needed.push(flow(pod, &dns, 53, "TCP", "cluster DNS".into()));
-        // What its containers connect to: NATS and the operations service,
-        // through the Services their URLs name.
+        // What its containers connect to: NATS and the operations and
+        // webhooks services, through the Services their URLs name.
         for container in workload["spec"]["template"]["spec"]["containers"]
             .as_array()
             .into_iter()
             .flatten()
         {
             let (env, _) = overlay.env_of(container);
-            for var in ["DOSSIER_NATS_URL", "DOSSIER_OPERATIONS_URL"] {
+            for var in [
+                "DOSSIER_NATS_URL",
+                "DOSSIER_OPERATIONS_URL",
+                "DOSSIER_WEBHOOKS_URL",
+            ] {
                 for url in env.get(var).into_iter().flat_map(|v| v.split(',')) {
                     for (dst, port) in service_backends(overlay, pods, url.trim()) {
                         needed.push(flow(pod, dst, port, "TCP", format!("{var} {url}")));
@@ -580,16 +588,16 @@ fn flows(overlay: &Overlay, pods: &[(Endpoint, &Value)]) -> (Vec<Flow>, Vec<Flow
             ));
         }
         let public = Endpoint::address("93.184.215.14");
-        if pod.name == RESEARCH {
-            needed.push(flow(pod, &public, 443, "TCP", "company sites".into()));
-            needed.push(flow(pod, &public, 80, "TCP", "company sites".into()));
+        if INTERNET.contains(&pod.name.as_str()) {
+            needed.push(flow(pod, &public, 443, "TCP", "the public web".into()));
+            needed.push(flow(pod, &public, 80, "TCP", "the public web".into()));
         } else {
             refused.push(flow(
                 pod,
                 &public,
                 443,
                 "TCP",
-                format!("only {RESEARCH} leaves the cluster"),
+                format!("only {} leave the cluster", INTERNET.join(" and ")),
             ));
         }
     }
@@ -647,19 +655,22 @@ fn flows(overlay: &Overlay, pods: &[(Endpoint, &Value)]) -> (Vec<Flow>, Vec<Flow
             }
         }
     }
-    // Only the gateway calls the operations service.
-    if let Some(operations) = named("operations") {
-        let grpc = operations.ports.get("grpc").map_or(50051, |(p, _)| *p);
+    // Only the gateway calls the operations and webhooks services.
+    for (service, default) in [("operations", 50051), ("webhooks", 50052)] {
+        let Some(target) = named(service) else {
+            continue;
+        };
+        let grpc = target.ports.get("grpc").map_or(default, |(p, _)| *p);
         for (pod, _) in pods
             .iter()
-            .filter(|(p, _)| p.name != "gateway" && p.name != "operations")
+            .filter(|(p, _)| p.name != "gateway" && p.name != service)
         {
             refused.push(flow(
                 pod,
-                operations,
+                target,
                 grpc,
                 "TCP",
-                "only the gateway calls the operations service".into(),
+                format!("only the gateway calls the {service} service"),
             ));
         }
     }
@@ -1072,7 +1083,7 @@ spec:
         let problems = problems_of(&workers);
         assert_names(
             &problems,
-            "egress beyond the cluster for search-worker (only research-worker may leave it)",
+            "egress beyond the cluster for search-worker (only research-worker and webhooks may leave it)",
         );
         // Egress with no `to` at all.
         let anywhere = format!(

@@ -215,6 +215,12 @@ fn smoke_run(
             let log = dir.join(format!("{}.log", s.name));
             let mut worker = Command::new(bin.join(&s.name));
             connect(&mut worker, &s.name);
+            if s.name == "webhooks" {
+                // A gRPC service too: its own free port, the gateway's keys.
+                worker
+                    .env("DOSSIER_WEBHOOKS_GRPC_ADDR", "127.0.0.1:0")
+                    .env("DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS", &service_keys.public);
+            }
             worker
                 .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
                 .env("DOSSIER_LOG_FORMAT", "json")

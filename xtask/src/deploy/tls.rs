@@ -101,7 +101,8 @@ fn service_token_problems(overlay: &Overlay) -> Vec<String> {
             "gateway" => {
                 key_secret = mounted(overlay, c, "DOSSIER_SERVICE_TOKEN_KEY", &mut problems)
             }
-            "operations" => {
+            // Both gRPC services check the gateway's tokens.
+            "operations" | "webhooks" => {
                 let Some(paths) = c.env.get("DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS") else {
                     problems.push(format!(
                         "{}: DOSSIER_SERVICE_TOKEN_PUBLIC_KEYS is not set",

@@ -7,6 +7,7 @@ mod bounded;
 pub mod linkedin;
 mod parse;
 mod validate;
+pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 

@@ -19,6 +19,7 @@ fn services() -> Vec<(&'static str, clap::Command)> {
         ("search-worker", search_worker::Config::command()),
         ("enrichment-worker", enrichment_worker::Config::command()),
         ("research-worker", research_worker::Config::command()),
+        ("webhooks", webhooks::Config::command()),
     ]
 }
 

@@ -1,7 +1,8 @@
 //! The routes of the public API: the router and its middleware stack, with
 //! the handlers grouped by what they serve — accepting work
 //! ([`accept`]), reading and cancelling operations ([`operations`]),
-//! streaming their states ([`events`]), and the probes ([`health`]). The
+//! streaming their states ([`events`]), webhook endpoints and their
+//! deliveries ([`webhooks`]), and the probes ([`health`]). The
 //! JSON shapes they answer are in [`crate::views`], and query parsing in
 //! [`crate::query`].
 
@@ -9,6 +10,7 @@ mod accept;
 mod events;
 mod health;
 mod operations;
+mod webhooks;
 
 use axum::Json;
 use axum::Router;
@@ -33,6 +35,9 @@ use accept::{enrich_batch, enrich_person, research, search_people};
 use events::operation_events;
 use health::{healthz, metrics, readyz};
 use operations::{cancel_operation, get_operation, get_operation_results, list_operations};
+use webhooks::{
+    create_webhook, delete_webhook, get_webhook, list_deliveries, list_webhooks, rotate_secret,
+};
 
 /// The gateway's router: every route of the public API, the 404 fallback and
 /// the middleware stack, apart from serving so tests can `oneshot` it.
@@ -74,6 +79,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/operations/{id}/results", get(get_operation_results))
         .route("/api/operations/{id}/events", get(operation_events))
         .route("/api/operations/{id}/cancel", post(cancel_operation))
+        .route("/api/webhooks", post(create_webhook).get(list_webhooks))
+        .route(
+            "/api/webhooks/{id}",
+            get(get_webhook).delete(delete_webhook),
+        )
+        .route("/api/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/api/webhooks/{id}/deliveries", get(list_deliveries))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admission::admit,

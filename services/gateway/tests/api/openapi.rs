@@ -34,6 +34,7 @@ async fn every_documented_route_is_served() {
                     .post(&url)
                     .header("content-type", "application/json")
                     .body("{}"),
+                "delete" => app.client.delete(&url),
                 other => panic!("{other} {route}: add it to this test"),
             };
             let answer = Answer::read(request.bearer_auth(KEY_A).send().await.unwrap()).await;
