@@ -30,6 +30,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::sampling::{self, Sampling};
+
 /// The span field naming the request id (OpenTelemetry's `request.id`).
 pub const SPAN_REQUEST_ID: &str = "request.id";
 /// The span field naming the operation id.
@@ -75,12 +77,36 @@ impl Visit for SpanContextFields {
 /// It also keeps the dispatcher it is registered with: a formatter runs
 /// inside the dispatcher, where `tracing` hands out no current dispatcher
 /// (its reentrancy guard), yet the trace id must be asked of it.
-#[derive(Debug, Default, Clone)]
+///
+/// It carries the service's [`Sampling`] too, so that code deciding whether
+/// to build spans finds it through the current dispatcher
+/// ([`Sampling::current`]).
+#[derive(Debug, Clone)]
 pub struct ContextFields {
     dispatch: Arc<OnceLock<WeakDispatch>>,
+    sampling: Sampling,
+}
+
+impl Default for ContextFields {
+    fn default() -> Self {
+        ContextFields::new(Sampling::ALWAYS)
+    }
 }
 
 impl ContextFields {
+    /// The layer of a service that samples with `sampling`.
+    pub fn new(sampling: Sampling) -> ContextFields {
+        ContextFields {
+            dispatch: Arc::default(),
+            sampling,
+        }
+    }
+
+    /// The service's sampling.
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
     /// The line formatter that reads these fields.
     pub fn format(&self, json: bool) -> LineFormat {
         LineFormat {
@@ -205,13 +231,27 @@ where
         // has no trace context). Looked up with no extensions borrowed: the
         // lookup locks them.
         let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
-        let trace_id = dispatch.and_then(|dispatch| {
+        let mut trace_id = dispatch.and_then(|dispatch| {
             span_ids.iter().find_map(|id| {
                 let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
                 let sc = cx.span().span_context().clone();
                 sc.is_valid().then(|| sc.trace_id().to_string())
             })
         });
+        // Work whose trace is not recorded has no spans: its scope holds
+        // what they would have carried.
+        if let Some(untraced) = sampling::current_untraced() {
+            span_name.get_or_insert(untraced.name());
+            if context.request_id.is_none() {
+                context.request_id = untraced.request_id().map(str::to_owned);
+            }
+            if context.operation_id.is_none() {
+                context.operation_id = untraced.operation_id();
+            }
+            if trace_id.is_none() {
+                trace_id = Some(untraced.span_context().trace_id().to_string());
+            }
+        }
 
         let mut line: Vec<(&str, Value)> = Vec::with_capacity(fields.0.len() + 8);
         let timestamp = time::OffsetDateTime::now_utc()
@@ -310,6 +350,7 @@ mod tests {
             json,
             log_filter: "info".to_owned(),
             otlp_endpoint: None,
+            sampling: crate::Sampling::ALWAYS,
         };
         let provider = tracer_provider_to("test", None).unwrap();
         let buffer = Buffer::default();

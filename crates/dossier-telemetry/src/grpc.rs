@@ -12,6 +12,11 @@
 //!   attributes (`dossier.operation.id`, `tenant.id`) on
 //!   `tracing::Span::current()`.
 //!
+//! Inside work whose trace is not recorded ([`crate::sampling`]) neither
+//! builds a span: the client still sends the context (its `-00` flag) and
+//! the request id, and the server runs the call in an untraced scope when
+//! the caller's context says so.
+//!
 //! Both record the call's status code from the response head: the
 //! `grpc-status` header of a trailers-only response (how a tonic server
 //! answers an error before any message), else OK. A streaming call is
@@ -26,6 +31,7 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::propagation::{self, REQUEST_ID_METADATA};
+use crate::sampling::{self, Traced};
 use crate::spans::{self, RpcSide};
 
 /// The error type of a traced client: what tonic's generated clients accept.
@@ -99,18 +105,28 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let Some(span) = service_and_method(request.uri().path())
-            .map(|(service, method)| spans::grpc(RpcSide::Client, service, method))
-        else {
-            let call = self.inner.call(request);
-            return Box::pin(async move { call.await.map_err(Into::into) });
+        let untraced = sampling::current_untraced();
+        let span = match service_and_method(request.uri().path()) {
+            Some((service, method)) if untraced.is_none() => {
+                spans::grpc(RpcSide::Client, service, method)
+            }
+            Some(_) => tracing::Span::none(),
+            None => {
+                let call = self.inner.call(request);
+                return Box::pin(async move { call.await.map_err(Into::into) });
+            }
         };
+        // Untraced, the disabled span makes this send the scope's context.
         propagation::inject_http(&span, request.headers_mut());
         if let Some(id) = (self.request_id)() {
             spans::record_request_id(&span, &id);
             if let Ok(value) = http::HeaderValue::try_from(id) {
                 request.headers_mut().insert(REQUEST_ID_METADATA, value);
             }
+        }
+        if untraced.is_some() {
+            let call = self.inner.call(request);
+            return Box::pin(async move { call.await.map_err(Into::into) });
         }
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(async move {
@@ -183,21 +199,28 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let Some(span) = service_and_method(request.uri().path())
+        let Some((service, method)) = service_and_method(request.uri().path())
             .filter(|(service, _)| *service == self.service)
-            .map(|(service, method)| spans::grpc(RpcSide::Server, service, method))
         else {
             return Box::pin(self.inner.call(request));
         };
-        propagation::set_remote_parent(&span, propagation::extract_http(request.headers()));
-        if let Some(id) = request
+        let request_id = request
             .headers()
             .get(REQUEST_ID_METADATA)
             .and_then(|value| value.to_str().ok())
-        {
-            spans::record_request_id(&span, id);
+            .unwrap_or_default();
+        // The caller's context decides (parent-based).
+        let remote = propagation::extract_http(request.headers());
+        let traced = Traced::continued(&remote, request_id, "grpc", || {
+            let span = spans::grpc(RpcSide::Server, service, method);
+            spans::record_request_id(&span, request_id);
+            span
+        });
+        let call = traced.in_scope(|| self.inner.call(request));
+        if !traced.is_recorded() {
+            return Box::pin(traced.wrap(call));
         }
-        let call = span.in_scope(|| self.inner.call(request));
+        let span = traced.span().clone();
         Box::pin(async move {
             let result = call.instrument(span.clone()).await;
             let code = match &result {

@@ -7,12 +7,17 @@
 //! The product promise is that a response's `X-Request-Id` finds the request
 //! in traces: with no incoming `traceparent`, the gateway starts the request's
 //! trace with the request id as its trace id ([`root_span_with_trace_id`]).
+//!
+//! Which traces are recorded is decided once, where work enters a service
+//! ([`sampling`]): parent-based, new traces by a ratio. Work whose trace is
+//! not recorded builds no span at all, and still passes its context on.
 #![forbid(unsafe_code)]
 
 pub mod format;
 pub mod grpc;
 mod ids;
 pub mod propagation;
+pub mod sampling;
 pub mod spans;
 
 use std::io::IsTerminal;
@@ -30,6 +35,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use ids::root_span_with_trace_id;
+pub use sampling::{Sampling, Traced, record_operation_id};
 
 /// `DOSSIER_LOG_FORMAT`: `json`, `pretty`, or `auto` (pretty on a terminal).
 pub const ENV_LOG_FORMAT: &str = "DOSSIER_LOG_FORMAT";
@@ -37,6 +43,9 @@ pub const ENV_LOG_FORMAT: &str = "DOSSIER_LOG_FORMAT";
 pub const ENV_LOG_FILTER: &str = "RUST_LOG";
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where traces go; nothing is exported when unset.
 pub const ENV_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `DOSSIER_TRACE_SAMPLE_RATIO`: the share of new traces recorded
+/// ([`sampling`]).
+pub use sampling::ENV_SAMPLE_RATIO;
 /// The variables telemetry reads itself rather than through clap
 /// ([`LogConfig`]): what a service's `--print-env` adds to its clap ones.
 pub const ENV_READ_DIRECTLY: &[&str] = &[ENV_LOG_FILTER, ENV_OTLP_ENDPOINT];
@@ -58,6 +67,28 @@ pub struct LogConfig {
     /// Log line format.
     #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
+    /// The share of new traces recorded and exported, 0 to 1. Parent-based:
+    /// a caller's `traceparent` decides for its trace. Unset: 0.01 when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else no trace is recorded.
+    #[arg(long, env = ENV_SAMPLE_RATIO, value_parser = parse_ratio)]
+    pub trace_sample_ratio: Option<f64>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            log_format: LogFormat::Auto,
+            trace_sample_ratio: None,
+        }
+    }
+}
+
+/// A ratio from 0 to 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("`{text}` is not a ratio from 0 to 1")),
+    }
 }
 
 /// Setting up telemetry failed.
@@ -99,24 +130,29 @@ pub struct Settings {
     pub log_filter: String,
     /// The OTLP/gRPC endpoint; nothing is exported when `None`.
     pub otlp_endpoint: Option<String>,
+    /// Which traces are recorded.
+    pub sampling: Sampling,
 }
 
 impl Settings {
-    /// The settings of a service binary: `DOSSIER_LOG_FORMAT` (through
-    /// `config`), `RUST_LOG` (default `info`), `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// The settings of a service binary: `DOSSIER_LOG_FORMAT` and
+    /// `DOSSIER_TRACE_SAMPLE_RATIO` (through `config`), `RUST_LOG` (default
+    /// `info`), `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn from_env(service: &'static str, config: &LogConfig) -> Settings {
         let json = match config.log_format {
             LogFormat::Json => true,
             LogFormat::Pretty => false,
             LogFormat::Auto => !std::io::stdout().is_terminal(),
         };
+        let otlp_endpoint = std::env::var(ENV_OTLP_ENDPOINT)
+            .ok()
+            .filter(|e| !e.is_empty());
         Settings {
             service,
             json,
             log_filter: std::env::var(ENV_LOG_FILTER).unwrap_or_else(|_| "info".to_owned()),
-            otlp_endpoint: std::env::var(ENV_OTLP_ENDPOINT)
-                .ok()
-                .filter(|e| !e.is_empty()),
+            sampling: Sampling::for_service(config.trace_sample_ratio, otlp_endpoint.is_some()),
+            otlp_endpoint,
         }
     }
 }
@@ -132,12 +168,23 @@ pub fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, Telem
     tracer_provider_to(service, endpoint.as_deref())
 }
 
-/// [`tracer_provider`] exporting to `endpoint` (OTLP/gRPC), or nowhere. The
-/// exporter's channel connects lazily on the Tokio runtime it is built on,
-/// so build it inside one that outlives the provider.
+/// [`tracer_provider`] exporting to `endpoint` (OTLP/gRPC), or nowhere,
+/// recording every trace ([`Sampling::ALWAYS`]). The exporter's channel
+/// connects lazily on the Tokio runtime it is built on, so build it inside
+/// one that outlives the provider.
 pub fn tracer_provider_to(
     service: &'static str,
     endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    sampled_tracer_provider(service, endpoint, Sampling::ALWAYS)
+}
+
+/// [`tracer_provider_to`] whose sampler agrees with `sampling` (give the
+/// subscriber the same, [`Settings::sampling`]).
+pub fn sampled_tracer_provider(
+    service: &'static str,
+    endpoint: Option<&str>,
+    sampling: Sampling,
 ) -> Result<SdkTracerProvider, TelemetryError> {
     let resource = Resource::builder()
         .with_service_name(service)
@@ -148,7 +195,8 @@ pub fn tracer_provider_to(
         .build();
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
-        .with_id_generator(ids::RequestIdGenerator);
+        .with_id_generator(ids::RequestIdGenerator)
+        .with_sampler(sampling::Sampler(sampling));
     if let Some(endpoint) = endpoint {
         use opentelemetry_otlp::WithExportConfig as _;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -197,7 +245,7 @@ where
         );
         EnvFilter::new("info")
     });
-    let context = format::ContextFields::default();
+    let context = format::ContextFields::new(settings.sampling);
     let logs = tracing_subscriber::fmt::layer()
         .event_format(context.format(settings.json))
         .with_writer(writer)
@@ -216,7 +264,11 @@ where
 pub fn init(service: &'static str, config: &LogConfig) -> Result<TelemetryGuard, TelemetryError> {
     init_propagator();
     let settings = Settings::from_env(service, config);
-    let provider = tracer_provider_to(service, settings.otlp_endpoint.as_deref())?;
+    let provider = sampled_tracer_provider(
+        service,
+        settings.otlp_endpoint.as_deref(),
+        settings.sampling,
+    )?;
     service_subscriber(&settings, &provider, std::io::stdout).try_init()?;
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(TelemetryGuard { provider })

@@ -10,6 +10,7 @@ use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::sampling::{self, Traced};
 use crate::spans;
 
 /// NATS header carrying the request id next to the trace context.
@@ -93,10 +94,23 @@ pub fn extract_http(headers: &http::HeaderMap) -> Context {
 }
 
 /// Writes `span`'s context into HTTP request headers (`traceparent`,
-/// `tracestate`), so the callee's span continues the caller's trace.
+/// `tracestate`), so the callee's span continues the caller's trace. Inside
+/// untraced work (a disabled span) its context is written instead.
 pub fn inject_http(span: &tracing::Span, headers: &mut http::HeaderMap) {
-    let cx = span.context();
+    let cx = context_to_send(span);
     with_propagator(|p| p.inject_context(&cx, &mut HttpHeadersMut(headers)));
+}
+
+/// `span`'s context, or that of the untraced work the task does.
+fn context_to_send(span: &tracing::Span) -> Context {
+    let cx = span.context();
+    if has_remote_span(&cx) {
+        return cx;
+    }
+    match sampling::current_untraced() {
+        Some(untraced) => Context::new().with_remote_span_context(untraced.span_context().clone()),
+        None => cx,
+    }
 }
 
 /// Whether `cx` carries a valid remote span (a usable incoming `traceparent`).
@@ -107,14 +121,62 @@ pub fn has_remote_span(cx: &Context) -> bool {
 /// The publisher's half: writes the request id (`Dossier-Request-Id`, unless
 /// empty) and `span`'s context (`traceparent`, `tracestate`) into a
 /// message's NATS headers, and records the request id on `span`, the
-/// message's producer span.
+/// message's producer span. Inside untraced work (a disabled span) its
+/// context is written instead.
 pub fn inject_nats(span: &tracing::Span, request_id: &str, headers: &mut async_nats::HeaderMap) {
+    spans::record_request_id(span, request_id);
+    inject_nats_context(&context_to_send(span), request_id, headers);
+}
+
+/// [`inject_nats`] for `traced` work: its span's context, or its untraced
+/// one.
+pub fn inject_nats_traced(traced: &Traced, request_id: &str, headers: &mut async_nats::HeaderMap) {
+    spans::record_request_id(traced.span(), request_id);
+    inject_nats_context(&traced.context(), request_id, headers);
+}
+
+fn inject_nats_context(cx: &Context, request_id: &str, headers: &mut async_nats::HeaderMap) {
     if !request_id.is_empty() {
         headers.insert(REQUEST_ID_HEADER, request_id);
     }
-    spans::record_request_id(span, request_id);
-    let cx = span.context();
-    with_propagator(|p| p.inject_context(&cx, &mut NatsHeaders(headers)));
+    with_propagator(|p| p.inject_context(cx, &mut NatsHeaders(headers)));
+}
+
+/// The remote context a message's NATS headers carry (empty when none).
+pub fn extract_nats(headers: Option<&async_nats::HeaderMap>) -> Context {
+    match headers {
+        Some(headers) => with_propagator(|p| p.extract(&NatsHeadersRef(headers))),
+        None => Context::new(),
+    }
+}
+
+/// The consumer's half, deciding: the work of one message from `subject`
+/// with message id `message_id` continues the trace its headers carry
+/// (parent-based, [`Traced::continued`]). When recorded, it runs in its
+/// consumer span ([`spans::nats_process`], a child of the producer span);
+/// otherwise in an untraced scope. Returns it and the request id the
+/// headers carry (empty when none), recorded on it.
+pub fn nats_consume<'h>(
+    subject: &str,
+    message_id: &str,
+    headers: Option<&'h async_nats::HeaderMap>,
+) -> (Traced, &'h str) {
+    nats_continue(headers, "nats", || spans::nats_process(subject, message_id))
+}
+
+/// [`nats_consume`] with the span `make` builds (named `name`).
+pub fn nats_continue<'h>(
+    headers: Option<&'h async_nats::HeaderMap>,
+    name: &'static str,
+    make: impl FnOnce() -> tracing::Span,
+) -> (Traced, &'h str) {
+    let request_id = nats_request_id(headers);
+    let traced = Traced::continued(&extract_nats(headers), request_id, name, || {
+        let span = make();
+        spans::record_request_id(&span, request_id);
+        span
+    });
+    (traced, request_id)
 }
 
 /// The consumer's half: makes `span`, a message's consumer span, a child of
@@ -127,11 +189,8 @@ pub fn nats_parent<'h>(
 ) -> &'h str {
     let request_id = nats_request_id(headers);
     spans::record_request_id(span, request_id);
-    if let Some(headers) = headers {
-        set_remote_parent(
-            span,
-            with_propagator(|p| p.extract(&NatsHeadersRef(headers))),
-        );
+    if headers.is_some() {
+        set_remote_parent(span, extract_nats(headers));
     }
     request_id
 }
