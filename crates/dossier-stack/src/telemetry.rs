@@ -27,6 +27,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dossier_service::CancellationToken;
@@ -42,6 +43,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
 use tokio::runtime::{Handle, Runtime};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::{Layer, filter};
 
 use crate::{KEY_A, KEY_G, Running, TestApp};
 
@@ -194,20 +197,33 @@ impl Default for TelemetryOptions {
 /// their tracer providers, and their captured logs.
 pub struct Telemetry {
     options: TelemetryOptions,
+    sampling: dossier_telemetry::Sampling,
     logs: LogCapture,
     providers: Mutex<Vec<SdkTracerProvider>>,
+    spans_built: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
     // Declared last: dropped after the providers it serves.
     exporters: BackgroundRuntime,
 }
 
 impl Telemetry {
-    /// Telemetry for a test's services.
+    /// Telemetry for a test's services, recording every trace (as every
+    /// trace test expects).
     pub fn new(options: TelemetryOptions) -> Arc<Telemetry> {
+        Telemetry::with_sampling(options, dossier_telemetry::Sampling::ALWAYS)
+    }
+
+    /// Telemetry for a test's services, each sampling with `sampling`.
+    pub fn with_sampling(
+        options: TelemetryOptions,
+        sampling: dossier_telemetry::Sampling,
+    ) -> Arc<Telemetry> {
         dossier_telemetry::init_propagator();
         Arc::new(Telemetry {
             options,
+            sampling,
             logs: LogCapture::default(),
             providers: Mutex::new(Vec::new()),
+            spans_built: Mutex::new(BTreeMap::new()),
             exporters: BackgroundRuntime(Some(runtime("otlp-export", 1))),
         })
     }
@@ -218,20 +234,29 @@ impl Telemetry {
         let provider = {
             // The exporter's channel lives on the export runtime.
             let _enter = self.exporters.handle().enter();
-            dossier_telemetry::tracer_provider_to(service, self.options.otlp_endpoint.as_deref())
-                .unwrap()
+            dossier_telemetry::sampled_tracer_provider(
+                service,
+                self.options.otlp_endpoint.as_deref(),
+                self.sampling,
+            )
+            .unwrap()
         };
         let settings = dossier_telemetry::Settings {
             service,
             json: self.options.json,
             log_filter: self.options.log_filter.clone(),
             otlp_endpoint: self.options.otlp_endpoint.clone(),
+            sampling: self.sampling,
         };
-        let dispatch = tracing::Dispatch::new(dossier_telemetry::service_subscriber(
-            &settings,
-            &provider,
-            self.logs.clone(),
-        ));
+        let built = SpanCount::default();
+        self.spans_built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(service, built.0.clone());
+        let dispatch = tracing::Dispatch::new(
+            dossier_telemetry::service_subscriber(&settings, &provider, self.logs.clone())
+                .with(built.with_filter(filter::filter_fn(SpanCount::counts))),
+        );
         self.providers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -255,6 +280,17 @@ impl Telemetry {
         }
     }
 
+    /// How many spans of our own code (at `info` and above) `service` has
+    /// built so far, exported or not: what work whose trace is not recorded
+    /// leaves alone.
+    pub fn spans_built(&self, service: &str) -> u64 {
+        self.spans_built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(service)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
     /// The captured logs of every service.
     pub fn logs(&self) -> &LogCapture {
         &self.logs
@@ -276,6 +312,41 @@ impl Telemetry {
         })
         .await
         .unwrap();
+    }
+}
+
+/// Counts the spans a service builds ([`Telemetry::spans_built`]).
+#[derive(Clone, Default)]
+struct SpanCount(Arc<AtomicU64>);
+
+impl SpanCount {
+    /// The crates whose spans are counted: ours, not the transport's.
+    const TARGETS: &[&str] = &[
+        "gateway",
+        "operations",
+        "dossier_",
+        "search_worker",
+        "enrichment_worker",
+        "research_worker",
+    ];
+
+    fn counts(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.is_span()
+            && *metadata.level() <= tracing::Level::INFO
+            && Self::TARGETS
+                .iter()
+                .any(|t| metadata.target().starts_with(t))
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for SpanCount {
+    fn on_new_span(
+        &self,
+        _attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -159,9 +159,7 @@ impl Config {
             broker,
             topology: TopologyConfig::default(),
             admin: AdminConfig::default(),
-            log: LogConfig {
-                log_format: dossier_telemetry::LogFormat::Auto,
-            },
+            log: LogConfig::default(),
         }
     }
 }

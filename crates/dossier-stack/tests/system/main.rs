@@ -12,4 +12,5 @@ mod limits_docs;
 mod live;
 mod logs;
 mod observability;
+mod sampling;
 mod traces;

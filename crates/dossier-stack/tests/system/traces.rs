@@ -54,13 +54,13 @@ pub(crate) async fn stop_all(mut app: TestApp, workers: Vec<Running>) {
 }
 
 /// The spans of one trace, with lookups that explain a failure.
-struct Trace<'a> {
+pub(crate) struct Trace<'a> {
     id: String,
     spans: Vec<&'a ReceivedSpan>,
 }
 
 impl<'a> Trace<'a> {
-    fn new(all: &'a [ReceivedSpan], id: &str) -> Trace<'a> {
+    pub(crate) fn new(all: &'a [ReceivedSpan], id: &str) -> Trace<'a> {
         Trace {
             id: id.to_owned(),
             spans: all.iter().filter(|s| s.trace_id == id).collect(),
@@ -133,7 +133,7 @@ fn assert_attr(span: &ReceivedSpan, key: &str, value: &str) {
 
 /// Checks a job's trace: gateway → gRPC → operations → publish → worker job
 /// → steps and event publishes → projections. Returns the HTTP server span.
-fn assert_job_trace<'a>(
+pub(crate) fn assert_job_trace<'a>(
     trace: &Trace<'a>,
     kind: Kind,
     route: &str,

@@ -1,0 +1,128 @@
+//! Sampling decided once at the edge: a request whose trace is not recorded
+//! builds no span in any service, yet keeps its ids (the request id is the
+//! trace id), passes its context on with the sampled flag off across every
+//! gRPC and NATS hop, and its log lines carry them; a caller's sampled
+//! `traceparent` is still recorded everywhere (parent-based).
+
+use dossier_contracts::Kind;
+use dossier_stack::telemetry::{
+    OtlpReceiver, Telemetry, TelemetryOptions, spawn_app_with_telemetry,
+};
+use dossier_stack::{KEY_A, search_body};
+use dossier_telemetry::Sampling;
+use serde_json::Value;
+
+use crate::traces::{Trace, assert_job_trace, start_workers, stop_all};
+
+/// The lines whose `message` is `message` and whose `operation_id` is `id`.
+fn lines_of<'a>(logs: &'a [Value], message: &str, id: &str) -> Vec<&'a Value> {
+    logs.iter()
+        .filter(|l| l["message"] == message && l["operation_id"] == id)
+        .collect()
+}
+
+#[tokio::test]
+async fn at_ratio_zero_no_span_is_built_and_the_context_still_travels() {
+    let receiver = OtlpReceiver::start().await;
+    let telemetry = Telemetry::with_sampling(
+        TelemetryOptions {
+            otlp_endpoint: Some(receiver.endpoint().to_owned()),
+            ..TelemetryOptions::default()
+        },
+        Sampling::ratio(0.0),
+    );
+    let app = spawn_app_with_telemetry(&telemetry).await;
+
+    // Accepted with no worker running, so the job is still on the stream.
+    let search = app.post_search(&search_body()).await;
+    assert_eq!(search.status, 202, "{}", search.body);
+    let request_id = search.request_id();
+    let trace_id = request_id.simple().to_string();
+    let (job, headers) = app.last_job(Kind::SearchPeople).await;
+    assert_eq!(job.operation_id, search.id());
+    let traceparent = headers.get("traceparent").unwrap().as_str().to_owned();
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(parts[1], trace_id, "{traceparent}");
+    assert_eq!(parts[3], "00", "not sampled: {traceparent}");
+    assert_eq!(
+        headers.get("Dossier-Request-Id").unwrap().as_str(),
+        request_id.to_string()
+    );
+
+    let workers = start_workers(&app, &telemetry).await;
+    app.wait_for_terminal(&search.id(), KEY_A).await;
+    let poll = app.get_operation(&search.id(), KEY_A).await;
+    assert_eq!(poll.status, 200);
+    let poll_id = poll.request_id();
+    let built: Vec<(&str, u64)> = ["gateway", "operations", "search-worker"]
+        .into_iter()
+        .map(|service| (service, telemetry.spans_built(service)))
+        .collect();
+    assert!(
+        built.iter().all(|(_, n)| *n == 0),
+        "spans built for unsampled work: {built:?}"
+    );
+
+    // A caller's sampled trace is recorded even at ratio 0.
+    let callers_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let continued = app
+        .post_with(
+            "/api/search/people",
+            &search_body(),
+            KEY_A,
+            &[(
+                "traceparent",
+                &format!("00-{callers_trace}-00f067aa0ba902b7-01"),
+            )],
+        )
+        .await;
+    assert_eq!(continued.status, 202, "{}", continued.body);
+    app.wait_for_terminal(&continued.id(), KEY_A).await;
+
+    stop_all(app, workers).await;
+    telemetry.flush().await;
+    let spans = receiver.spans();
+    let strays: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id != callers_trace)
+        .map(|s| format!("{} {} {}", s.service, s.name, s.trace_id))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "exported outside the caller's trace: {strays:?}"
+    );
+    let http = assert_job_trace(
+        &Trace::new(&spans, callers_trace),
+        Kind::SearchPeople,
+        "/api/search/people",
+        "search-worker",
+        &["search"],
+        continued.request_id(),
+        &continued.id(),
+    );
+    assert_eq!(http.parent_span_id, "00f067aa0ba902b7");
+
+    // The log lines of the unsampled request carry its ids in every service.
+    let logs = telemetry.logs().json_lines();
+    let id = search.id();
+    for (message, span) in [
+        ("Operation accepted.", "http.server"),
+        ("Job started.", "nats"),
+        ("Job finished.", "nats"),
+    ] {
+        let found = lines_of(&logs, message, &id);
+        assert_eq!(found.len(), 1, "{message}: {found:?}");
+        let line = found[0];
+        assert_eq!(line["request_id"], request_id.to_string(), "{line}");
+        assert_eq!(line["trace_id"], trace_id, "{line}");
+        assert_eq!(line["span"], span, "{line}");
+    }
+    let finished: Vec<_> = logs
+        .iter()
+        .filter(|l| l["message"] == "Request finished." && l["request_id"] == poll_id.to_string())
+        .collect();
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["trace_id"], poll_id.simple().to_string());
+    assert_eq!(finished[0]["operation_id"], id);
+}
