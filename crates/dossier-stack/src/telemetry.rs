@@ -27,7 +27,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dossier_service::CancellationToken;
@@ -200,7 +199,7 @@ pub struct Telemetry {
     sampling: dossier_telemetry::Sampling,
     logs: LogCapture,
     providers: Mutex<Vec<SdkTracerProvider>>,
-    spans_built: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
+    spans_built: Mutex<BTreeMap<&'static str, SpanCount>>,
     // Declared last: dropped after the providers it serves.
     exporters: BackgroundRuntime,
 }
@@ -252,7 +251,7 @@ impl Telemetry {
         self.spans_built
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(service, built.0.clone());
+            .insert(service, built.clone());
         let dispatch = tracing::Dispatch::new(
             dossier_telemetry::service_subscriber(&settings, &provider, self.logs.clone())
                 .with(built.with_filter(filter::filter_fn(SpanCount::counts))),
@@ -281,14 +280,21 @@ impl Telemetry {
     }
 
     /// How many spans of our own code (at `info` and above) `service` has
-    /// built so far, exported or not: what work whose trace is not recorded
-    /// leaves alone.
-    pub fn spans_built(&self, service: &str) -> u64 {
+    /// built so far, exported or not, by span name: what work whose trace
+    /// is not recorded leaves alone.
+    pub fn spans_built(&self, service: &str) -> BTreeMap<&'static str, u64> {
         self.spans_built
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(service)
-            .map_or(0, |count| count.load(Ordering::Relaxed))
+            .map(|count| {
+                count
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
     }
 
     /// The captured logs of every service.
@@ -317,7 +323,7 @@ impl Telemetry {
 
 /// Counts the spans a service builds ([`Telemetry::spans_built`]).
 #[derive(Clone, Default)]
-struct SpanCount(Arc<AtomicU64>);
+struct SpanCount(Arc<Mutex<BTreeMap<&'static str, u64>>>);
 
 impl SpanCount {
     /// The crates whose spans are counted: ours, not the transport's.
@@ -342,11 +348,16 @@ impl SpanCount {
 impl<S: tracing::Subscriber> Layer<S> for SpanCount {
     fn on_new_span(
         &self,
-        _attrs: &tracing::span::Attributes<'_>,
+        attrs: &tracing::span::Attributes<'_>,
         _id: &tracing::span::Id,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(attrs.metadata().name())
+            .or_default() += 1;
     }
 }
 

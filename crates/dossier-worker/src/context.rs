@@ -102,20 +102,37 @@ impl JobContext {
     }
 
     /// The job's span (`job <kind>`); the handler already runs inside it.
-    /// Useful to parent work the handler spawns.
+    /// Useful to parent work the handler spawns. Disabled when the job's
+    /// trace is not recorded ([`JobContext::traced`]).
     pub fn span(&self) -> &tracing::Span {
-        &self.inner.meta.span
+        self.inner.meta.traced.span()
+    }
+
+    /// The job's span or, when its trace is not recorded, its untraced
+    /// scope: `tokio::spawn(ctx.traced().wrap(work))` keeps spawned work in
+    /// the job's trace and log context either way.
+    pub fn traced(&self) -> &dossier_telemetry::Traced {
+        &self.inner.meta.traced
+    }
+
+    /// The job's trace id (32 hex digits), recorded or not.
+    pub fn trace_id(&self) -> Option<String> {
+        self.inner.meta.traced.trace_id()
     }
 
     /// A span for one step of the job, `<kind> <name>` (e.g.
     /// `enrichment.batch match chunk`): a child of the job's span with the
     /// operation id and the attempt number. The runtime runs the handler in
     /// the `handle` step; handlers wrap their own stages in more:
-    /// `async { … }.instrument(ctx.step("match chunk"))`.
+    /// `async { … }.instrument(ctx.step("match chunk"))`. Disabled (nothing
+    /// built) when the job's trace is not recorded.
     pub fn step(&self, name: &str) -> tracing::Span {
         let meta = &self.inner.meta;
+        if !meta.traced.is_recorded() {
+            return tracing::Span::none();
+        }
         tracing::info_span!(
-            parent: &meta.span,
+            parent: meta.traced.span(),
             "job.step",
             otel.name = %format_args!("{} {name}", meta.kind),
             dossier.job.step = name,

@@ -11,10 +11,9 @@ use bytes::Bytes;
 use dossier_backoff::Backoff;
 use dossier_contracts::v1::{OperationEvent, ResultRef, operation_event, result_ref};
 use dossier_contracts::{Kind, time_ext};
-use dossier_telemetry::{propagation, spans};
+use dossier_telemetry::{Traced, propagation, spans};
 use prost::Message as _;
 use serde_json::Value;
-use tracing::Instrument as _;
 
 /// Publishing an event gives up after this many tries; the caller then hands
 /// the job back to the broker rather than acknowledge it.
@@ -33,9 +32,9 @@ pub(crate) struct JobMeta {
     /// The request id the job's headers carried (empty when none); every
     /// event's headers carry it on.
     pub(crate) request_id: String,
-    /// The job's span: every event's headers carry a child's context, so
-    /// the projection joins the trace.
-    pub(crate) span: tracing::Span,
+    /// The job's span (or untraced scope): every event's headers carry a
+    /// child's context, so the projection joins the trace.
+    pub(crate) traced: Traced,
     /// When this delivery was taken, for the job duration metric.
     pub(crate) taken_at: std::time::Instant,
 }
@@ -48,7 +47,7 @@ impl JobMeta {
         attempt: u32,
         operation_created_at: Option<prost_types::Timestamp>,
         request_id: String,
-        span: tracing::Span,
+        traced: Traced,
     ) -> Self {
         Self {
             operation_id,
@@ -57,7 +56,7 @@ impl JobMeta {
             attempt,
             operation_created_at,
             request_id,
-            span,
+            traced,
             taken_at: std::time::Instant::now(),
         }
     }
@@ -140,10 +139,10 @@ impl Events {
         let subject = dossier_broker::event_subject(meta.kind);
         // A child of the job's span, wherever the handler calls from; the
         // event's headers carry this span's context, so the projection is
-        // its child.
+        // its child (or the job's untraced context).
         let span = meta
-            .span
-            .in_scope(|| spans::nats_publish(&subject, event_id));
+            .traced
+            .child(|| spans::nats_publish(&subject, event_id));
         span.record("dossier.operation.id", meta.operation_id.as_str());
         if let Some(event) = &message.event {
             span.record("dossier.event.type", event.type_name());
@@ -152,12 +151,10 @@ impl Events {
         let payload = Bytes::from(message.encode_to_vec());
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id);
-        propagation::inject_nats(&span, &meta.request_id, &mut headers);
+        propagation::inject_nats_traced(&span, &meta.request_id, &mut headers);
 
-        let published = self
-            .publish_tries(meta, &subject, headers, payload, tries)
-            .instrument(span.clone())
-            .await;
+        let published = self.publish_tries(meta, &subject, headers, payload, tries);
+        let published = span.wrap(published).await;
         if published.is_err() {
             span.record("otel.status_code", "ERROR");
         }

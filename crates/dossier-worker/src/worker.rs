@@ -16,12 +16,11 @@ use dossier_contracts::v1::{
     operation_event::Event,
 };
 use dossier_service::{CancellationToken, Readiness};
-use dossier_telemetry::{propagation, spans};
+use dossier_telemetry::{Traced, propagation};
 use futures::StreamExt as _;
 use prost::Message as _;
 use tokio_util::sync::DropGuard;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::Instrument as _;
 
 use crate::cancel::{self, Running};
 use crate::events::{EventError, Events, JobMeta, PUBLISH_TRIES};
@@ -399,9 +398,7 @@ async fn process<H: Handler>(
     // worker dies (or its task is aborted) they stop too, and the broker
     // redelivers the job after its ack deadline.
     let outcome = {
-        let work = shared
-            .run_job(job, attempt, request_id, &release, span.clone())
-            .instrument(span.clone());
+        let work = span.wrap(shared.run_job(job, attempt, request_id, &release, span.clone()));
         let beat = heartbeat(&message, shared.heartbeat_every);
         tokio::select! {
             outcome = work => outcome,
@@ -415,9 +412,7 @@ async fn process<H: Handler>(
     {
         crate::metrics::retried(shared.kind);
     }
-    settle(&message, outcome, &operation_id)
-        .instrument(span)
-        .await;
+    span.wrap(settle(&message, outcome, &operation_id)).await;
 }
 
 impl<H: Handler> Shared<H> {
@@ -429,7 +424,7 @@ impl<H: Handler> Shared<H> {
         attempt: u32,
         request_id: String,
         release: &CancellationToken,
-        span: tracing::Span,
+        span: Traced,
     ) -> Settle {
         let meta = Arc::new(JobMeta::new(
             job.operation_id.clone(),
@@ -455,7 +450,7 @@ impl<H: Handler> Shared<H> {
             let lease = lease.clone();
             let every = self.heartbeat_every;
             AbortOnDropHandle::new(tokio::spawn(
-                async move { lease.keep(every).await }.instrument(span),
+                span.wrap(async move { lease.keep(every).await }),
             ))
         };
         let settle = self
@@ -811,9 +806,10 @@ impl<H: Handler> Shared<H> {
         // unwinding through the worker, and dropping the handle (on timeout,
         // cancellation, shutdown, or when this task is itself aborted) aborts
         // the handler wherever it is waiting.
-        let step = ctx.step("handle");
+        // In the job's untraced scope too, when its trace is not recorded.
+        let step = ctx.traced().child(|| ctx.step("handle"));
         let mut task = AbortOnDropHandle::new(tokio::spawn(
-            async move { handler.handle(ctx, job).await }.instrument(step),
+            step.wrap(async move { handler.handle(ctx, job).await }),
         ));
         tokio::select! {
             joined = &mut task => Ran::Returned(joined_result(joined)),
@@ -1021,24 +1017,24 @@ fn joined_result(
 
 /// The consumer span of one job delivery (`dossier.jobs.<kind> process`): a
 /// child of the operations service's publish span, through the job's NATS
-/// headers; and the request id they carry.
+/// headers (or, when the job's trace is not recorded, its untraced scope);
+/// and the request id they carry.
 fn job_span(
     kind: Kind,
     job: &Job,
     headers: Option<&async_nats::HeaderMap>,
     attempt: u32,
     worker_id: &str,
-) -> (tracing::Span, String) {
+) -> (Traced, String) {
     let subject = job_subject(kind);
-    let span = spans::nats_process(&subject, &job.operation_id);
+    let (span, request_id) = propagation::nats_consume(&subject, &job.operation_id, headers);
     span.record("messaging.consumer.group.name", job_consumer(kind).as_str());
-    span.record("dossier.operation.id", job.operation_id.as_str());
+    span.record_operation_id(job.operation_id.as_str());
     span.record("dossier.operation.kind", kind.as_str());
     span.record("dossier.job.attempt", attempt);
     span.record("dossier.worker.id", worker_id);
     span.record("tenant.id", job.tenant_id.as_str());
-    let request_id = propagation::nats_parent(&span, headers).to_owned();
-    (span, request_id)
+    (span, request_id.to_owned())
 }
 
 fn failed(error: ErrorInfo) -> Event {

@@ -18,9 +18,8 @@ use dossier_contracts::v1::{
     EnrichPersonReply, EnrichPersonRequest, OperationError, enrich_person_reply,
 };
 use dossier_service::CancellationToken;
-use dossier_telemetry::{propagation, spans};
+use dossier_telemetry::propagation;
 use prost::Message as _;
-use tracing::Instrument as _;
 
 use dossier_targeting::matching::{
     CompanyCache, Matcher, PROVIDERS_UNAVAILABLE, RecordError, RecordStatus,
@@ -78,12 +77,12 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
     let request = EnrichPersonRequest::decode(message.payload.clone());
     // The gateway's request id names the message.
     let headers = message.headers.as_ref();
-    let span = spans::nats_process(
+    let (span, _) = propagation::nats_consume(
         dossier_contracts::subjects::ENRICH_PERSON,
         propagation::nats_request_id(headers),
+        headers,
     );
-    propagation::nats_parent(&span, headers);
-    let reply = async {
+    let reply = span.wrap(async {
         let request = match request {
             Ok(request) => request,
             Err(error) => {
@@ -126,12 +125,10 @@ async fn answer(client: &async_nats::Client, matcher: &Matcher, message: async_n
                 invalid("The result could not be encoded.")
             }
         }
-    }
-    .instrument(span.clone())
+    })
     .await;
-    if let Err(error) = client
-        .publish(reply_to, Bytes::from(reply.encode_to_vec()))
-        .instrument(span)
+    if let Err(error) = span
+        .wrap(client.publish(reply_to, Bytes::from(reply.encode_to_vec())))
         .await
     {
         tracing::warn!(message = "Cannot send an enrichment reply.", %error);

@@ -2,14 +2,21 @@
 //! the response post-processing every answer goes through.
 //!
 //! [`request_context`] is the outermost middleware of every route and of the
-//! fallbacks. It makes a UUID v7 request id, starts the request's `http.server`
-//! span and runs the rest of the stack inside both:
+//! fallbacks. It makes a UUID v7 request id, decides whether the request's
+//! trace is recorded (the edge decides once, `dossier_telemetry::sampling`),
+//! starts the request's `http.server` span when it is, and runs the rest of
+//! the stack inside both:
 //!
-//! - without a valid incoming `traceparent` the span is a new root whose
-//!   trace id *is* the request id (same 16 bytes), so support finds a request
-//!   in traces by its `X-Request-Id`;
-//! - with one, the span continues the caller's trace and records the fresh
-//!   request id as `request.id`.
+//! - without a valid incoming `traceparent` the trace is a new one whose id
+//!   *is* the request id (same 16 bytes), so support finds a request in
+//!   traces by its `X-Request-Id`; it is recorded by the service's ratio;
+//! - with one, the request continues the caller's trace (recorded if the
+//!   caller's flag says sampled) and records the fresh request id as
+//!   `request.id`.
+//!
+//! A request whose trace is not recorded builds no span: it runs in an
+//! untraced scope that passes the trace context on (flag `00`) and gives its
+//! log lines their ids.
 //!
 //! The id lives in a task-local for the duration of the request, so an
 //! [`ApiError`] turned into a response anywhere below (an extractor, a
@@ -25,10 +32,9 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use dossier_telemetry::propagation;
+use dossier_telemetry::{Traced, propagation};
 use http::header::{self, HeaderName, HeaderValue};
 use opentelemetry::trace::TraceId;
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -56,22 +62,22 @@ pub fn current_request_id() -> Option<Uuid> {
 
 /// Starts the root span of a request: a child of the caller's trace when
 /// `headers` carry a valid `traceparent`, else a new trace whose id is
-/// `request_id`.
+/// `request_id`; or, when that trace is not recorded, its untraced scope.
 pub fn request_span(
     headers: &http::HeaderMap,
     method: &http::Method,
     route: Option<&str>,
     path: &str,
     request_id: Uuid,
-) -> tracing::Span {
-    // OpenTelemetry's HTTP server convention: `{method} {route}`, or only the
-    // method when no route matched (an unbounded set of paths would make an
-    // unbounded set of span names).
-    let name = match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_string(),
-    };
+) -> Traced {
     let make = || {
+        // OpenTelemetry's HTTP server convention: `{method} {route}`, or only
+        // the method when no route matched (an unbounded set of paths would
+        // make an unbounded set of span names).
+        let name = match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        };
         tracing::info_span!(
             parent: None,
             "http.server",
@@ -89,17 +95,13 @@ pub fn request_span(
             dossier.operation.kind = tracing::field::Empty,
         )
     };
-    let remote = propagation::extract_http(headers);
-    if propagation::has_remote_span(&remote) {
-        let span = make();
-        propagation::set_remote_parent(&span, remote);
-        span
-    } else {
-        dossier_telemetry::root_span_with_trace_id(
-            TraceId::from_bytes(*request_id.as_bytes()),
-            make,
-        )
-    }
+    Traced::edge(
+        &propagation::extract_http(headers),
+        TraceId::from_bytes(*request_id.as_bytes()),
+        &request_id.to_string(),
+        "http.server",
+        make,
+    )
 }
 
 /// When the request arrived (a request extension): what is left of the
@@ -129,9 +131,7 @@ pub async fn request_context(
         request_id,
     );
 
-    let response = REQUEST_ID
-        .scope(request_id, next.run(req).instrument(span.clone()))
-        .await;
+    let response = REQUEST_ID.scope(request_id, span.wrap(next.run(req))).await;
     let mut response =
         span.in_scope(|| normalize_error(response, request_id, state.max_body_bytes()));
 

@@ -16,10 +16,9 @@ use async_nats::client::RequestErrorKind;
 use bytes::Bytes;
 use dossier_contracts::api::PersonRecord;
 use dossier_contracts::v1::{EnrichPersonReply, EnrichPersonRequest, enrich_person_reply};
-use dossier_telemetry::{propagation, spans};
+use dossier_telemetry::{Traced, propagation, spans};
 use prost::Message as _;
 use serde_json::Value;
-use tracing::Instrument as _;
 
 use crate::error::ApiError;
 
@@ -72,7 +71,9 @@ impl EnrichClient {
         }
         // The request's producer span, a child of the HTTP span: the worker's
         // `process` span hangs under it.
-        let span = spans::nats_publish(dossier_contracts::subjects::ENRICH_PERSON, request_id);
+        let span = Traced::current_child(|| {
+            spans::nats_publish(dossier_contracts::subjects::ENRICH_PERSON, request_id)
+        });
         span.record("tenant.id", tenant);
         let record_json = serde_json::to_vec(record)
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("encode record")))?;
@@ -81,17 +82,14 @@ impl EnrichClient {
             record_json,
         };
         let mut headers = HeaderMap::new();
-        propagation::inject_nats(&span, request_id, &mut headers);
+        propagation::inject_nats_traced(&span, request_id, &mut headers);
 
         let call = self.client.request_with_headers(
             dossier_contracts::subjects::ENRICH_PERSON,
             headers,
             Bytes::from(request.encode_to_vec()),
         );
-        let reply = match tokio::time::timeout(self.timeout, call)
-            .instrument(span)
-            .await
-        {
+        let reply = match span.wrap(tokio::time::timeout(self.timeout, call)).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(error)) if error.kind() == RequestErrorKind::NoResponders => {
                 return Err(ApiError::enrichment_unavailable(

@@ -73,11 +73,10 @@ use dossier_broker::payloads;
 use dossier_contracts::api::{BodyError, check_idempotency_key, check_payload};
 use dossier_contracts::v1::{CreateOperationRequest, Job, Operation};
 use dossier_contracts::{Kind, Status, time_ext};
-use dossier_telemetry::{propagation, spans};
+use dossier_telemetry::{Traced, propagation, spans};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::Shared;
@@ -239,7 +238,7 @@ pub(crate) async fn create(
         Some(key) => claim(shared, &request, key).await?,
     };
     let id_text = id.to_string();
-    tracing::Span::current().record("dossier.operation.id", id_text.as_str());
+    dossier_telemetry::record_operation_id(id_text.as_str());
     // Until the job may have been stored, a failure leaves nothing behind:
     // a claim this call made is released, so a corrected request may use
     // the key at once.
@@ -421,7 +420,7 @@ struct PreparedJob {
     subject: String,
     headers: HeaderMap,
     bytes: Bytes,
-    span: tracing::Span,
+    span: Traced,
     id: String,
 }
 
@@ -437,15 +436,20 @@ async fn prepare_job(
 ) -> Result<PreparedJob, Error> {
     let subject = dossier_broker::job_subject(request.kind);
     // The producer span: the job's headers carry its context, so the
-    // worker's span is its child.
-    let span = spans::nats_publish(&subject, id);
+    // worker's span is its child (none when the trace is not recorded:
+    // the headers carry the call's context then).
+    let span = Traced::current_child(|| spans::nats_publish(&subject, id));
     span.record("dossier.operation.id", id);
     let inline_limit = payloads::inline_limit(shared.client.server_info().max_payload);
     let (payload_json, payload_ref) = if request.payload.len() <= inline_limit {
         (request.payload.to_vec(), None)
     } else {
-        let stored = payloads::store(&shared.topology.payloads, id, &request.payload)
-            .instrument(span.clone())
+        let stored = span
+            .wrap(payloads::store(
+                &shared.topology.payloads,
+                id,
+                &request.payload,
+            ))
             .await
             .map_err(|e| Error::broker("storing the job's payload")(e.into()))?;
         tracing::debug!(message = "Stored a large job payload.", operation_id = %id, bytes = stored.size);
@@ -461,7 +465,7 @@ async fn prepare_job(
     };
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
-    propagation::inject_nats(&span, &request.request_id, &mut headers);
+    propagation::inject_nats_traced(&span, &request.request_id, &mut headers);
     Ok(PreparedJob {
         subject,
         headers,
@@ -492,8 +496,9 @@ impl PreparedJob {
         // The context's own timeout bounds the ack; this also bounds a
         // publish stuck behind a full outgoing buffer.
         let timeout = shared.request_timeout + Duration::from_millis(500);
-        let ack = tokio::time::timeout(timeout, publish)
-            .instrument(self.span.clone())
+        let ack = self
+            .span
+            .wrap(tokio::time::timeout(timeout, publish))
             .await
             .map_err(|_| Error::broker("storing the job")("publish ack timed out".into()))
             .and_then(|stored| stored)

@@ -40,11 +40,10 @@ use async_nats::jetstream::{self, AckKind, stream};
 use dossier_broker::consume::{ConsumeLoop, DurableStream};
 use dossier_contracts::v1::{Failed, Job, OperationError, OperationEvent, operation_event};
 use dossier_contracts::{Kind, time_ext};
-use dossier_telemetry::{propagation, spans};
+use dossier_telemetry::propagation;
 use prost::Message as _;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::accept::validate_tenant;
@@ -112,20 +111,24 @@ async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
         return;
     }
     // Built by hand rather than with `#[instrument]`: the parent (the
-    // worker's publish span) must be set before the span is first entered.
-    let span = spans::nats_process(message.subject.as_str(), &event.event_id);
+    // worker's publish span) must be set before the span is first entered,
+    // and none is built when the event's trace is not recorded.
+    let (span, request_id) = propagation::nats_consume(
+        message.subject.as_str(),
+        &event.event_id,
+        message.headers.as_ref(),
+    );
     span.record(
         "messaging.consumer.group.name",
         dossier_broker::PROJECTOR_CONSUMER,
     );
-    span.record("dossier.operation.id", event.operation_id.as_str());
+    span.record_operation_id(event.operation_id.as_str());
     span.record("dossier.job.attempt", event.attempt);
     span.record("tenant.id", event.tenant_id.as_str());
     if let Some(kind) = &event.event {
         span.record("dossier.event.type", kind.type_name());
     }
-    let request_id = propagation::nats_parent(&span, message.headers.as_ref());
-    async {
+    span.wrap(async {
         match project(&shared, &event, request_id).await {
             Ok(()) => {
                 if let (Some(kind), Ok(info)) = (Kind::from_proto(event.kind), message.info()) {
@@ -142,8 +145,7 @@ async fn handle_event(shared: Arc<Shared>, message: jetstream::Message) {
                 settle(&message, AckKind::Term).await;
             }
         }
-    }
-    .instrument(span)
+    })
     .await;
 }
 
@@ -261,16 +263,19 @@ async fn fail_dead_job(shared: &Shared, advisory: &MaxDeliverAdvisory) -> Result
     match Job::decode(raw.payload.clone()) {
         Ok(job) => {
             let event = dead_letter_event(&job, advisory);
-            let span = tracing::info_span!(
-                "dead_letter",
-                dossier.operation.id = %job.operation_id,
-                request.id = tracing::field::Empty,
-                consumer = %advisory.consumer,
-                deliveries = advisory.deliveries,
-            );
             // The job's headers: the dead letter joins the request's trace.
-            let request_id = propagation::nats_parent(&span, Some(&raw.headers));
-            async {
+            let (span, request_id) =
+                propagation::nats_continue(Some(&raw.headers), "dead_letter", || {
+                    tracing::info_span!(
+                        "dead_letter",
+                        dossier.operation.id = %job.operation_id,
+                        request.id = tracing::field::Empty,
+                        consumer = %advisory.consumer,
+                        deliveries = advisory.deliveries,
+                    )
+                });
+            span.record_operation_id(&job.operation_id);
+            span.wrap(async {
                 if check_event(&event).is_ok()
                     && let Some(kind) = Kind::from_proto(job.kind)
                 {
@@ -295,8 +300,7 @@ async fn fail_dead_job(shared: &Shared, advisory: &MaxDeliverAdvisory) -> Result
                     tracing::error!(message = "Dead job names no valid operation; removing it.", operation_id = %job.operation_id);
                 }
                 Ok::<(), Error>(())
-            }
-            .instrument(span)
+            })
             .await?;
         }
         Err(error) => {

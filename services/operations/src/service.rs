@@ -22,7 +22,6 @@ use futures::StreamExt as _;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response};
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::Shared;
@@ -89,7 +88,7 @@ fn authorize<T: Tenanted>(
     let span = tracing::Span::current();
     span.record("tenant.id", request.get_ref().tenant_id());
     if let Some(id) = operation_id(request.get_ref()) {
-        span.record("dossier.operation.id", id);
+        dossier_telemetry::record_operation_id(id);
     }
     dossier_identity::grpc::authorized_tenant(request).map(drop)
 }
@@ -111,7 +110,7 @@ impl Operations for OperationsService {
         authorize(&request, |_| None)?;
         let request = request.into_inner();
         let (operation, created) = accept::create(&self.shared, request, request_id).await?;
-        tracing::Span::current().record("dossier.operation.id", operation.id.as_str());
+        dossier_telemetry::record_operation_id(operation.id.as_str());
         Ok(Response::new(CreateOperationResponse {
             operation: Some(view::without_result(operation)),
             created,
@@ -183,9 +182,11 @@ impl Operations for OperationsService {
         let current = self.load_owned(&request.tenant_id, &id).await?;
         let (tx, rx) = mpsc::channel(16);
         let shared = self.shared.clone();
-        // The stream outlives the call: its task stays in the call's span.
+        // The stream outlives the call: its task stays in the call's span
+        // (or its untraced scope).
         tokio::spawn(
-            forward_changes(shared, id, current, watch, tx).instrument(tracing::Span::current()),
+            dossier_telemetry::Traced::current()
+                .wrap(forward_changes(shared, id, current, watch, tx)),
         );
         Ok(Response::new(ReceiverStream::new(rx)))
     }

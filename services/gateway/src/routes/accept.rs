@@ -149,9 +149,8 @@ async fn accept<T: Serialize>(
         )));
     }
     let replay = !response.created;
-    let span = tracing::Span::current();
-    span.record("dossier.operation.id", operation.id.as_str());
-    span.record("dossier.operation.kind", kind.as_str());
+    dossier_telemetry::record_operation_id(operation.id.as_str());
+    tracing::Span::current().record("dossier.operation.kind", kind.as_str());
     tracing::info!(
         message = if replay { "Operation replayed." } else { "Operation accepted." },
         operation_id = %operation.id,

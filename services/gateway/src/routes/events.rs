@@ -57,7 +57,7 @@ pub(crate) async fn operation_events(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    dossier_telemetry::record_operation_id(id.as_str());
     let from_query = parse_events_query(&query_pairs(query)?)?;
     // The header wins: an `EventSource` opened with `?lastEventId=` keeps
     // that URL and sends its newer position in the header.

@@ -33,7 +33,7 @@ pub(crate) async fn get_operation(
     OperationId(id): OperationId,
     prefer: WaitPreference,
 ) -> Result<Response, ApiError> {
-    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    dossier_telemetry::record_operation_id(id.as_str());
     let wait = prefer.wait(state.request_timeout());
     let waited = match &wait {
         Some(wait) => watch::wait_for_terminal(&state, &caller.tenant_id, &id, wait).await?,
@@ -98,7 +98,7 @@ pub(crate) async fn get_operation_results(
     OperationId(id): OperationId,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    dossier_telemetry::record_operation_id(id.as_str());
     let pairs = query_pairs(query)?;
     let query = parse_results_query(&pairs)?;
     let has_cursor = query.cursor.is_some();
@@ -150,7 +150,7 @@ pub(crate) async fn cancel_operation(
     base: ExternalBase,
     OperationId(id): OperationId,
 ) -> Result<Response, ApiError> {
-    tracing::Span::current().record("dossier.operation.id", id.as_str());
+    dossier_telemetry::record_operation_id(id.as_str());
     let response = state
         .operations()
         .cancel_operation(state.signed(CancelOperationRequest {
