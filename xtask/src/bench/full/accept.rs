@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::baselines::Baselines;
-use super::measure::{cores_used, cpu_seconds};
-use super::results::{Results, Row};
+use super::measure::{CpuPerRequest, cores_used, cpu_seconds};
+use super::results::{Aim, Results, Row};
 use super::{Args, Bench, accepted_ids};
 use crate::bench::load;
 use crate::bench::stack::Stack;
+
+/// Issue 17's aim: µs of CPU per accept in the gateway and the operations
+/// service together.
+pub(super) const ACCEPT_CPU_MICROS: f64 = 100.0;
 
 impl Bench {
     /// Closed loop at each concurrency, then open loop at shares of the
@@ -31,7 +35,8 @@ impl Bench {
         for &c in &args.concurrency {
             let (before, at) = (cpu_seconds(stack), Instant::now());
             let outcome = load::closed(self.addr, c, self.seconds, make.clone(), 200).await?;
-            let (cores, total) = cores_used(&before, &cpu_seconds(stack), at.elapsed());
+            let (after, elapsed) = (cpu_seconds(stack), at.elapsed());
+            let (cores, total) = cores_used(&before, &after, elapsed);
             if c == 256 {
                 results.row(Row::new(
                     format!("accept: CPU cores busy, {c} connections"),
@@ -48,7 +53,13 @@ impl Bench {
                     "req/s",
                 )
                 .against(baselines.windowed.rate(), "windowed raw publish")
-                .aim("≥ 0.25×"),
+                .aim(Aim::RatioAtLeast(0.25)),
+            );
+            results.cpu(
+                format!("accept, {c} connection(s)"),
+                "gateway + operations",
+                CpuPerRequest::new(&before, &after, elapsed, outcome.ok),
+                Some(ACCEPT_CPU_MICROS),
             );
             if c == 1 {
                 results.row(
@@ -81,7 +92,9 @@ impl Bench {
         let mut open = Vec::new();
         for &share in &args.open_shares {
             let rate = saturating * share;
+            let (before, at) = (cpu_seconds(stack), Instant::now());
             let outcome = load::open(self.addr, 256, rate, self.seconds, make.clone()).await?;
+            let cpu = CpuPerRequest::new(&before, &cpu_seconds(stack), at.elapsed(), outcome.ok);
             let aim = (share - 0.5).abs() < 1e-9;
             let mut row = Row::new(
                 format!(
@@ -92,9 +105,15 @@ impl Bench {
                 "ms",
             );
             if aim {
-                row = row.aim("≤ 10 ms");
+                row = row.aim(Aim::AtMost(10.0));
             }
             results.row(row);
+            results.cpu(
+                format!("accept, open loop at {:.0}%", share * 100.0),
+                "gateway + operations",
+                cpu,
+                Some(ACCEPT_CPU_MICROS),
+            );
             open.push(
                 json!({ "share": share, "offeredPerSecond": rate, "latency": outcome.json() }),
             );

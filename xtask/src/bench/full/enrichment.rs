@@ -1,7 +1,7 @@
 //! Step 6: the enrichment bench (its own stack, ~1 min): a 10,000-record
 //! batch through the stack against raw matching in-process.
 
-use super::results::{Results, Row};
+use super::results::{Aim, Results, Row};
 use crate::bench::enrichment;
 
 /// Runs the enrichment bench and adds its row and figures.
@@ -20,7 +20,7 @@ pub(super) fn measure(results: &mut Results) -> anyhow::Result<()> {
             "records/s",
         )
         .against(raw, "raw matching in-process")
-        .aim("≥ 0.5×"),
+        .aim(Aim::RatioAtLeast(0.5)),
     );
     results.set("enrichment", json);
     Ok(())

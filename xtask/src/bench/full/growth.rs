@@ -15,8 +15,9 @@ use dossier_contracts::v1::operations_client::OperationsClient;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
 
+use super::accept::ACCEPT_CPU_MICROS;
 use super::baselines::Baselines;
-use super::measure::rss;
+use super::measure::{CpuPerRequest, cpu_seconds, rss};
 use super::results::{Results, Row};
 use super::{Args, Bench, accepted_ids, purge_jobs};
 use crate::bench::load::{self, Connection};
@@ -76,7 +77,9 @@ impl Bench {
             "s",
         ));
 
+        let (before, at) = (cpu_seconds(stack), Instant::now());
         let accept = load::closed(self.addr, 64, self.seconds, self.search(), 200).await?;
+        let cpu = CpuPerRequest::new(&before, &cpu_seconds(stack), at.elapsed(), accept.ok);
         results.row(
             Row::new(
                 format!("accept: 202/s, 64 connections{label}"),
@@ -90,8 +93,16 @@ impl Bench {
             accept.ms(0.99),
             "ms",
         ));
+        results.cpu(
+            format!("accept, 64 connections{label}"),
+            "gateway + operations",
+            cpu,
+            Some(ACCEPT_CPU_MICROS),
+        );
         let ids = accepted_ids(&accept);
-        let reads = self.reads(&ids, &baselines.kv, results, &label).await?;
+        let reads = self
+            .reads(stack, &ids, &baselines.kv, results, &label)
+            .await?;
         purge_jobs(js).await?;
         let pages = load::closed(self.addr, 16, self.seconds, list, 0).await?;
         results.row(Row::new(

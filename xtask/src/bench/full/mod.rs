@@ -223,7 +223,9 @@ impl Bench {
 
         // 3. Status reads of the operations just accepted.
         eprintln!("xtask: status reads");
-        let reads = self.reads(&accept, &baselines.kv, results, "").await?;
+        let reads = self
+            .reads(stack, &accept, &baselines.kv, results, "")
+            .await?;
         results.set("statusReads", reads.json());
         purge_jobs(&js).await?;
 
