@@ -476,20 +476,11 @@ mod tests {
 
     #[test]
     fn a_parent_decides_unless_the_service_is_off() {
-        let sampled = SpanContext::new(
-            TraceId::from(7),
-            opentelemetry::trace::SpanId::from(9),
-            TraceFlags::SAMPLED,
-            true,
-            TraceState::NONE,
-        );
-        let unsampled = SpanContext::new(
-            TraceId::from(7),
-            opentelemetry::trace::SpanId::from(9),
-            TraceFlags::NOT_SAMPLED,
-            true,
-            TraceState::NONE,
-        );
+        let remote = |flags| {
+            let span_id = opentelemetry::trace::SpanId::from(9);
+            SpanContext::new(TraceId::from(7), span_id, flags, true, TraceState::NONE)
+        };
+        let (sampled, unsampled) = (remote(TraceFlags::SAMPLED), remote(TraceFlags::NOT_SAMPLED));
         for sampling in [Sampling::ratio(0.0), Sampling::ratio(1.0), Sampling::ALWAYS] {
             assert!(sampling.records(Some(&sampled), TraceId::from(7)));
             assert!(!sampling.records(Some(&unsampled), TraceId::from(7)));

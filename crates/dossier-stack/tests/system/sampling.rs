@@ -12,7 +12,9 @@ use dossier_stack::{KEY_A, search_body};
 use dossier_telemetry::Sampling;
 use serde_json::Value;
 
-use crate::traces::{Trace, assert_job_trace, start_workers, stop_all};
+use crate::traces::{
+    CALLERS_TRACE, assert_callers_trace, post_in_callers_trace, start_workers, stop_all,
+};
 
 /// The lines from `target` whose `message` is `message` and whose
 /// `operation_id` is `id`.
@@ -71,19 +73,7 @@ async fn at_ratio_zero_no_span_is_built_and_the_context_still_travels() {
     }
 
     // A caller's sampled trace is recorded even at ratio 0.
-    let callers_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let continued = app
-        .post_with(
-            "/api/search/people",
-            &search_body(),
-            KEY_A,
-            &[(
-                "traceparent",
-                &format!("00-{callers_trace}-00f067aa0ba902b7-01"),
-            )],
-        )
-        .await;
-    assert_eq!(continued.status, 202, "{}", continued.body);
+    let continued = post_in_callers_trace(&app).await;
     app.wait_for_terminal(&continued.id(), KEY_A).await;
 
     stop_all(app, workers).await;
@@ -91,23 +81,14 @@ async fn at_ratio_zero_no_span_is_built_and_the_context_still_travels() {
     let spans = receiver.spans();
     let strays: Vec<_> = spans
         .iter()
-        .filter(|s| s.trace_id != callers_trace)
+        .filter(|s| s.trace_id != CALLERS_TRACE)
         .map(|s| format!("{} {} {}", s.service, s.name, s.trace_id))
         .collect();
     assert!(
         strays.is_empty(),
         "exported outside the caller's trace: {strays:?}"
     );
-    let http = assert_job_trace(
-        &Trace::new(&spans, callers_trace),
-        Kind::SearchPeople,
-        "/api/search/people",
-        "search-worker",
-        &["search"],
-        continued.request_id(),
-        &continued.id(),
-    );
-    assert_eq!(http.parent_span_id, "00f067aa0ba902b7");
+    assert_callers_trace(&spans, &continued);
 
     // The log lines of the unsampled request carry its ids in every service.
     let logs = telemetry.logs().json_lines();

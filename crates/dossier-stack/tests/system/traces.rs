@@ -10,7 +10,7 @@ use dossier_stack::telemetry::{
     OtlpReceiver, ReceivedSpan, ServiceRuntime, Telemetry, TelemetryOptions,
     spawn_app_with_telemetry,
 };
-use dossier_stack::{KEY_A, Running, TestApp, batch_body, search_body};
+use dossier_stack::{Answer, KEY_A, Running, TestApp, batch_body, search_body};
 use uuid::Uuid;
 
 /// Starts the search and enrichment workers of `app`, each on its own runtime.
@@ -44,6 +44,43 @@ pub(crate) async fn start_workers_with(
     ]
 }
 
+/// The trace id of a caller's sampled `traceparent`, whose span is
+/// `00f067aa0ba902b7`.
+pub(crate) const CALLERS_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Accepts a search whose caller sent a sampled `traceparent` in
+/// [`CALLERS_TRACE`].
+pub(crate) async fn post_in_callers_trace(app: &TestApp) -> Answer {
+    let continued = app
+        .post_with(
+            "/api/search/people",
+            &search_body(),
+            KEY_A,
+            &[(
+                "traceparent",
+                &format!("00-{CALLERS_TRACE}-00f067aa0ba902b7-01"),
+            )],
+        )
+        .await;
+    assert_eq!(continued.status, 202, "{}", continued.body);
+    continued
+}
+
+/// Checks the search [`post_in_callers_trace`] accepted: the job's trace in
+/// [`CALLERS_TRACE`], its gateway span a child of the caller's span.
+pub(crate) fn assert_callers_trace(spans: &[ReceivedSpan], continued: &Answer) {
+    let http = assert_job_trace(
+        &Trace::new(spans, CALLERS_TRACE),
+        Kind::SearchPeople,
+        "/api/search/people",
+        "search-worker",
+        &["search"],
+        continued.request_id(),
+        &continued.id(),
+    );
+    assert_eq!(http.parent_span_id, "00f067aa0ba902b7");
+}
+
 /// Stops every service gracefully, so that every span has ended.
 pub(crate) async fn stop_all(mut app: TestApp, workers: Vec<Running>) {
     for worker in workers {
@@ -54,13 +91,13 @@ pub(crate) async fn stop_all(mut app: TestApp, workers: Vec<Running>) {
 }
 
 /// The spans of one trace, with lookups that explain a failure.
-pub(crate) struct Trace<'a> {
+struct Trace<'a> {
     id: String,
     spans: Vec<&'a ReceivedSpan>,
 }
 
 impl<'a> Trace<'a> {
-    pub(crate) fn new(all: &'a [ReceivedSpan], id: &str) -> Trace<'a> {
+    fn new(all: &'a [ReceivedSpan], id: &str) -> Trace<'a> {
         Trace {
             id: id.to_owned(),
             spans: all.iter().filter(|s| s.trace_id == id).collect(),
@@ -133,7 +170,7 @@ fn assert_attr(span: &ReceivedSpan, key: &str, value: &str) {
 
 /// Checks a job's trace: gateway → gRPC → operations → publish → worker job
 /// → steps and event publishes → projections. Returns the HTTP server span.
-pub(crate) fn assert_job_trace<'a>(
+fn assert_job_trace<'a>(
     trace: &Trace<'a>,
     kind: Kind,
     route: &str,
@@ -268,19 +305,7 @@ async fn every_service_exports_one_trace_per_request() {
     assert_eq!(search.status, 202, "{}", search.body);
     let batch = app.post_batch(&batch_body(3)).await;
     assert_eq!(batch.status, 202, "{}", batch.body);
-    let callers_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let continued = app
-        .post_with(
-            "/api/search/people",
-            &search_body(),
-            KEY_A,
-            &[(
-                "traceparent",
-                &format!("00-{callers_trace}-00f067aa0ba902b7-01"),
-            )],
-        )
-        .await;
-    assert_eq!(continued.status, 202, "{}", continued.body);
+    let continued = post_in_callers_trace(&app).await;
     for accepted in [&search, &batch, &continued] {
         app.wait_for_terminal(&accepted.id(), KEY_A).await;
     }
@@ -318,16 +343,7 @@ async fn every_service_exports_one_trace_per_request() {
     );
 
     // The caller's trace id, and its span as the parent of ours.
-    let http = assert_job_trace(
-        &Trace::new(&spans, callers_trace),
-        Kind::SearchPeople,
-        "/api/search/people",
-        "search-worker",
-        &["search"],
-        continued.request_id(),
-        &continued.id(),
-    );
-    assert_eq!(http.parent_span_id, "00f067aa0ba902b7");
+    assert_callers_trace(&spans, &continued);
 
     // A poll is a trace of its own: HTTP → gRPC client → gRPC server.
     let trace = Trace::new(&spans, &poll.request_id().simple().to_string());
