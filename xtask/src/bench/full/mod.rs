@@ -1,5 +1,5 @@
 //! `cargo xtask bench` (or `bench all`): the whole stack against the
-//! broker's own limits, in one run (issue 8; method in
+//! broker's own limits, in one run (issues 8 and 17; method in
 //! `docs/performance.md`).
 //!
 //! 1. Builds the services in release and starts nats-server (pinned, file

@@ -157,7 +157,7 @@ fn number(v: f64) -> String {
 /// The table of figures: value, baseline, ratio, aim and whether it is met.
 fn figures_table(rows: &[Row]) -> String {
     let mut table = String::from(
-        "| figure | value | baseline | ratio | aim (issue 17) | |\n|---|---:|---|---:|---|---|\n",
+        "| figure | value | baseline | ratio | aim (issue 17) | met |\n|---|---:|---|---:|---|---|\n",
     );
     for row in rows {
         let (baseline, ratio) = match (&row.baseline, row.ratio()) {
@@ -316,7 +316,7 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
-            "| figure | value | baseline | ratio | aim (issue 17) | |"
+            "| figure | value | baseline | ratio | aim (issue 17) | met |"
         );
         assert_eq!(
             lines[2],
