@@ -8,8 +8,11 @@
 //! - `cargo xtask deploy-check` validates deploy/ and docker-compose.yml (deploy/README.md).
 //! - `cargo xtask gen-directory` writes the deterministic demo directory.
 //! - `cargo xtask bench enrichment` benchmarks the whole stack (bench/results/).
+//! - `cargo xtask chaos` injects faults into the whole stack under load and
+//!   checks the invariants through the HTTP API.
 
 mod bench;
+mod chaos;
 mod deploy;
 mod directory;
 mod keygen;
@@ -51,6 +54,9 @@ enum Command {
     DeployCheck(deploy::Args),
     /// Benchmark the whole stack in release; results in bench/results/.
     Bench(bench::Args),
+    /// Kill, restart and stall every part of the running stack under load,
+    /// then check every operation end to end through the HTTP API.
+    Chaos(chaos::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Samples(args) => samples::run(args),
         Command::DeployCheck(args) => deploy::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Chaos(args) => chaos::run(args),
         Command::NatsServer => {
             println!("{}", nats::ensure()?.display());
             Ok(())

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: every test, against the pinned nats-server, then
-//! `cargo xtask deploy-check`.
+//! `cargo xtask deploy-check`, then `cargo xtask chaos` (single node and a
+//! shorter cluster phase, about three minutes).
 
 use crate::{cargo, nats, run_checked};
 
@@ -47,6 +48,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         )?;
         // The deploy files, checked against the services just tested.
         crate::deploy::run(crate::deploy::Args::default())?;
+        // The same binaries under faults: the invariants end to end.
+        crate::chaos::run(crate::chaos::Args::ci())?;
     }
     Ok(())
 }

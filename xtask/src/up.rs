@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::supervise::{Output, Supervisor};
+use crate::supervise::{Output, Supervisor, Watch};
 use crate::{cargo, directory, keygen, nats, root, run_checked, samples, target_dir};
 
 /// How long a process may take to listen.
@@ -222,8 +222,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 /// directory: about 30 s for the default one in a debug build).
 const READY: Duration = Duration::from_secs(300);
 
-/// Whether `/readyz` on `port` answers 2xx.
-fn is_ready(port: u16) -> bool {
+/// The start-up line of the operations service naming its gRPC address.
+pub(crate) fn operations_listening() -> Watch {
+    Watch::field("Operations service listening.", "addr")
+}
+
+/// The start-up line of the gateway naming its HTTP address.
+pub(crate) fn gateway_listening() -> Watch {
+    Watch::field("Gateway listening.", "http_addr")
+}
+
+/// The start-up line naming the admin server's address (every service but
+/// the gateway binds one; port 0 lets it pick).
+pub(crate) fn admin_listening() -> Watch {
+    Watch::field("Admin server listening.", "admin_addr")
+}
+
+/// Whether `/readyz` on `port` (loopback) answers 2xx.
+pub(crate) fn is_ready(port: u16) -> bool {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(2)))
         .http_status_as_error(false)

@@ -15,7 +15,7 @@ mod fsync;
 mod full;
 mod load;
 mod report;
-mod research;
+pub(crate) mod research;
 mod search;
 mod stack;
 

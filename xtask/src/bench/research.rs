@@ -380,15 +380,18 @@ fn first_company(files: &str) -> anyhow::Result<(String, String)> {
     anyhow::bail!("{first} has no company with a domain")
 }
 
-/// The company's site on loopback, until dropped.
-struct Site {
-    base: String,
+/// The company's site on loopback, until dropped (also what `cargo xtask
+/// chaos` serves its research subjects from).
+pub(crate) struct Site {
+    /// `http://127.0.0.1:<port>/`.
+    pub(crate) base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Site {
-    fn start(delay: Duration) -> anyhow::Result<Site> {
+    /// Serves the site, each page answered after `delay`.
+    pub(crate) fn start(delay: Duration) -> anyhow::Result<Site> {
         use axum::http::header;
         use axum::response::IntoResponse as _;
 

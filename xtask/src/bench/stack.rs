@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::supervise::{Output, Supervisor, Watch};
+use crate::up::{gateway_listening, operations_listening};
 use crate::{cargo, keygen, nats, run_checked, up};
 
 /// How long a process may take to log its address and listen.
@@ -72,16 +73,6 @@ pub(crate) fn build_release(packages: &[&str]) -> anyhow::Result<()> {
         build.args(["-p", package]);
     }
     run_checked(&mut build)
-}
-
-/// The start-up line of the operations service naming its gRPC address.
-fn operations_listening() -> Watch {
-    Watch::field("Operations service listening.", "addr")
-}
-
-/// The start-up line of the gateway naming its HTTP address.
-fn gateway_listening() -> Watch {
-    Watch::field("Gateway listening.", "http_addr")
 }
 
 impl Stack {

@@ -16,17 +16,12 @@ use super::Report;
 use super::agreement::dev_key;
 use super::catalog::{Service, ServiceCatalog};
 use super::nats_auth::{nats_password_vars, nats_users};
-use crate::supervise::{Output, Supervisor, Watch};
+use crate::supervise::{Output, Supervisor};
+use crate::up::{admin_listening, gateway_listening, operations_listening};
 use crate::{cargo, nats, run_checked, target_dir};
 
 /// How long nats-server and each service may take to log their address.
 const STARTUP: Duration = Duration::from_secs(60);
-
-/// The start-up line naming the admin server's address (every service
-/// but the gateway binds one, on port 0 here).
-fn admin_listening() -> Watch {
-    Watch::field("Admin server listening.", "admin_addr")
-}
 
 pub(super) fn smoke(
     root: &Path,
@@ -158,7 +153,7 @@ fn smoke_run(
             .env("DOSSIER_OPERATIONS_GRPC_ADDR", "127.0.0.1:0")
             .env("DOSSIER_ADMIN_ADDR", "127.0.0.1:0")
             .env("DOSSIER_LOG_FORMAT", "json");
-        let grpc_listening = Watch::field("Operations service listening.", "addr");
+        let grpc_listening = operations_listening();
         procs.spawn(
             "operations",
             operations,
@@ -195,7 +190,7 @@ fn smoke_run(
                 root.join("deploy/compose/dev-api-keys.toml"),
             )
             .env("DOSSIER_LOG_FORMAT", "json");
-        let http_listening = Watch::field("Gateway listening.", "http_addr");
+        let http_listening = gateway_listening();
         procs.spawn(
             "gateway",
             gateway,
