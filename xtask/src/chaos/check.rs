@@ -42,7 +42,7 @@ pub(crate) enum Answer {
     /// Any other status, with the problem's code: not expected under faults.
     Unexpected(u16, String),
     /// No answer (connection refused or reset, a timeout).
-    NoAnswer(String),
+    Unanswered(String),
 }
 
 /// One request of the load: an operation it asked for, and the answer to
@@ -185,7 +185,7 @@ pub(crate) fn check(observations: &Observations, finals: &BTreeMap<String, Final
                     );
                     format!("POST {status} {code}")
                 }
-                Answer::NoAnswer(_) => "POST no answer".to_owned(),
+                Answer::Unanswered(_) => "POST no answer".to_owned(),
             };
             *answers.entry(name).or_default() += 1;
         }
@@ -429,7 +429,7 @@ mod tests {
                     Some("k"),
                     vec![
                         Answer::OutcomeUnknown(Some("u2".into())),
-                        Answer::NoAnswer("refused".into()),
+                        Answer::Unanswered("refused".into()),
                         accepted("u2"),
                     ],
                 ),

@@ -171,7 +171,7 @@ impl Client {
             let retry = key.is_some()
                 && matches!(
                     answer,
-                    Answer::OutcomeUnknown(_) | Answer::Refused(_) | Answer::NoAnswer(_)
+                    Answer::OutcomeUnknown(_) | Answer::Refused(_) | Answer::Unanswered(_)
                 );
             answers.push(answer);
             if !retry || attempt + 1 == ATTEMPTS {
@@ -242,7 +242,7 @@ fn classify(reply: Result<(u16, serde_json::Value), String>) -> Answer {
         }
         Ok((status @ (429 | 503), _)) => Answer::Refused(status),
         Ok((status, body)) => Answer::Unexpected(status, problem_code(&body).to_owned()),
-        Err(why) => Answer::NoAnswer(why),
+        Err(why) => Answer::Unanswered(why),
     }
 }
 

@@ -38,7 +38,7 @@ impl Mode {
 }
 
 /// One fault.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Fault {
     /// SIGKILL of a service, then a restart on the same addresses.
     Kill(&'static str),
