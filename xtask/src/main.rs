@@ -107,3 +107,20 @@ fn run_checked(cmd: &mut std::process::Command) -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
     Ok(())
 }
+
+/// The status and JSON body (`null` when not JSON) of an HTTP answer, read
+/// up to 64 MiB (the bench's and the chaos run's clients of the API).
+fn json_answer(
+    response: http::Response<ureq::Body>,
+) -> Result<(u16, serde_json::Value), ureq::Error> {
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_vec()?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    ))
+}

@@ -253,17 +253,8 @@ impl Stack {
                 .send_empty(),
         }
         .with_context(|| format!("{method} {path}"))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_vec()
-            .with_context(|| format!("reading the answer of {method} {path}"))?;
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+        crate::json_answer(response)
+            .with_context(|| format!("reading the answer of {method} {path}"))
     }
 }
 

@@ -118,18 +118,8 @@ fn terminal_statuses(text: &str) -> Vec<String> {
 fn read_json(
     response: Result<http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<(u16, Value), String> {
-    let response = response.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_vec()
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
+    crate::json_answer(response.map_err(|e| e.to_string())?)
+        .map_err(|e| format!("reading the answer: {e}"))
 }
 
 /// The code of a problem document: the last segment of its `type`.

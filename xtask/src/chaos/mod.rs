@@ -90,6 +90,10 @@ pub(crate) struct Args {
     /// Longest wait, after the load, for every operation to finish.
     #[arg(long, default_value_t = DEFAULT_WAIT_SECONDS)]
     wait_seconds: u64,
+    /// Use the services' debug binaries as they are in the target dir
+    /// (built just before), without `cargo build`.
+    #[arg(long)]
+    no_build: bool,
 }
 
 impl Args {
@@ -102,18 +106,21 @@ impl Args {
             single: false,
             seed: None,
             wait_seconds: DEFAULT_WAIT_SECONDS,
+            no_build: false,
         }
     }
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut build = cargo();
-    build.args(["build", "--quiet", "--bins"]);
-    for service in SERVICES {
-        build.args(["-p", service]);
+    if !args.no_build {
+        let mut build = cargo();
+        build.args(["build", "--quiet", "--bins"]);
+        for service in SERVICES {
+            build.args(["-p", service]);
+        }
+        run_checked(&mut build)?;
     }
-    run_checked(&mut build)?;
     let bin_dir = target_dir().join("debug");
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
