@@ -182,8 +182,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             work.display()
         );
     }
-    let _ = std::fs::remove_dir_all(&work);
+    remove(&work);
     Ok(())
+}
+
+/// Removes the run's folder (its stores and logs), trying again a few
+/// times: a process that just exited may still have had a file open.
+fn remove(work: &std::path::Path) {
+    let mut result = Ok(());
+    for _ in 0..5 {
+        result = std::fs::remove_dir_all(work);
+        if result.is_ok() || !work.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if let Err(error) = result {
+        eprintln!("xtask: could not remove {}: {error}", work.display());
+    }
 }
 
 /// The emails and companies of the directory of `seed` the load submits.
