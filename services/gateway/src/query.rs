@@ -55,11 +55,15 @@ fn parse_limit(value: &str, max: u32, errors: &mut Vec<Issue>) -> Option<u32> {
 }
 
 /// A `cursor` query parameter (opaque, but bounded and printable), or an
-/// issue naming it; `source` says where clients get cursors from.
+/// issue naming it; `source` says where clients get cursors from. An empty
+/// cursor is the first page: a client that starts from "the cursor so far"
+/// (`cursor=` with nothing yet) is asking for the start, and the document
+/// allows the empty string.
 fn parse_cursor(value: &str, source: &str, errors: &mut Vec<Issue>) -> Option<String> {
-    let valid = !value.is_empty()
-        && value.len() <= MAX_CURSOR_LEN
-        && value.bytes().all(|b| b.is_ascii_graphic());
+    if value.is_empty() {
+        return None;
+    }
+    let valid = value.len() <= MAX_CURSOR_LEN && value.bytes().all(|b| b.is_ascii_graphic());
     if !valid {
         let detail = format!("must be a cursor from a previous page's {source}");
         errors.push(Issue::parameter("cursor", detail));
@@ -239,7 +243,7 @@ mod tests {
             ("status", "done"),
             ("kind", "search"),
             ("limit", "0"),
-            ("cursor", ""),
+            ("cursor", "a b"),
             ("color", "red"),
         ]))
         .unwrap_err();
@@ -247,6 +251,8 @@ mod tests {
             parameters(err),
             ["status", "kind", "limit", "cursor", "color"]
         );
+        let first = parse_list_query(&pairs(&[("cursor", "")])).unwrap();
+        assert_eq!(first.cursor, None, "an empty cursor is the first page");
         for limit in ["101", "-1", "ten", ""] {
             let err = parse_list_query(&pairs(&[("limit", limit)])).unwrap_err();
             assert_eq!(parameters(err), ["limit"], "{limit}");

@@ -14,10 +14,11 @@ use dossier_targeting::resolve::{
     Candidate, Resolution, SearchMode, TargetAccountOutcome, resolve,
 };
 
-/// People are ranked from a pool this many times larger than the limit.
-const POOL_FACTOR: usize = 5;
-/// Largest pool asked of the providers.
-const MAX_POOL: usize = 500;
+/// Most people asked of the providers per lookup: every one found is
+/// ranked (so the best `limit` are returned) and counted in `meta.total`.
+/// An account with more people matching the filters than this is counted
+/// as this many, with `meta.totalIsExact: false`.
+pub const MAX_COUNTED: usize = 1_000;
 
 /// How a person was matched to the target account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,6 +120,16 @@ pub struct SearchMeta {
     pub candidates: Vec<Candidate>,
     /// Rows returned.
     pub returned: usize,
+    /// People found in the account matching the filters, ranked to pick
+    /// the rows returned; counted up to [`MAX_COUNTED`] per lookup.
+    pub total: usize,
+    /// Whether `total` is the exact count (false: at least that many, the
+    /// providers were asked for no more).
+    pub total_is_exact: bool,
+    /// Whether `data` holds everyone in the account matching the filters:
+    /// `returned == total`, the count exact and every provider answered;
+    /// false when the limit cut the list (or a provider failed).
+    pub complete: bool,
     /// Each provider's outcome.
     pub providers: Vec<ProviderReport>,
 }
@@ -157,7 +168,11 @@ pub async fn search(providers: &ProviderSet, request: &SearchPeopleRequest) -> S
     let resolution = resolve(providers, &request.target_account).await;
     let limit = request.limit as usize;
     let mut query = PeopleQuery::from_filters(&request.filters, request.limit);
-    query.limit = (limit * POOL_FACTOR).clamp(limit, MAX_POOL.max(limit));
+    // Ask for everyone (up to the cap), not just `limit`: ranking needs the
+    // whole pool and `meta.total` counts it.
+    query.limit = MAX_COUNTED.max(limit);
+    // Whether a lookup came back full, so there may be more than counted.
+    let mut saturated = false;
 
     let mut outcomes = resolution.outcomes.clone();
     let (people, evidence) = match resolution.mode {
@@ -165,6 +180,7 @@ pub async fn search(providers: &ProviderSet, request: &SearchPeopleRequest) -> S
             let handle = resolution.handle.as_deref().unwrap_or_default();
             let found = providers.people_at_company_handle(handle, &query).await;
             outcomes.extend(found.outcomes);
+            saturated |= found.items.len() >= query.limit;
             (found.items, CompanyMatchEvidence::CompanyPage)
         }
         SearchMode::ProfileCurrentCompany => {
@@ -176,6 +192,7 @@ pub async fn search(providers: &ProviderSet, request: &SearchPeopleRequest) -> S
             let mut people = Vec::new();
             for found in futures::future::join_all(lookups).await {
                 outcomes.extend(found.outcomes);
+                saturated |= found.items.len() >= query.limit;
                 people.extend(
                     found
                         .items
@@ -189,6 +206,7 @@ pub async fn search(providers: &ProviderSet, request: &SearchPeopleRequest) -> S
         SearchMode::Unavailable => (Vec::new(), CompanyMatchEvidence::ProfileCurrentJob),
     };
 
+    let total = people.len();
     let mut ranked: Vec<(Score, Sourced<Person>)> = people
         .into_iter()
         .map(|p| (score(&p.value, &query), p))
@@ -222,6 +240,10 @@ pub async fn search(providers: &ProviderSet, request: &SearchPeopleRequest) -> S
             matched_company_names: resolution.company_names.clone(),
             candidates: resolution.candidates.clone(),
             returned: data.len(),
+            total,
+            total_is_exact: !saturated,
+            // A provider that failed may have held more people.
+            complete: !saturated && !any_failed && data.len() == total,
             providers,
         },
         data,

@@ -175,13 +175,60 @@ pub struct SearchPeopleRequest {
     /// Optional filters.
     #[serde(default)]
     pub filters: SearchFilters,
-    /// 1 to 100 results (default 25).
-    #[serde(default = "default_search_limit")]
+    /// 1 to 100 results (default 25). A whole number written with a
+    /// fraction (`90.0`) is that number, as JSON Schema's `integer` says.
+    #[serde(
+        default = "default_search_limit",
+        deserialize_with = "whole_number::deserialize"
+    )]
     pub limit: u32,
 }
 
 fn default_search_limit() -> u32 {
     DEFAULT_SEARCH_LIMIT
+}
+
+/// Reads a `u32` from any JSON number with no fractional part: JSON (and
+/// the JSON Schema `integer` type the OpenAPI document declares) does not
+/// tell `90` from `90.0`, and clients whose numbers are all floats send
+/// the latter.
+mod whole_number {
+    use serde::de::{Deserializer, Error, Unexpected, Visitor};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+        deserializer.deserialize_any(WholeNumber)
+    }
+
+    struct WholeNumber;
+
+    impl Visitor<'_> for WholeNumber {
+        type Value = u32;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u32, E> {
+            // Out of range is left to validation, which names the bounds:
+            // saturate rather than refuse with a type error.
+            Ok(u32::try_from(v).unwrap_or(u32::MAX))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u32, E> {
+            // Negative: 0, which validation refuses with the bounds.
+            Ok(u32::try_from(v.max(0)).unwrap_or(u32::MAX))
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<u32, E> {
+            if v.fract() != 0.0 || !v.is_finite() {
+                return Err(E::invalid_value(Unexpected::Float(v), &self));
+            }
+            // Whole and finite: the cast saturates at the bounds, which
+            // validation then refuses by name.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(v.clamp(0.0, f64::from(u32::MAX)) as u32)
+        }
+    }
 }
 
 /// How much work a research operation does.

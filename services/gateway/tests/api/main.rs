@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod accepted;
 mod auth;
 mod contract;
 mod events;

@@ -327,3 +327,39 @@ async fn filters_with_no_match_explain_themselves() {
     );
     assert!(result.meta.message.as_deref().unwrap().contains("filters"));
 }
+
+#[tokio::test]
+async fn results_say_how_many_were_found_and_whether_all_are_returned() {
+    let acme = company(None, None, Some("acme-corp"));
+    let all = run(acme.clone(), SearchFilters::default(), 100).await;
+    let found = all.data.len();
+    assert!(found > 3, "the fixture's Acme has more than 3 people");
+    assert_eq!(all.meta.total, found);
+    assert!(all.meta.total_is_exact);
+    assert!(all.meta.complete, "everyone fits the limit");
+
+    // The limit cuts the list: the total still counts everyone.
+    let three = run(acme.clone(), SearchFilters::default(), 3).await;
+    assert_eq!(three.meta.returned, 3);
+    assert_eq!(three.meta.total, found);
+    assert!(!three.meta.complete);
+
+    // The total counts the people matching the filters, not the account.
+    let c_suite = SearchFilters {
+        seniorities: vec![Seniority::CSuite],
+        ..Default::default()
+    };
+    let filtered = run(acme, c_suite, 1).await;
+    assert_eq!(filtered.meta.total, 3, "the three C-suite people above");
+    assert_eq!(filtered.meta.returned, 1);
+    assert!(!filtered.meta.complete);
+
+    // Nothing found: a complete, empty answer.
+    let none = run(
+        company(None, Some("unknown-company.example"), None),
+        SearchFilters::default(),
+        10,
+    )
+    .await;
+    assert_eq!((none.meta.total, none.meta.complete), (0, true));
+}
