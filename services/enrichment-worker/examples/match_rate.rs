@@ -96,7 +96,7 @@ fn write_records(providers: &ProvidersConfig, count: usize, out: &PathBuf) -> an
         }
         i += 1;
     }
-    let body = EnrichmentBatchRequest { records };
+    let body = EnrichmentBatchRequest::new(records);
     std::fs::write(out, serde_json::to_vec(&body)?)
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(())

@@ -23,9 +23,9 @@
 //!
 //! | records | status |
 //! |---|---|
-//! | none errored | `succeeded` |
+//! | none errored (invalid ones set aside included) | `succeeded` |
 //! | some errored | `partial_success` (error `records_failed` with the counts) |
-//! | all errored | `failed` (error `providers_unavailable`) |
+//! | all that were looked up errored | `failed` (error `providers_unavailable`) |
 //! | cancelled | `cancelled`, the finished chunks as the partial result |
 //!
 //! A chunk in which *every* record failed because its providers were
@@ -43,8 +43,9 @@
 //! # Result
 //!
 //! `{ "data": [record, …], "meta": { "total", "processed", "counts":
-//! { "matched", "notFound", "error" }, "complete" } }`, records in input
-//! order, each with its `index`. Large results go to the object store (the
+//! { "matched", "notFound", "error", "invalid" }, "complete" } }`, records
+//! in input order, each with its `index`; under `onInvalidRecord: skip` an
+//! invalid record is in its place with `status: invalid` and its `errors`. Large results go to the object store (the
 //! runtime does that) and clients read them in pages.
 
 use std::convert::Infallible;
@@ -53,7 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dossier_contracts::Kind;
-use dossier_contracts::api::{EnrichmentBatchRequest, PersonRecord};
+use dossier_contracts::api::{BatchEntry, EnrichmentBatchRequest};
 use dossier_contracts::v1::Job;
 use dossier_worker::{ErrorInfo, Handler, JobContext, JobError, Outcome, decode_payload};
 use futures::StreamExt as _;
@@ -61,7 +62,9 @@ use serde_json::json;
 use tracing::Instrument as _;
 
 use crate::checkpoint::{CheckpointError, Checkpoints, Counts, Progress};
-use dossier_targeting::matching::{CompanyCache, EnrichedRecord, Matcher, PROVIDERS_UNAVAILABLE};
+use dossier_targeting::matching::{
+    CompanyCache, EnrichedRecord, Matcher, PROVIDERS_UNAVAILABLE, RecordStatus,
+};
 
 /// How often progress is re-reported while a chunk runs (see
 /// [`report_progress`]).
@@ -90,11 +93,13 @@ impl EnrichmentHandler {
     }
 
     /// Matches one chunk (records `start..` of the batch), counting each
-    /// finished record in `done` and reporting progress as it goes.
+    /// finished record in `done` and reporting progress as it goes. A
+    /// record set aside as invalid is answered `invalid` without a lookup,
+    /// and counts as done like any other.
     async fn run_chunk(
         &self,
         ctx: &JobContext,
-        records: &[PersonRecord],
+        records: &[BatchEntry<'_>],
         start: usize,
         total: usize,
         cache: &CompanyCache,
@@ -105,9 +110,14 @@ impl EnrichmentHandler {
         // lifetime limitation of the compiler).
         futures::stream::iter(0..records.len())
             .map(|i| async move {
-                let mut enriched = self.matcher.enrich(&records[i], cache).await;
-                enriched.index = Some(start + i);
-                enriched
+                match records[i] {
+                    BatchEntry::Valid(record) => {
+                        let mut enriched = self.matcher.enrich(record, cache).await;
+                        enriched.index = Some(start + i);
+                        enriched
+                    }
+                    BatchEntry::Invalid(record) => EnrichedRecord::invalid(record),
+                }
             })
             .buffered(self.concurrency)
             .enumerate()
@@ -145,6 +155,23 @@ fn percent(done: usize, total: usize) -> u32 {
     }
     let p = (done.saturating_mul(100) / total).min(99);
     u32::try_from(p).unwrap_or(99)
+}
+
+/// Whether every record of a chunk that was looked up failed on its
+/// providers (a plain function: a closure here makes the handler's future
+/// fail the `Send` check, as in `run_chunk`).
+fn is_outage(chunk: &[EnrichedRecord]) -> bool {
+    let mut looked_up = 0;
+    for record in chunk {
+        if record.status == RecordStatus::Invalid {
+            continue;
+        }
+        if !record.is_transient_error() {
+            return false;
+        }
+        looked_up += 1;
+    }
+    looked_up > 0
 }
 
 fn checkpoint_failure(error: CheckpointError) -> JobError {
@@ -200,7 +227,9 @@ impl Handler for EnrichmentHandler {
 
     async fn handle(&self, ctx: JobContext, job: Job) -> Result<Outcome, JobError> {
         let request: EnrichmentBatchRequest = decode_payload(&job)?;
-        let records = request.records;
+        // The batch as sent: invalid records (`onInvalidRecord: skip`) keep
+        // their places, so indices, chunks and progress count every record.
+        let records = request.entries();
         let total = records.len();
         let mut checkpoints = Checkpoints::new(
             ctx.checkpoints().clone(),
@@ -240,7 +269,9 @@ impl Handler for EnrichmentHandler {
                 never = report_progress(&ctx, &done, total) => match never {},
             };
 
-            let outage = chunk.iter().all(EnrichedRecord::is_transient_error);
+            // Invalid records were never looked up: an outage is every
+            // record that was failing on its providers.
+            let outage = is_outage(&chunk);
             if outage && !ctx.is_last_attempt() {
                 tracing::warn!(
                     message = "Every record of a chunk failed on its providers; retrying the job later.",
@@ -275,13 +306,16 @@ impl Handler for EnrichmentHandler {
             total,
             matched = counts.matched,
             not_found = counts.not_found,
-            error = counts.error
+            error = counts.error,
+            invalid = counts.invalid
         );
         if counts.error == 0 {
             return Ok(Outcome::Succeeded(result_value(&results, total)?));
         }
         let details = serde_json::to_value(counts).ok();
-        if counts.error == total {
+        // Every record that was looked up failed (a batch holds at least
+        // one valid record: the gateway refuses one that does not).
+        if counts.error == total - counts.invalid {
             return Err(JobError::permanent(
                 PROVIDERS_UNAVAILABLE,
                 "No record could be enriched: the directory providers did not answer.",

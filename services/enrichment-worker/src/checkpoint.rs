@@ -47,6 +47,10 @@ pub struct Counts {
     pub not_found: usize,
     /// `error` records.
     pub error: usize,
+    /// `invalid` records (set aside under `onInvalidRecord: skip`). Absent
+    /// from checkpoints written before there were any: zero.
+    #[serde(default)]
+    pub invalid: usize,
 }
 
 impl Counts {
@@ -65,6 +69,7 @@ impl Counts {
             RecordStatus::Matched => self.matched += 1,
             RecordStatus::NotFound => self.not_found += 1,
             RecordStatus::Error => self.error += 1,
+            RecordStatus::Invalid => self.invalid += 1,
         }
     }
 
@@ -73,11 +78,12 @@ impl Counts {
         self.matched += other.matched;
         self.not_found += other.not_found;
         self.error += other.error;
+        self.invalid += other.invalid;
     }
 
     /// All records counted.
     pub fn total(&self) -> usize {
-        self.matched + self.not_found + self.error
+        self.matched + self.not_found + self.error + self.invalid
     }
 }
 

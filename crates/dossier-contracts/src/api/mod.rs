@@ -11,7 +11,7 @@ pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 
-pub use parse::{Body, BodyError, ListLimit, parse_body};
+pub use parse::{Body, BodyError, ListLimit, parse_body, parse_payload};
 pub use validate::{
     FieldError, FieldErrors, MAX_DETAIL_CHARS, MAX_LOCATION_CHARS, Validate, clip, normalize_domain,
 };
@@ -55,9 +55,9 @@ pub fn check_idempotency_key(value: &[u8]) -> Result<String, &'static str> {
 /// jobs a worker can run, whoever its caller is.
 pub fn check_payload(kind: crate::Kind, payload: &[u8]) -> Result<(), BodyError> {
     match kind {
-        crate::Kind::EnrichmentBatch => parse_body::<EnrichmentBatchRequest>(payload).map(drop),
-        crate::Kind::SearchPeople => parse_body::<SearchPeopleRequest>(payload).map(drop),
-        crate::Kind::ResearchDeep => parse_body::<ResearchRequest>(payload).map(drop),
+        crate::Kind::EnrichmentBatch => parse_payload::<EnrichmentBatchRequest>(payload).map(drop),
+        crate::Kind::SearchPeople => parse_payload::<SearchPeopleRequest>(payload).map(drop),
+        crate::Kind::ResearchDeep => parse_payload::<ResearchRequest>(payload).map(drop),
     }
 }
 
@@ -107,11 +107,112 @@ pub struct CompanyRef {
 }
 
 /// `POST /api/enrichment/batch`.
+///
+/// As a request body: `records` and `onInvalidRecord`. Under
+/// `onInvalidRecord: skip` the parser ([`parse_body`]) moves the invalid
+/// records out of `records` into `invalid_records`, so `records` holds the
+/// valid ones in input order and a job payload carries both (see
+/// [`EnrichmentBatchRequest::entries`]). Clients never send
+/// `invalidRecords`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrichmentBatchRequest {
-    /// 1 to 10,000 person records.
+    /// 1 to 10,000 person records (under `skip`, after parsing: the valid
+    /// ones).
     pub records: Vec<PersonRecord>,
+    /// What an invalid record does: `reject` (the default) refuses the
+    /// whole batch; `skip` reports it in the result and runs the rest.
+    #[serde(default, skip_serializing_if = "OnInvalidRecord::is_reject")]
+    pub on_invalid_record: OnInvalidRecord,
+    /// The records set aside under `skip`, by position in the batch as
+    /// sent; part of a job payload, never of a request body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid_records: Vec<InvalidRecord>,
+}
+
+impl EnrichmentBatchRequest {
+    /// A batch of `records` with the default `onInvalidRecord: reject`.
+    pub fn new(records: Vec<PersonRecord>) -> Self {
+        EnrichmentBatchRequest {
+            records,
+            on_invalid_record: OnInvalidRecord::Reject,
+            invalid_records: Vec::new(),
+        }
+    }
+
+    /// Records in the batch as sent, valid or not.
+    pub fn total(&self) -> usize {
+        self.records.len() + self.invalid_records.len()
+    }
+
+    /// The batch as sent, in order: each valid record or the report of an
+    /// invalid one. Relies on `invalid_records` being sorted by index
+    /// within `0..total()`, which parsing guarantees.
+    pub fn entries(&self) -> Vec<BatchEntry<'_>> {
+        let mut valid = self.records.iter();
+        let mut invalid = self.invalid_records.iter().peekable();
+        (0..self.total())
+            .filter_map(|i| match invalid.peek() {
+                Some(record) if record.index == i => invalid.next().map(BatchEntry::Invalid),
+                _ => valid.next().map(BatchEntry::Valid),
+            })
+            .collect()
+    }
+}
+
+/// One record of a batch as sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BatchEntry<'a> {
+    /// A valid record, to enrich.
+    Valid(&'a PersonRecord),
+    /// An invalid one, reported as such (`onInvalidRecord: skip`).
+    Invalid(&'a InvalidRecord),
+}
+
+/// What a batch does with an invalid record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalidRecord {
+    /// Refuse the whole batch (400 naming `/records/{i}/{field}`).
+    #[default]
+    Reject,
+    /// Report the record in the result (`status: invalid` with its errors)
+    /// and enrich the others. A batch with no valid record is still
+    /// refused: nothing would run.
+    Skip,
+}
+
+impl OnInvalidRecord {
+    /// Whether this is the default.
+    pub fn is_reject(&self) -> bool {
+        *self == OnInvalidRecord::Reject
+    }
+}
+
+/// A record of a batch that is not valid, set aside under
+/// `onInvalidRecord: skip`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvalidRecord {
+    /// Its position in the batch as sent.
+    pub index: usize,
+    /// Its `externalId`, when it had a usable one, to join the answer back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// What is wrong with it (at least one).
+    pub errors: Vec<RecordFieldError>,
+}
+
+/// One problem of an invalid record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordFieldError {
+    /// The record's field (`email`); absent when the record as a whole is
+    /// wrong (not an object, or no identifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong.
+    pub detail: String,
 }
 
 /// Seniority levels for people search filters.

@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::bounded::Document;
-use super::validate::{FieldError, FieldErrors, Validate, too_many};
+use super::validate::{FieldError, FieldErrors, MAX_DETAIL_CHARS, Validate, clip, too_many};
 use super::{
-    EnrichmentBatchRequest, MAX_BATCH_RECORDS, MAX_BODY_VALUES, MAX_FILTER_VALUES,
-    MAX_RESEARCH_QUESTIONS,
+    EnrichmentBatchRequest, InvalidRecord, MAX_BATCH_RECORDS, MAX_BODY_VALUES, MAX_FILTER_VALUES,
+    MAX_RESEARCH_QUESTIONS, PersonRecord, RecordFieldError,
 };
 
 /// Why a body was refused.
@@ -54,6 +54,44 @@ pub trait Body: DeserializeOwned + Validate {
             errors.push(error);
         }
     }
+
+    /// Decodes and validates a request body whose lists are within their
+    /// limits. The default checks the shape, then [`Validate`].
+    fn decode(value: Value) -> Result<Self, BodyError> {
+        decode_strict(value)
+    }
+
+    /// Decodes and validates a job payload (see [`parse_payload`]). The
+    /// default: exactly as a request body.
+    fn decode_payload(value: Value) -> Result<Self, BodyError> {
+        Self::decode(value)
+    }
+}
+
+/// Shape, then [`Validate`]: every problem is an error.
+fn decode_strict<T: Body>(value: Value) -> Result<T, BodyError> {
+    let mut errors = FieldErrors::new();
+    T::shape_errors(&value, &mut errors);
+    if !errors.is_empty() {
+        return Err(BodyError::Invalid(errors));
+    }
+    let body: T = serde_json::from_value(value).map_err(|e| {
+        let mut errors = FieldErrors::new();
+        errors.push(FieldError::new("", e.to_string()));
+        BodyError::Invalid(errors)
+    })?;
+    body.validate_at("", &mut errors);
+    if errors.is_empty() {
+        Ok(body)
+    } else {
+        Err(BodyError::Invalid(errors))
+    }
+}
+
+fn one_error(pointer: &str, detail: &str) -> BodyError {
+    let mut errors = FieldErrors::new();
+    errors.push(FieldError::new(pointer, detail));
+    BodyError::Invalid(errors)
 }
 
 impl Body for super::SearchPeopleRequest {
@@ -110,12 +148,154 @@ impl Body for EnrichmentBatchRequest {
         }
         errors.extend(shape_error::<Self>(value, ""));
     }
+
+    fn decode(mut value: Value) -> Result<Self, BodyError> {
+        if value.get(INVALID_RECORDS).is_some() {
+            // Only a job payload carries the set-aside records.
+            return Err(one_error(&format!("/{INVALID_RECORDS}"), "unknown field"));
+        }
+        let skip = value.get("onInvalidRecord") == Some(&Value::from("skip"));
+        let records = match value.get_mut("records") {
+            Some(Value::Array(records)) if skip && !records.is_empty() => std::mem::take(records),
+            _ => return decode_strict(value),
+        };
+        let mut valid = Vec::new();
+        let mut invalid = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            match check_record(record) {
+                Ok(person) => valid.push(person),
+                Err(errors) => invalid.push(InvalidRecord {
+                    index,
+                    external_id: record
+                        .get("externalId")
+                        .and_then(Value::as_str)
+                        .filter(|id| !id.trim().is_empty())
+                        .map(|id| clip(id, MAX_DETAIL_CHARS)),
+                    errors,
+                }),
+            }
+        }
+        if valid.is_empty() {
+            // Nothing would run: refused as without `skip`, every record named.
+            if let Some(slot) = value.get_mut("records") {
+                *slot = Value::Array(records);
+            }
+            return decode_strict(value);
+        }
+        // The envelope on its own (unknown fields, a bad `onInvalidRecord`).
+        if let Some(error) = shape_error::<Self>(&value, "") {
+            let mut errors = FieldErrors::new();
+            errors.push(error);
+            return Err(BodyError::Invalid(errors));
+        }
+        let mut body: Self =
+            serde_json::from_value(value).map_err(|e| one_error("", &e.to_string()))?;
+        body.records = valid;
+        body.invalid_records = invalid;
+        Ok(body)
+    }
+
+    fn decode_payload(mut value: Value) -> Result<Self, BodyError> {
+        let pointer = format!("/{INVALID_RECORDS}");
+        let invalid: Vec<InvalidRecord> = match value
+            .as_object_mut()
+            .and_then(|object| object.remove(INVALID_RECORDS))
+        {
+            None => Vec::new(),
+            Some(list) => {
+                if let Some(error) = shape_error::<Vec<InvalidRecord>>(&list, &pointer) {
+                    let mut errors = FieldErrors::new();
+                    errors.push(error);
+                    return Err(BodyError::Invalid(errors));
+                }
+                serde_json::from_value(list).map_err(|e| one_error(&pointer, &e.to_string()))?
+            }
+        };
+        // What is left is a body whose records are all valid.
+        let mut body = Self::decode(value)?;
+        if !body.invalid_records.is_empty() {
+            let first = body.invalid_records[0].index;
+            return Err(one_error(
+                &format!("/records/{first}"),
+                "a job payload's records must all be valid",
+            ));
+        }
+        let total = body.records.len() + invalid.len();
+        let in_order = invalid.windows(2).all(|w| w[0].index < w[1].index)
+            && invalid.last().is_none_or(|last| last.index < total)
+            && invalid.iter().all(|record| !record.errors.is_empty());
+        if !invalid.is_empty() && body.on_invalid_record.is_reject() {
+            return Err(one_error(
+                &pointer,
+                "only a batch with onInvalidRecord: skip sets records aside",
+            ));
+        }
+        if !in_order || total > MAX_BATCH_RECORDS {
+            return Err(one_error(
+                &pointer,
+                "must list distinct records of the batch in order, each with its errors",
+            ));
+        }
+        body.invalid_records = invalid;
+        Ok(body)
+    }
+}
+
+/// The payload field of the records set aside under `skip`.
+const INVALID_RECORDS: &str = "invalidRecords";
+
+/// One record of a batch, decoded and validated, or what is wrong with it
+/// (named by the record's own fields).
+fn check_record(record: &Value) -> Result<PersonRecord, Vec<RecordFieldError>> {
+    let errors = match shape_error::<PersonRecord>(record, "") {
+        Some(error) => vec![error],
+        None => match serde_json::from_value::<PersonRecord>(record.clone()) {
+            Ok(person) => {
+                let errors = person.validate();
+                if errors.is_empty() {
+                    return Ok(person);
+                }
+                errors.into_iter().collect()
+            }
+            Err(e) => vec![FieldError::new("", e.to_string())],
+        },
+    };
+    Err(errors
+        .into_iter()
+        .map(|error| RecordFieldError {
+            field: field_name(&error.pointer),
+            detail: error.detail,
+        })
+        .collect())
+}
+
+/// The record field a pointer relative to the record names (`/email` →
+/// `email`, unescaped); `None` for the record itself.
+fn field_name(pointer: &str) -> Option<String> {
+    let token = pointer.strip_prefix('/')?.split('/').next()?;
+    (!token.is_empty()).then(|| token.replace("~1", "/").replace("~0", "~"))
 }
 
 /// Parses and validates a request body.
 pub fn parse_body<T: Body>(bytes: &[u8]) -> Result<T, BodyError> {
+    T::decode(read_bounded::<T>(bytes, MAX_BODY_VALUES)?)
+}
+
+/// Parses and validates a job payload: a request body as the gateway
+/// re-encoded it after parsing, which may carry what parsing set aside (a
+/// batch's invalid records under `skip`). The operations service checks
+/// every payload with it, so it accepts exactly what [`parse_body`]
+/// produced.
+pub fn parse_payload<T: Body>(bytes: &[u8]) -> Result<T, BodyError> {
+    // A set-aside record is reported in more values than it was sent in (an
+    // error per field): room for every record of a batch to be one.
+    T::decode_payload(read_bounded::<T>(bytes, MAX_BODY_VALUES * 4)?)
+}
+
+/// Reads a body within `budget` values and checks its lists' lengths.
+fn read_bounded<T: Body>(bytes: &[u8], budget: usize) -> Result<Value, BodyError> {
     let document =
-        Document::read(bytes, MAX_BODY_VALUES).map_err(|e| BodyError::Malformed(e.to_string()))?;
+        Document::read(bytes, budget).map_err(|e| BodyError::Malformed(e.to_string()))?;
     let mut errors = FieldErrors::new();
     if !document.value.is_object() {
         errors.push(FieldError::new("", "must be a JSON object"));
@@ -144,22 +324,7 @@ pub fn parse_body<T: Body>(bytes: &[u8]) -> Result<T, BodyError> {
         ));
         return Err(BodyError::Invalid(errors));
     }
-    let value = document.value;
-    T::shape_errors(&value, &mut errors);
-    if !errors.is_empty() {
-        return Err(BodyError::Invalid(errors));
-    }
-    let body: T = serde_json::from_value(value).map_err(|e| {
-        let mut errors = FieldErrors::new();
-        errors.push(FieldError::new("", e.to_string()));
-        BodyError::Invalid(errors)
-    })?;
-    body.validate_at("", &mut errors);
-    if errors.is_empty() {
-        Ok(body)
-    } else {
-        Err(BodyError::Invalid(errors))
-    }
+    Ok(document.value)
 }
 
 fn shape_error<T: DeserializeOwned>(value: &Value, prefix: &str) -> Option<FieldError> {
@@ -371,6 +536,94 @@ mod tests {
         let body = format!(r#"{{"records":[{records}]}}"#);
         let (pointers, total) = problems::<EnrichmentBatchRequest>(body.as_bytes());
         assert!(!pointers.is_empty() && pointers.len() <= 100 && total >= pointers.len());
+    }
+
+    #[test]
+    fn skip_sets_invalid_records_aside_and_the_payload_carries_them() {
+        let body = br#"{"onInvalidRecord":"skip","records":[
+            {"email":"a@b.co"},{"email":"bad","externalId":"crm-2"},{"emial":"x"},
+            {"fullName":"Jane"},7,{"email":"c@d.co"}]}"#;
+        let batch = parse_body::<EnrichmentBatchRequest>(body).unwrap();
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.total(), 6);
+        type Reported<'a> = (usize, Option<&'a str>, Vec<Option<&'a str>>);
+        let invalid: Vec<Reported<'_>> = batch
+            .invalid_records
+            .iter()
+            .map(|r| {
+                (
+                    r.index,
+                    r.external_id.as_deref(),
+                    r.errors.iter().map(|e| e.field.as_deref()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            invalid,
+            [
+                (1, Some("crm-2"), vec![Some("email")]),
+                (2, None, vec![Some("emial")]),
+                (3, None, vec![None]),
+                (4, None, vec![None]),
+            ]
+        );
+        let order: Vec<bool> = batch
+            .entries()
+            .iter()
+            .map(|e| matches!(e, crate::api::BatchEntry::Valid(_)))
+            .collect();
+        assert_eq!(order, [true, false, false, false, false, true]);
+
+        // What the gateway stores is what the operations service accepts,
+        // and decodes to the same batch.
+        let payload = serde_json::to_vec(&batch).unwrap();
+        assert_eq!(
+            parse_payload::<EnrichmentBatchRequest>(&payload).unwrap(),
+            batch
+        );
+        assert!(crate::api::check_payload(crate::Kind::EnrichmentBatch, &payload).is_ok());
+        // ... but a client cannot send the set-aside list itself.
+        assert_eq!(
+            pointers::<EnrichmentBatchRequest>(std::str::from_utf8(&payload).unwrap()),
+            ["/invalidRecords"]
+        );
+    }
+
+    #[test]
+    fn skip_with_nothing_valid_is_refused_like_reject_and_payloads_are_checked() {
+        let body = r#"{"onInvalidRecord":"skip","records":[{"email":"bad"},{}]}"#;
+        assert_eq!(
+            pointers::<EnrichmentBatchRequest>(body),
+            ["/records/0/email", "/records/1"]
+        );
+        let body = r#"{"onInvalidRecord":"sometimes","records":[{"email":"a@b.co"}]}"#;
+        assert_eq!(
+            pointers::<EnrichmentBatchRequest>(body),
+            ["/onInvalidRecord"]
+        );
+        let body = r#"{"onInvalidRecord":"skip","records":[{"email":"a@b.co"},{}],"x":1}"#;
+        assert_eq!(pointers::<EnrichmentBatchRequest>(body), ["/x"]);
+
+        let refused =
+            |payload: &str| parse_payload::<EnrichmentBatchRequest>(payload.as_bytes()).is_err();
+        let aside = r#"[{"index":1,"errors":[{"detail":"d"}]}]"#;
+        assert!(!refused(&format!(
+            r#"{{"onInvalidRecord":"skip","records":[{{"email":"a@b.co"}}],"invalidRecords":{aside}}}"#
+        )));
+        // Set aside without `skip`, out of range, with no errors, or beside
+        // an invalid record.
+        assert!(refused(&format!(
+            r#"{{"records":[{{"email":"a@b.co"}}],"invalidRecords":{aside}}}"#
+        )));
+        assert!(refused(
+            r#"{"onInvalidRecord":"skip","records":[{"email":"a@b.co"}],"invalidRecords":[{"index":2,"errors":[{"detail":"d"}]}]}"#
+        ));
+        assert!(refused(
+            r#"{"onInvalidRecord":"skip","records":[{"email":"a@b.co"}],"invalidRecords":[{"index":1,"errors":[]}]}"#
+        ));
+        assert!(refused(&format!(
+            r#"{{"onInvalidRecord":"skip","records":[{{"email":"a@b.co"}},{{"email":"bad"}}],"invalidRecords":{aside}}}"#
+        )));
     }
 
     #[test]

@@ -466,24 +466,22 @@ mod tests {
         ];
         records[1].email = Some("bad".into());
         records[3] = PersonRecord::default();
-        let got: Vec<String> = EnrichmentBatchRequest { records }
+        let got: Vec<String> = EnrichmentBatchRequest::new(records)
             .validate()
             .into_iter()
             .map(|e| e.pointer)
             .collect();
         assert_eq!(got, ["/records/1/email", "/records/3"]);
 
-        let empty = EnrichmentBatchRequest { records: vec![] }.validate();
+        let empty = EnrichmentBatchRequest::new(vec![]).validate();
         assert_eq!(empty.listed()[0].pointer, "/records");
-        let too_many = EnrichmentBatchRequest {
-            records: vec![
-                PersonRecord {
-                    email: Some("a@b.co".into()),
-                    ..Default::default()
-                };
-                MAX_BATCH_RECORDS + 1
-            ],
-        }
+        let too_many = EnrichmentBatchRequest::new(vec![
+            PersonRecord {
+                email: Some("a@b.co".into()),
+                ..Default::default()
+            };
+            MAX_BATCH_RECORDS + 1
+        ])
         .validate();
         assert_eq!(too_many.total(), 1);
         assert_eq!(too_many.listed()[0].pointer, "/records");

@@ -1,6 +1,6 @@
 //! The answer for one record, as clients see it.
 
-use dossier_contracts::api::PersonRecord;
+use dossier_contracts::api::{InvalidRecord, PersonRecord, RecordFieldError};
 use dossier_directory::{Company, Person};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,9 @@ pub enum RecordStatus {
     NotFound,
     /// A provider failed, so the record has no clean answer.
     Error,
+    /// The record is not valid and was not looked up (a batch sent with
+    /// `onInvalidRecord: skip`); `errors` says why.
+    Invalid,
 }
 
 /// Why a record is `not_found`.
@@ -72,7 +75,7 @@ pub struct EnrichedRecord {
     /// The caller's id of the record, echoed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// `matched`, `not_found` or `error`.
+    /// `matched`, `not_found`, `error` or `invalid`.
     pub status: RecordStatus,
     /// How the person was identified (matched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +101,9 @@ pub struct EnrichedRecord {
     /// The provider failure (error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordError>,
+    /// What is wrong with the record (invalid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RecordFieldError>,
 }
 
 impl EnrichedRecord {
@@ -121,6 +127,26 @@ impl EnrichedRecord {
             reason: None,
             candidates: None,
             error: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The answer for a record set aside as invalid: at its index, with
+    /// its errors, never looked up.
+    pub fn invalid(record: &InvalidRecord) -> Self {
+        EnrichedRecord {
+            index: Some(record.index),
+            external_id: record.external_id.clone(),
+            status: RecordStatus::Invalid,
+            matched_by: None,
+            confidence: None,
+            person: None,
+            company: None,
+            company_evidence: None,
+            reason: None,
+            candidates: None,
+            error: None,
+            errors: record.errors.clone(),
         }
     }
 
@@ -141,6 +167,7 @@ impl EnrichedRecord {
             }),
             candidates: Some(candidates),
             error: None,
+            errors: Vec::new(),
         }
     }
 
@@ -157,6 +184,7 @@ impl EnrichedRecord {
             reason: None,
             candidates: None,
             error: Some(failures.to_error()),
+            errors: Vec::new(),
         }
     }
 

@@ -36,7 +36,7 @@ async fn matched_not_found_and_provider_errors_make_a_partial_success() {
     assert_eq!(
         result["meta"],
         json!({ "total": 7, "processed": 7, "complete": true,
-                "counts": { "matched": 3, "notFound": 2, "error": 2 } })
+                "counts": { "matched": 3, "notFound": 2, "error": 2, "invalid": 0 } })
     );
     let data = result["data"].as_array().unwrap();
     let statuses: Vec<(&str, &str)> = data

@@ -8,6 +8,7 @@
 mod batch;
 mod cancel;
 mod helpers;
+mod invalid_records;
 mod limits;
 mod matching;
 mod replicas;

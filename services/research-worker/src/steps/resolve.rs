@@ -225,6 +225,12 @@ async fn resolve_person(
                 "the person could not be resolved: {reason}"
             )));
         }
+        // A validated record is never set aside; were it, nothing was looked up.
+        RecordStatus::Invalid => {
+            return Err(Unresolved::NotFound(
+                "the person record is not valid".to_owned(),
+            ));
+        }
         RecordStatus::Error => {
             return Err(Unresolved::Providers(
                 enriched
