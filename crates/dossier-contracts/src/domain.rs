@@ -10,8 +10,22 @@ use crate::v1::{OperationKind, OperationStatus};
 #[error("unknown value `{0}`")]
 pub struct UnknownName(pub String);
 
-/// The kind of a long-running operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The kind of a long-running operation: `enrichment.batch` (enrich a batch
+/// of person records), `search.people` (find people inside a target
+/// account), `research.deep` (research a company or a person).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Kind {
     /// `enrichment.batch`
     #[serde(rename = "enrichment.batch")]
@@ -87,8 +101,14 @@ impl FromStr for Kind {
     }
 }
 
-/// The status of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The status of an operation. `queued`: accepted, waiting for a worker;
+/// `processing`: a worker is running it (`progress` tells how far);
+/// `succeeded`: finished, `result` holds the payload; `failed`: an
+/// unrecoverable error, `error` says why; `partial_success`: finished but
+/// some sub-tasks did not succeed, `result` holds what was produced;
+/// `cancelled`: cancelled before it completed. The last four are terminal
+/// and final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Accepted, waiting for a worker.

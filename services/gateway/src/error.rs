@@ -674,7 +674,7 @@ fn listed_detail(whole: &str, what: &str, listed: &[Issue], total: usize) -> Str
 }
 
 /// `meta` of every JSON body.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// The request id, as in `X-Request-Id`.

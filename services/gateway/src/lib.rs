@@ -25,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod grpc;
 pub mod metrics;
+pub mod openapi;
 pub mod prefer;
 mod query;
 pub mod rate_limit;

@@ -17,32 +17,85 @@ use crate::extract::ExternalBase;
 /// `Retry-After` (seconds) on 202s and on operations that are not finished.
 pub(crate) const POLL_RETRY_AFTER_SECS: u64 = 1;
 
-/// An operation as clients see it.
-#[derive(Debug, Serialize)]
+/// An operation: its status, progress, result and error. In a list the
+/// operations carry no `meta` (the page has it) and `result` is null.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Operation)]
 pub(crate) struct OperationView {
+    /// The operation's id (a UUIDv7: it sorts by creation time).
+    #[schema(format = Uuid)]
     pub(crate) id: String,
+    /// Equal to `id`.
+    #[schema(format = Uuid)]
     pub(crate) operation_id: String,
+    /// What it does.
     pub(crate) kind: Kind,
+    /// Where it is.
     pub(crate) status: Status,
+    /// 0-100, or null while not tracked. Never decreases; 100 once
+    /// `succeeded` or `partial_success`.
+    #[schema(required = true, minimum = 0, maximum = 100)]
     pub(crate) progress: Option<u32>,
+    /// The kind's payload when `succeeded` or `partial_success` (and when
+    /// `cancelled` with partial work kept, as `enrichment.batch` does);
+    /// else null. An `EnrichmentResult`, a `SearchResult` or a
+    /// `ResearchResult`; a payload whose `data` list exceeds one page (100
+    /// items) holds the first page and `page`.
+    #[schema(required = true, schema_with = result_schema)]
     pub(crate) result: Option<Value>,
+    /// Why it failed (`failed`), or `{"code": "cancelled"}` (`cancelled`);
+    /// else null.
+    #[schema(required = true)]
     pub(crate) error: Option<ErrorView>,
+    /// When it was accepted.
+    #[schema(value_type = String, format = DateTime)]
     pub(crate) created_at: Option<String>,
+    /// When it last changed.
+    #[schema(value_type = String, format = DateTime)]
     pub(crate) updated_at: Option<String>,
+    /// When a worker started it.
+    #[schema(required = true, format = DateTime)]
     pub(crate) started_at: Option<String>,
+    /// When it ended.
+    #[schema(required = true, format = DateTime)]
     pub(crate) completed_at: Option<String>,
+    /// Whether cancellation was requested (the worker stops between
+    /// steps).
     pub(crate) cancel_requested: bool,
     /// When the operation and its result are deleted; reads answer 410 after.
+    #[schema(value_type = String, format = DateTime)]
     pub(crate) expires_at: Option<String>,
+    /// Where to poll it (`GET`), fully qualified.
+    #[schema(format = "uri")]
     pub(crate) poll_url: String,
 }
 
-#[derive(Debug, Serialize)]
+/// `Operation.result`: one of the kinds' payloads, or null.
+fn result_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Ref, Schema, Type};
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name("EnrichmentResult"))
+            .item(Ref::from_schema_name("SearchResult"))
+            .item(Ref::from_schema_name("ResearchResult"))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build(),
+    )
+}
+
+/// Why an operation failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OperationError)]
 pub(crate) struct ErrorView {
+    /// snake_case, e.g. `providers_unavailable`, `max_deliveries_exceeded`,
+    /// `cancelled`.
     pub(crate) code: String,
+    /// For a person.
     pub(crate) message: String,
+    /// More, by code (e.g. the counts of a failed batch).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Option<Object>)]
     pub(crate) details: Option<Value>,
 }
 
@@ -147,8 +200,10 @@ fn error_view(e: OperationError) -> ErrorView {
     }
 }
 
-/// `GET /api/operations/{id}` with `meta`.
-#[derive(Serialize)]
+/// An operation with the request's `meta`: the answer of
+/// `GET /api/operations/{id}`, of a cancel, of a creating POST that
+/// finished within `Prefer: wait`, and each event's `data`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct OperationResponse {
     #[serde(flatten)]
     pub(crate) operation: OperationView,
@@ -177,8 +232,9 @@ pub(crate) fn operation_response(status: StatusCode, view: OperationView) -> Res
 
 /// Where a page of result items is in the whole list, and the link to the
 /// next page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResultPage)]
 pub(crate) struct PageView {
     /// Index of the page's first item.
     pub(crate) offset: u64,
@@ -187,8 +243,10 @@ pub(crate) struct PageView {
     /// Items in the whole result.
     pub(crate) total: u64,
     /// Cursor of the next page (`null` on the last).
+    #[schema(required = true)]
     pub(crate) next_cursor: Option<String>,
     /// `GET` this for the next page (`null` on the last).
+    #[schema(required = true, format = "uri")]
     pub(crate) next: Option<String>,
 }
 
@@ -215,26 +273,35 @@ impl PageView {
 }
 
 /// `GET /api/operations/{id}/results` page: `{ data, page, meta }`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ResultsResponse {
+    /// The kind's items, e.g. `EnrichedRecord`s.
+    #[schema(value_type = Vec<Object>)]
     pub(crate) data: Value,
+    /// Where the page is.
     pub(crate) page: PageView,
+    /// The request id.
     pub(crate) meta: Meta,
 }
 
 /// `GET /api/operations` page: `{ data, meta: { requestId, nextCursor } }`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ListResponse {
+    /// The operations, newest first, without results or `meta`.
     pub(crate) data: Vec<OperationView>,
+    /// The request id and the next page's cursor.
     pub(crate) meta: ListMeta,
 }
 
-#[derive(Serialize)]
+/// `meta` of a list page.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ListMeta {
     #[serde(flatten)]
     pub(crate) meta: Meta,
+    /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
     pub(crate) next_cursor: Option<String>,
 }
 

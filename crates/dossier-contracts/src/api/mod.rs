@@ -68,41 +68,55 @@ pub const MAX_SEARCH_LIMIT: u32 = 100;
 
 /// One person to enrich or research. Identified by at least one of `email`,
 /// `linkedinUrl`, or `fullName` with `companyName` or `companyDomain`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersonRecord {
     /// Work or personal email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // The pattern is what `is_email` accepts (narrowed to ASCII): a format
+    // alone is only an annotation in JSON Schema 2020-12.
+    #[schema(value_type = String, format = Email, max_length = 254, pattern = r"^[!-?A-~]+@[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?)+$")]
     pub email: Option<String>,
-    /// A LinkedIn profile URL in any common form.
+    /// A LinkedIn profile URL in any common form (scheme, `www.` or a
+    /// country subdomain, trailing slash are optional; the parser,
+    /// `linkedin::profile_handle`, also takes queries and legacy `/pub/`
+    /// URLs, which the pattern leaves out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 500, pattern = r"^(https?://)?(www\.|[a-z]{2}\.)?linkedin\.com/in/[A-Za-z0-9_-]{1,100}/?$")]
     pub linkedin_url: Option<String>,
     /// The person's full name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"\S")]
     pub full_name: Option<String>,
     /// The person's company name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"\S")]
     pub company_name: Option<String>,
     /// The person's company domain (`acme.com`; a URL is accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 500, pattern = r"^(https?://)?[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?){1,3}\.?(/[!-~]*)?$")]
     pub company_domain: Option<String>,
-    /// The caller's own id, echoed back in results.
+    /// Your own id, echoed back in results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"\S")]
     pub external_id: Option<String>,
 }
 
 /// A company, identified by at least one of `name`, `domain`, `linkedinHandle`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompanyRef {
     /// The company's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"\S")]
     pub name: Option<String>,
     /// The company's web domain (`acme.com`; a URL is accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 500, pattern = r"^(https?://)?[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?){1,3}\.?(/[!-~]*)?$")]
     pub domain: Option<String>,
     /// The slug of the LinkedIn company page, or the page's full URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, max_length = 500, pattern = r"^([A-Za-z0-9_-]{1,100}/?|(https?://)?(www\.|[a-z]{2}\.)?linkedin\.com/(company|school|showcase)/[A-Za-z0-9_-]{1,100}/?)$")]
     pub linkedin_handle: Option<String>,
 }
 
@@ -114,19 +128,23 @@ pub struct CompanyRef {
 /// valid ones in input order and a job payload carries both (see
 /// [`EnrichmentBatchRequest::entries`]). Clients never send
 /// `invalidRecords`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnrichmentBatchRequest {
-    /// 1 to 10,000 person records (under `skip`, after parsing: the valid
-    /// ones).
+    /// 1 to 10,000 person records. Under `onInvalidRecord: skip` a record
+    /// that is not a valid `PersonRecord` is answered `invalid` in its
+    /// place rather than refusing the batch.
+    #[schema(min_items = 1, max_items = 10_000)]
     pub records: Vec<PersonRecord>,
     /// What an invalid record does: `reject` (the default) refuses the
     /// whole batch; `skip` reports it in the result and runs the rest.
     #[serde(default, skip_serializing_if = "OnInvalidRecord::is_reject")]
+    #[schema(default = "reject")]
     pub on_invalid_record: OnInvalidRecord,
     /// The records set aside under `skip`, by position in the batch as
     /// sent; part of a job payload, never of a request body.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
     pub invalid_records: Vec<InvalidRecord>,
 }
 
@@ -169,8 +187,12 @@ pub enum BatchEntry<'a> {
     Invalid(&'a InvalidRecord),
 }
 
-/// What a batch does with an invalid record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a batch does with an invalid record: `reject` (the default)
+/// refuses the whole batch with a 400 naming `/records/{i}/{field}`; `skip`
+/// answers each invalid record in its place (`status: invalid`, `errors`)
+/// and enriches the others. A batch with no valid record is refused either
+/// way: nothing would run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnInvalidRecord {
     /// Refuse the whole batch (400 naming `/records/{i}/{field}`).
@@ -204,7 +226,7 @@ pub struct InvalidRecord {
 }
 
 /// One problem of an invalid record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordFieldError {
     /// The record's field (`email`); absent when the record as a whole is
@@ -216,7 +238,7 @@ pub struct RecordFieldError {
 }
 
 /// Seniority levels for people search filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Seniority {
@@ -230,7 +252,7 @@ pub enum Seniority {
 }
 
 /// Departments for people search filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Department {
@@ -247,28 +269,55 @@ pub enum Department {
 }
 
 /// Optional filters of a people search; every list may be empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchFilters {
     /// Title words or phrases (any matches).
     #[serde(default)]
+    #[schema(schema_with = text_list)]
     pub titles: Vec<String>,
     /// Seniority levels (any matches).
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub seniorities: Vec<Seniority>,
     /// Departments (any matches).
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub departments: Vec<Department>,
     /// Locations (any matches).
     #[serde(default)]
+    #[schema(schema_with = text_list)]
     pub locations: Vec<String>,
     /// Keywords matched against the profile.
     #[serde(default)]
+    #[schema(schema_with = text_list)]
     pub keywords: Vec<String>,
 }
 
+/// A list of up to 50 free-text values (`MAX_FILTER_VALUES`), each not
+/// blank and at most 500 characters, as validation requires.
+fn text_list() -> utoipa::openapi::schema::Array {
+    text_array(MAX_FILTER_VALUES)
+}
+
+/// A list of up to `max` free-text values, each 1-500 characters with
+/// something other than spaces.
+fn text_array(max: usize) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(500))
+                .pattern(Some(r"\S")),
+        )
+        .max_items(Some(max))
+        .build()
+}
+
 /// `POST /api/search/people`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchPeopleRequest {
     /// The company to search inside.
@@ -282,7 +331,13 @@ pub struct SearchPeopleRequest {
         default = "default_search_limit",
         deserialize_with = "whole_number::deserialize"
     )]
+    #[schema(minimum = 1, maximum = 100, default = 25, format = Int32)]
     pub limit: u32,
+}
+
+/// Up to 10 questions (`MAX_RESEARCH_QUESTIONS`), each free text.
+fn question_list() -> utoipa::openapi::schema::Array {
+    text_array(MAX_RESEARCH_QUESTIONS)
 }
 
 fn default_search_limit() -> u32 {
@@ -332,8 +387,10 @@ mod whole_number {
     }
 }
 
-/// How much work a research operation does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How much work a research operation does: `standard` (the default, up
+/// to 30 s) or `deep` (more of each step, within a larger budget, up to
+/// 90 s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Depth {
     /// The default.
@@ -344,28 +401,32 @@ pub enum Depth {
 }
 
 /// The subject of a research operation: exactly one of `company` or `person`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResearchSubject {
     /// A company to research.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = CompanyRef)]
     pub company: Option<CompanyRef>,
     /// A person to research.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = PersonRecord)]
     pub person: Option<PersonRecord>,
 }
 
 /// `POST /api/research`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResearchRequest {
     /// What to research.
     pub subject: ResearchSubject,
     /// 0 to 10 questions to answer from the evidence.
     #[serde(default)]
+    #[schema(schema_with = question_list)]
     pub questions: Vec<String>,
     /// `standard` (default) or `deep`.
     #[serde(default)]
+    #[schema(default = "standard")]
     pub depth: Depth,
 }
 

@@ -190,10 +190,12 @@ pub fn normalize_domain(input: &str) -> Option<String> {
         .unwrap_or(&s);
     let host = s.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.split(':').next().unwrap_or_default();
+    let host = host.trim_end_matches('.');
+    // `www.` is dropped only when a domain is left: `www.ab` is a domain.
     let host = host
         .strip_prefix("www.")
-        .unwrap_or(host)
-        .trim_end_matches('.');
+        .filter(|rest| is_domain(rest))
+        .unwrap_or(host);
     is_domain(host).then(|| host.to_owned())
 }
 
@@ -397,6 +399,7 @@ mod tests {
             Some("acme.co.uk")
         );
         assert_eq!(normalize_domain("localhost"), None);
+        assert_eq!(normalize_domain("www.ab").as_deref(), Some("www.ab"));
         assert_eq!(normalize_domain("not a domain"), None);
     }
 

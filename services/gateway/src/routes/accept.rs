@@ -8,6 +8,9 @@ use axum::response::{IntoResponse, Response};
 use dossier_contracts::api::{
     EnrichmentBatchRequest, PersonRecord, ResearchRequest, SearchPeopleRequest,
 };
+
+use crate::openapi::components::{self, ProblemDoc};
+use crate::openapi::results::EnrichedRecord;
 use dossier_contracts::v1::CreateOperationRequest;
 use dossier_contracts::{Kind, Status};
 use serde::Serialize;
@@ -26,6 +29,38 @@ use crate::watch::{self, Waited};
 /// Header set on a 202 that replays an earlier request's idempotency key.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
+#[utoipa::path(
+    post,
+    path = "/api/enrichment/person",
+    operation_id = "enrichPerson",
+    summary = "Enrich one person record synchronously.",
+    description = ENRICH_PERSON,
+    request_body = PersonRecord,
+    responses(
+        (status = 200, description = "The enriched record (`status` `matched` or `not_found`).",
+            body = EnrichPersonResponse,
+            headers(("X-Request-Id" = String, description = "A fresh UUID per request; equals `meta.requestId`.")),
+            example = json!({
+                "data": {
+                    "externalId": "crm-1", "status": "matched", "matchedBy": "email", "confidence": 0.99,
+                    "person": { "id": "p-acme-01", "fullName": "Jane Doe", "title": "CTO", "seniority": "c_suite",
+                        "department": "engineering", "email": "jane.doe@acme.com",
+                        "linkedinUrl": "https://www.linkedin.com/in/jane-doe-acme/", "currentCompanyText": "Acme Corp" },
+                    "company": { "id": "c-acme", "name": "Acme Corp", "domain": "acme.com", "linkedinHandle": "acme-corp" },
+                    "companyEvidence": "email_domain"
+                },
+                "meta": { "requestId": "0193a5d2-7c1e-7d3a-9f3e-2b8c4d5e6f70" }
+            })),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 413, response = components::PayloadTooLarge),
+        (status = 415, response = components::UnsupportedMediaType),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, description = "`enrichment_unavailable`: no enrichment worker answered in time, or the directory providers failed for this record. Nothing changed; retry after `Retry-After` seconds (or use the batch endpoint). Also the shared causes of `Unavailable`.",
+            body = ProblemDoc, content_type = "application/problem+json",
+            headers(("X-Request-Id" = String), ("Retry-After" = u64, description = "Seconds before retrying."))),
+    ),
+)]
 /// `POST /api/enrichment/person` (200): one record enriched synchronously
 /// by an enrichment worker (NATS request-reply, see [`crate::enrich`]). The
 /// answer is the enriched record, status `matched` or `not_found`; when no
@@ -53,6 +88,26 @@ pub(crate) async fn enrich_person(
     Ok(envelope(enriched).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/enrichment/batch",
+    operation_id = "enrichBatch",
+    summary = "Enrich 1 to 10,000 person records in the background (kind `enrichment.batch`).",
+    description = ENRICH_BATCH,
+    params(components::CreateHeaders),
+    request_body = EnrichmentBatchRequest,
+    responses(
+        (status = 200, response = components::FinishedWithinWait),
+        (status = 202, response = components::Accepted),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 409, response = components::Conflict),
+        (status = 413, response = components::PayloadTooLarge),
+        (status = 415, response = components::UnsupportedMediaType),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `POST /api/enrichment/batch` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn enrich_batch(
     State(state): State<AppState>,
@@ -67,6 +122,26 @@ pub(crate) async fn enrich_batch(
     accepted.answer(&state, &caller, &base, prefer).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/search/people",
+    operation_id = "searchPeople",
+    summary = "People search scoped to a target account (kind `search.people`).",
+    description = SEARCH_PEOPLE,
+    params(components::CreateHeaders),
+    request_body = SearchPeopleRequest,
+    responses(
+        (status = 200, response = components::FinishedWithinWait),
+        (status = 202, response = components::Accepted),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 409, response = components::Conflict),
+        (status = 413, response = components::PayloadTooLarge),
+        (status = 415, response = components::UnsupportedMediaType),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `POST /api/search/people` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn search_people(
     State(state): State<AppState>,
@@ -80,6 +155,26 @@ pub(crate) async fn search_people(
     accepted.answer(&state, &caller, &base, prefer).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/research",
+    operation_id = "research",
+    summary = "Multi-step research on a company or a person (kind `research.deep`).",
+    description = RESEARCH,
+    params(components::CreateHeaders),
+    request_body = ResearchRequest,
+    responses(
+        (status = 200, response = components::FinishedWithinWait),
+        (status = 202, response = components::Accepted),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 409, response = components::Conflict),
+        (status = 413, response = components::PayloadTooLarge),
+        (status = 415, response = components::UnsupportedMediaType),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `POST /api/research` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn research(
     State(state): State<AppState>,
@@ -94,15 +189,86 @@ pub(crate) async fn research(
 }
 
 /// The 202 body, exactly the fields of the contract.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Accepted {
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = AcceptedOperation)]
+pub(crate) struct Accepted {
+    /// The operation's id.
+    #[schema(format = Uuid)]
     id: String,
+    /// Equal to `id`.
+    #[schema(format = Uuid)]
     operation_id: String,
+    /// `queued`, always, on acceptance (also on an idempotent replay).
+    #[schema(value_type = Status)]
     status: &'static str,
+    /// Poll this URL (`GET`) for status and result; fully qualified.
+    #[schema(format = "uri")]
     poll_url: String,
+    /// The request id.
     meta: Meta,
 }
+
+/// The answer of `POST /api/enrichment/person`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read by the schema derive only: the handler answers the worker's JSON.
+pub(crate) struct EnrichPersonResponse {
+    /// The record's answer.
+    data: EnrichedRecord,
+    /// The request id.
+    meta: Meta,
+}
+
+const ENRICH_PERSON: &str = "Matches the record to one person of the directory and answers at \
+once (an enrichment worker answers over NATS request-reply; the gateway waits at most \
+`DOSSIER_ENRICH_TIMEOUT`, 5 s by default).
+
+The record is matched by the strongest identifier it has: `email` (exact, case-insensitive; \
+confidence 0.99), then `linkedinUrl` (any common form, normalised to the profile handle; 0.97), \
+then `fullName` with `companyDomain` or `companyName` (name variants tolerated: case, \
+diacritics, punctuation, honorifics, German transliterations). A name match is scored by how \
+the candidate is linked to the company (company page or work email 0.95, profile company text \
+0.9, a past position 0.75); the confidence is the best score times its share of all \
+candidates' scores. Below 0.7 the record is `not_found` with `reason: ambiguous` and the \
+candidates counted — never a coin toss. `not_found` is a clean answer (200), not an error.";
+
+const ENRICH_BATCH: &str = "Records are matched as by `POST /api/enrichment/person`, in chunks \
+(250 records by default) that are checkpointed as they finish: a worker that dies mid-batch is \
+replaced and the batch continues from the last finished chunk. `progress` follows records done \
+/ total.
+
+One invalid record refuses the whole batch (400, each bad record named `/records/{i}/{field}`) \
+unless the body says `\"onInvalidRecord\": \"skip\"`: then each invalid record is answered in \
+its place with `status: invalid` and its `errors` (`field`, `detail`), never looked up, and the \
+others run; they count in `processed`, `progress` and `counts.invalid`, and do not make the \
+operation `partial_success`. A batch with no valid record is refused either way (nothing would \
+run).
+
+The result (`EnrichmentResult`) holds one `EnrichedRecord` per input record, in input order, \
+each with its `index`, and the counts per status. Status of the operation: `succeeded` when no \
+record is `error`; `partial_success` when some are (the result holds every record); `failed` \
+(code `providers_unavailable`) when all that were looked up are.
+
+Results larger than one page (100 records) are stored outside the status events and served in \
+pages: `GET /api/operations/{id}` holds the counts and the first 100 records, and \
+`result.page.next` leads to `GET /api/operations/{id}/results?cursor=…`.
+
+Cancelling a `processing` batch stops it between chunks: the chunk in flight is dropped, the \
+finished ones are kept, and the operation ends `cancelled` with them as its `result` \
+(`meta.complete: false`, `meta.processed` < `meta.total`), readable in pages like any result.";
+
+const SEARCH_PEOPLE: &str = "Resolves the target account (its LinkedIn company page when one is \
+known or can be verified, else the company names its profiles use), finds the people in it \
+matching the filters, and ranks them: title match first, then seniority. The result \
+(`SearchResult`) says how the account was resolved and searched, how many people match in all \
+(`meta.total`) and whether the list holds all of them (`meta.complete`; false when `limit` cut \
+it).";
+
+const RESEARCH: &str = "Resolves the subject (exactly one of `company` or `person`), gathers \
+directory evidence (profile, leadership, look-alikes) and web evidence (the company's own site, \
+robots.txt honoured, public addresses only), answers the questions from it, and writes a cited \
+Markdown report (`ResearchResult`). Up to 30 s at `standard` depth, 90 s at `deep`; a step that \
+fails makes the operation `partial_success` with the rest of the report.";
 
 /// Accepts an operation of `kind`: the operations service stores the job in
 /// JetStream and creates the record before it answers, so the 202 is sent

@@ -37,6 +37,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Meta};
 use crate::extract::{ExternalBase, OperationId};
+use crate::openapi::components;
 use crate::query::{parse_events_query, query_pairs};
 use crate::views::{OperationResponse, OperationView};
 use crate::watch::{self, EventId};
@@ -48,6 +49,30 @@ const LAST_EVENT_ID_NAME: &str = "Last-Event-ID";
 /// The text of the heartbeat comment.
 const HEARTBEAT: &str = "heartbeat";
 
+#[utoipa::path(
+    get,
+    path = "/api/operations/{id}/events",
+    operation_id = "streamOperationEvents",
+    summary = "The operation's states, live, as server-sent events.",
+    description = EVENTS,
+    params(
+        components::OperationIdPath,
+        components::LastEventIdHeader,
+        ("lastEventId" = Option<String>, Query, pattern = "^[1-3][0-9]{3}[01]$", description = "As `Last-Event-ID`, for clients that cannot set headers."),
+    ),
+    responses(
+        (status = 200, description = "The event stream. Example:\n\n    event: operation\n    data: {\"id\":\"0193…\",\"status\":\"processing\",\"progress\":40,…}\n    id: 20400\n\n    : heartbeat\n\n    event: terminal\n    data: {\"id\":\"0193…\",\"status\":\"succeeded\",\"progress\":100,\"result\":{…},…}\n    id: 31000\n",
+            body = String, content_type = "text/event-stream",
+            headers(("X-Request-Id" = String, description = "A fresh UUID per request."))),
+        (status = 204, description = "The client already has the terminal event; nothing follows."),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 404, response = components::NotFound),
+        (status = 410, response = components::Gone),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `GET /api/operations/{id}/events`; see the module documentation.
 pub(crate) async fn operation_events(
     State(state): State<AppState>,
@@ -189,3 +214,26 @@ fn event(
         .event(name)
         .json_data(OperationResponse { operation, meta })?)
 }
+
+const EVENTS: &str = "A `text/event-stream` of the operation's states: its current state, then \
+every change of status, progress or `cancelRequested`, then the terminal state, after which the \
+server closes the stream. Each event's `data` is the operation exactly as `GET \
+/api/operations/{id}` answers it (`OperationResponse`, on one line; a long result carries its \
+first page and `result.page.next`). `event:` is `operation` for a state that is not terminal and \
+`terminal` for the last one.
+
+Every event has an `id:` that grows with each change: `R PPP C` in decimal, where R is 1 \
+(queued), 2 (processing) or 3 (terminal), PPP the progress (0-100) and C 1 once cancellation was \
+requested (`20400`: processing at 40 %; `31000`: finished). Any gateway replica computes the \
+same id for the same state. Reconnect with `Last-Event-ID` (what `EventSource` sends by itself) \
+or `?lastEventId=` (the header wins) to receive only the states after it: none twice, and the \
+current state if it is newer. States the operation went through while no stream was open are \
+not replayed one by one (the operation keeps only its latest state): the next event is the \
+current one. The terminal event is always sent; a client that already has it gets `204 No \
+Content` (an `EventSource` then stops reconnecting).
+
+A comment line (`: heartbeat`) is sent every 15 s while nothing changes (the gateway's \
+`DOSSIER_SSE_HEARTBEAT`). The stream also ends when the gateway shuts down or the operations \
+service restarts: reconnect with the last id. Open streams have a limit per gateway \
+(`DOSSIER_MAX_STREAMS`); past it, `503 too_many_streams`. Same tenant rules as `GET \
+/api/operations/{id}` (404 before any stream).";

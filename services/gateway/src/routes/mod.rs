@@ -9,6 +9,7 @@
 mod accept;
 mod events;
 mod health;
+mod openapi;
 mod operations;
 mod webhooks;
 
@@ -38,6 +39,8 @@ use operations::{cancel_operation, get_operation, get_operation_results, list_op
 use webhooks::{
     create_webhook, delete_webhook, get_webhook, list_deliveries, list_webhooks, rotate_secret,
 };
+
+pub(crate) use openapi::api_doc;
 
 /// The gateway's router: every route of the public API, the 404 fallback and
 /// the middleware stack, apart from serving so tests can `oneshot` it.
@@ -95,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .layer(middleware)
         .with_state(state)
@@ -127,13 +131,38 @@ pub(crate) fn envelope<T: Serialize>(data: T) -> Json<Envelope<T>> {
     })
 }
 
-#[derive(Serialize)]
+/// The caller.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Me {
+pub(crate) struct Me {
+    /// The tenant the key belongs to.
     tenant_id: String,
+    /// The key's id (never the key).
     key_id: String,
 }
 
+/// `GET /api/me`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read by the schema derive only.
+pub(crate) struct MeResponse {
+    /// The caller.
+    data: Me,
+    /// The request id.
+    meta: Meta,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    operation_id = "getMe",
+    summary = "The caller's tenant and key.",
+    responses(
+        (status = 200, description = "The caller.", body = MeResponse,
+            headers(("X-Request-Id" = String, description = "A fresh UUID per request; equals `meta.requestId`."))),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+    ),
+)]
 /// `GET /api/me`: who the key belongs to.
 async fn me(caller: Caller) -> Json<Envelope<Me>> {
     envelope(Me {

@@ -5,7 +5,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dossier_contracts::Status;
+use dossier_contracts::{Kind, Status};
+
+use crate::openapi::components::{self, ProblemDoc};
+use crate::views::OperationResponse;
 use dossier_contracts::v1::{
     CancelOperationRequest, GetOperationRequest, GetOperationResultsRequest, ListOperationsRequest,
 };
@@ -23,6 +26,33 @@ use crate::views::{
 };
 use crate::watch::{self, Waited};
 
+#[utoipa::path(
+    get,
+    path = "/api/operations/{id}",
+    operation_id = "getOperation",
+    summary = "Status, progress, result and error of an operation.",
+    description = "With `Prefer: wait=N` the answer comes as soon as the operation is terminal, \
+or after N seconds with its state then (at once when it is already terminal).",
+    params(components::OperationIdPath, components::PreferHeader),
+    responses(
+        (status = 200, description = "The operation. `Retry-After` is set while it is not \
+terminal. A result whose `data` list holds more than 100 items carries only the first 100 and \
+`result.page` (`ResultPage`): follow `result.page.next` to read the rest. Smaller results are \
+returned whole, without `page`.",
+            body = OperationResponse,
+            headers(
+                ("X-Request-Id" = String, description = "A fresh UUID per request; equals `meta.requestId`."),
+                ("Retry-After" = u64, description = "Seconds before polling again (while not terminal)."),
+                ("Preference-Applied" = String, description = "`wait=M` when the gateway waited."),
+                ("Vary" = String, description = "`Prefer`: the answer depends on it."),
+            )),
+        (status = 401, response = components::Unauthorized),
+        (status = 404, response = components::NotFound),
+        (status = 410, response = components::Gone),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `GET /api/operations/{id}`. With `Prefer: wait=N` the answer comes when
 /// the operation is terminal or the wait is over (see [`crate::prefer`]),
 /// following the operation's changes through `WatchOperation`.
@@ -86,6 +116,34 @@ async fn read_operation(
         .into_inner())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/operations/{id}/results",
+    operation_id = "getOperationResults",
+    summary = "A page of the items of an operation's result.",
+    description = "The items of the result's `data` list from `cursor` (the first item when \
+absent or empty). Follow `page.next` until it is `null`. Works for every finished operation \
+whose result has a `data` list (succeeded, partial_success, and cancelled ones that kept partial \
+work); the same tenant rules as `GET /api/operations/{id}` apply (404).",
+    params(
+        components::OperationIdPath,
+        ("cursor" = Option<String>, Query, description = "Opaque; `page.nextCursor` of the previous page. Empty or absent: the first page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Items per page, 1-1000 (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "A page of items.", body = ResultsResponse,
+            headers(("X-Request-Id" = String, description = "A fresh UUID per request; equals `meta.requestId`."))),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 404, response = components::NotFound),
+        (status = 409, description = "`operation_conflict`: the operation has no result (yet), or its result has no item list.",
+            body = ProblemDoc, content_type = "application/problem+json",
+            headers(("X-Request-Id" = String))),
+        (status = 410, response = components::Gone),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `GET /api/operations/{id}/results?cursor=&limit=`: a page of the items
 /// (the `data` list) of a finished operation's result, for results too
 /// large for one answer. The first page is also in the operation itself;
@@ -141,6 +199,30 @@ pub(crate) async fn get_operation_results(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/operations/{id}/cancel",
+    operation_id = "cancelOperation",
+    summary = "Request cancellation.",
+    description = "`queued`: cancelled at once, the job never runs (200). `processing`: the \
+worker is told to stop and stops between steps (202, `cancelRequested: true`); the operation \
+then ends `cancelled`. Work already done is discarded, except for `enrichment.batch`: its \
+finished chunks are kept as the cancelled operation's `result` (`meta.complete: false`), read \
+like any result. Terminal: 409, nothing changes.",
+    params(components::OperationIdPath),
+    responses(
+        (status = 200, description = "Cancelled.", body = OperationResponse,
+            headers(("X-Request-Id" = String))),
+        (status = 202, description = "Cancellation requested; the worker stops cooperatively.",
+            body = OperationResponse, headers(("X-Request-Id" = String))),
+        (status = 401, response = components::Unauthorized),
+        (status = 404, response = components::NotFound),
+        (status = 409, response = components::Conflict),
+        (status = 410, response = components::Gone),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `POST /api/operations/{id}/cancel`: 200 when the operation is now
 /// cancelled (it was queued), 202 when its worker was told to stop (it was
 /// processing; `cancelRequested: true`), 409 when it had already finished.
@@ -173,6 +255,27 @@ pub(crate) async fn cancel_operation(
     Ok(operation_response(status, view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/operations",
+    operation_id = "listOperations",
+    summary = "The tenant's operations, newest first.",
+    params(
+        ("status" = Option<Status>, Query, description = "Only operations with this status."),
+        ("kind" = Option<Kind>, Query, description = "Only operations of this kind."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Operations per page, 1-100 (default 20)."),
+        ("cursor" = Option<String>, Query, description = "Opaque; `meta.nextCursor` of the previous page. Empty or absent: the first page."),
+    ),
+    responses(
+        (status = 200, description = "A page of operations (results omitted, no `meta` per item).",
+            body = ListResponse,
+            headers(("X-Request-Id" = String, description = "A fresh UUID per request; equals `meta.requestId`."))),
+        (status = 400, response = components::BadRequest),
+        (status = 401, response = components::Unauthorized),
+        (status = 429, response = components::TooManyRequests),
+        (status = 503, response = components::Unavailable),
+    ),
+)]
 /// `GET /api/operations`: the tenant's operations, newest first. Listings
 /// carry no result payloads (`result` is null); get one operation for it.
 pub(crate) async fn list_operations(
