@@ -406,16 +406,20 @@ impl<B: TestBroker> TestApp<B> {
         self.topology.clone()
     }
 
-    /// Polls the operation until its status is terminal; returns its body.
+    /// Polls the operation until its status is terminal; returns its body,
+    /// checked against the OpenAPI document (every worker test that waits
+    /// for a result thereby checks the result's documented shape).
     pub async fn wait_for_terminal(&self, id: &str, key: &str) -> Value {
-        wait_for(&format!("operation {id} to end"), DEADLINE, || async {
+        let body = wait_for(&format!("operation {id} to end"), DEADLINE, || async {
             let answer = self.get_operation(id, key).await;
             let status = answer.body["status"]
                 .as_str()
                 .and_then(|s| s.parse::<Status>().ok());
             (answer.status == 200 && status.is_some_and(Status::is_terminal)).then_some(answer.body)
         })
-        .await
+        .await;
+        assert_documented("OperationResponse", &body);
+        body
     }
 
     /// Absolute URL of `path`.
@@ -851,4 +855,25 @@ pub async fn wait_for_progress<B: TestBroker>(app: &TestApp<B>, id: &str, progre
         || async { app.get_operation(id, KEY_A).await.body["progress"] == progress },
     )
     .await;
+}
+
+/// Asserts that `value` is valid against the OpenAPI document's component
+/// schema `schema` (e.g. `OperationResponse`), listing what is not.
+pub fn assert_documented(schema: &str, value: &Value) {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(gateway::openapi::document);
+    // The document as the root schema, pointing at the component: its other
+    // members are not JSON Schema keywords, and `#/components/...` resolves.
+    let mut root = document.clone();
+    root["$ref"] = Value::from(format!("#/components/schemas/{schema}"));
+    let validator = jsonschema::draft202012::new(&root).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .take(5)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not a documented {schema}: {errors:#?}\n{value}"
+    );
 }
