@@ -13,6 +13,7 @@
 
 mod bench;
 mod chaos;
+mod contract;
 mod deploy;
 mod directory;
 mod keygen;
@@ -57,6 +58,9 @@ enum Command {
     /// Kill, restart and stall every part of the running stack under load,
     /// then check every operation end to end through the HTTP API.
     Chaos(chaos::Args),
+    /// Fuzz the running stack with schemathesis against its OpenAPI
+    /// document (no server errors, no answer that breaks the document).
+    Contract(contract::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::DeployCheck(args) => deploy::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Chaos(args) => chaos::run(args),
+        Command::Contract(args) => contract::run(args),
         Command::NatsServer => {
             println!("{}", nats::ensure()?.display());
             Ok(())

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: every test, against the pinned nats-server, then
 //! `cargo xtask deploy-check`, then `cargo xtask chaos` (single node and a
-//! shorter cluster phase, about three minutes).
+//! shorter cluster phase, about three minutes), then `cargo xtask contract`.
 
 use crate::{cargo, nats, run_checked};
 
@@ -50,6 +50,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         crate::deploy::run(crate::deploy::Args::default())?;
         // The same binaries under faults: the invariants end to end.
         crate::chaos::run(crate::chaos::Args::ci())?;
+        // The running stack against its OpenAPI document.
+        crate::contract::run(crate::contract::Args::default())?;
     }
     Ok(())
 }

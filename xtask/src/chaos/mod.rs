@@ -30,8 +30,8 @@ mod check;
 mod load;
 mod read;
 mod report;
-mod schedule;
-mod stack;
+pub(crate) mod schedule;
+pub(crate) mod stack;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

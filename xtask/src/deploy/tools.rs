@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail, ensure};
-use sha2::{Digest as _, Sha256};
 
 use super::Report;
 use super::k8s::Overlay;
@@ -257,45 +256,12 @@ fn ensure_kubectl(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// `pip install --target` of deploy/tools/requirements.txt, once per content.
 fn ensure_python_tools(dir: &Path, python: &str) -> anyhow::Result<PathBuf> {
-    let requirements = root().join("deploy/tools/requirements.txt");
-    let content = std::fs::read(&requirements)?;
-    let digest = hex::encode(Sha256::digest(&content));
-    let target = dir.join("python");
-    let marker = target.join(".requirements.sha256");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == digest) {
-        return Ok(target);
-    }
-    eprintln!(
-        "xtask: installing the Python validators into {}",
-        target.display()
-    );
-    let tmp = dir.join(format!("python.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    run_checked(
-        Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-warn-script-location",
-                "--no-deps",
-                "--only-binary",
-                ":all:",
-                "--require-hashes",
-                "--target",
-            ])
-            .arg(&tmp)
-            .arg("-r")
-            .arg(&requirements)
-            .env("PIP_ROOT_USER_ACTION", "ignore"),
+    crate::pypi::install_pinned(
+        python,
+        &root().join("deploy/tools/requirements.txt"),
+        &dir.join("python"),
+        "the Python validators",
     )
-    .context("installing deploy/tools/requirements.txt (needs python3 with pip)")?;
-    std::fs::write(tmp.join(".requirements.sha256"), &digest)?;
-    let _ = std::fs::remove_dir_all(&target);
-    std::fs::rename(&tmp, &target)?;
-    Ok(target)
 }
 
 fn make_executable(path: &Path) -> anyhow::Result<()> {

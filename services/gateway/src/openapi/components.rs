@@ -68,6 +68,30 @@ pub(crate) struct ProblemIssue {
     detail: String,
 }
 
+/// One server-sent event of an operation's stream (heartbeat comments
+/// aside).
+#[derive(ToSchema)]
+pub(crate) struct OperationEvent {
+    /// `operation` for a state that is not terminal, `terminal` for the
+    /// last one.
+    event: OperationEventKind,
+    /// `R PPP C`: grows with every change (see the route).
+    #[schema(pattern = "^[1-3][0-9]{3}[01]$")]
+    id: String,
+    /// The operation as `GET /api/operations/{id}` answers it (an
+    /// `OperationResponse`), JSON on one line.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// The `event:` of an operation's stream.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum OperationEventKind {
+    Operation,
+    Terminal,
+}
+
 /// The header parameters of a POST that starts an operation.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]

@@ -62,7 +62,7 @@ const HEARTBEAT: &str = "heartbeat";
     ),
     responses(
         (status = 200, description = "The event stream. Example:\n\n    event: operation\n    data: {\"id\":\"0193…\",\"status\":\"processing\",\"progress\":40,…}\n    id: 20400\n\n    : heartbeat\n\n    event: terminal\n    data: {\"id\":\"0193…\",\"status\":\"succeeded\",\"progress\":100,\"result\":{…},…}\n    id: 31000\n",
-            body = String, content_type = "text/event-stream",
+            body = components::OperationEvent, content_type = "text/event-stream",
             headers(("X-Request-Id" = String, description = "A fresh UUID per request."))),
         (status = 204, description = "The client already has the terminal event; nothing follows."),
         (status = 400, response = components::BadRequest),

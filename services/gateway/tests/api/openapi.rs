@@ -292,3 +292,32 @@ async fn answers_match_the_documented_response_schemas() {
         assert!(valid(&spec, &pointer, &body), "{pointer}: {body}");
     }
 }
+
+/// Found by contract fuzzing: the document described the event stream as a
+/// string, where a client (and schemathesis) reads it event by event.
+#[tokio::test]
+async fn every_event_of_a_stream_is_a_documented_event() {
+    let spec = gateway::openapi::document();
+    let app = spawn_app().await;
+    let id = app.accept_search(KEY_A).await.id();
+    let mut stream = app.open_events(&id, KEY_A, None).await.stream();
+    let first = stream.next_event().await.expect("the current state");
+    app.cancel_operation(&id, KEY_A).await;
+    let mut events = vec![first];
+    events.extend(stream.rest().await);
+    assert_eq!(events.last().unwrap().event.as_deref(), Some("terminal"));
+    let pointer = "/paths/~1api~1operations~1{id}~1events/get/responses/200/content/text~1event-stream/schema";
+    for event in events {
+        let as_sent = json!({ "event": event.event, "id": event.id, "data": event.data });
+        assert!(valid(&spec, pointer, &as_sent), "{as_sent}");
+        assert!(
+            valid(
+                &spec,
+                "/components/schemas/OperationResponse",
+                &event.json()
+            ),
+            "{}",
+            event.data
+        );
+    }
+}
