@@ -218,6 +218,18 @@ fn header(description: &str, kind: Type, format: Option<KnownFormat>) -> Header 
         .build()
 }
 
+/// A header whose value is a URL.
+fn uri_header(description: &str) -> Header {
+    HeaderBuilder::new()
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::Custom("uri".to_owned()))),
+        ))
+        .build()
+}
+
 fn header_ref(name: &str) -> Ref {
     Ref::new(format!("#/components/headers/{name}"))
 }
@@ -339,17 +351,7 @@ fn responses() -> Vec<(&'static str, Response)> {
                 )
                 .header_ref("X-Request-Id", header_ref(REQUEST_ID))
                 .header_ref("Preference-Applied", header_ref(PREFERENCE_APPLIED))
-                .header(
-                    "Location",
-                    HeaderBuilder::new()
-                        .description(Some("The poll URL."))
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .format(Some(SchemaFormat::Custom("uri".to_owned()))),
-                        ))
-                        .build(),
-                )
+                .header("Location", uri_header("The poll URL."))
                 .header_ref("Retry-After", header_ref(RETRY_AFTER))
                 .content(
                     "application/json",
@@ -368,14 +370,7 @@ fn responses() -> Vec<(&'static str, Response)> {
                 .header_ref("X-Request-Id", header_ref(REQUEST_ID))
                 .header(
                     "Content-Location",
-                    HeaderBuilder::new()
-                        .description(Some("The operation's URL (the body is its state)."))
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .format(Some(SchemaFormat::Custom("uri".to_owned()))),
-                        ))
-                        .build(),
+                    uri_header("The operation's URL (the body is its state)."),
                 )
                 .header_ref("Preference-Applied", header_ref(PREFERENCE_APPLIED))
                 .content(
@@ -385,6 +380,29 @@ fn responses() -> Vec<(&'static str, Response)> {
                 .build(),
         ),
     ]
+}
+
+/// The answers of a POST that starts an operation: `200` (finished within
+/// `Prefer: wait`), `202`, and the shared problems.
+pub(crate) struct CreateResponses;
+
+impl utoipa::IntoResponses for CreateResponses {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+        [
+            ("200", "FinishedWithinWait"),
+            ("202", "Accepted"),
+            ("400", "BadRequest"),
+            ("401", "Unauthorized"),
+            ("409", "Conflict"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("429", "TooManyRequests"),
+            ("503", "Unavailable"),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_owned(), RefOr::Ref(Ref::from_response_name(name))))
+        .collect()
+    }
 }
 
 /// Marker types naming the shared responses in `#[utoipa::path]`
@@ -407,7 +425,6 @@ macro_rules! shared_responses {
 }
 
 shared_responses!(
-    Problem,
     BadRequest,
     Unauthorized,
     NotFound,
@@ -417,6 +434,4 @@ shared_responses!(
     TooManyRequests,
     Gone,
     Unavailable,
-    Accepted,
-    FinishedWithinWait,
 );

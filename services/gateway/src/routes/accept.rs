@@ -96,17 +96,7 @@ pub(crate) async fn enrich_person(
     description = ENRICH_BATCH,
     params(components::CreateHeaders),
     request_body = EnrichmentBatchRequest,
-    responses(
-        (status = 200, response = components::FinishedWithinWait),
-        (status = 202, response = components::Accepted),
-        (status = 400, response = components::BadRequest),
-        (status = 401, response = components::Unauthorized),
-        (status = 409, response = components::Conflict),
-        (status = 413, response = components::PayloadTooLarge),
-        (status = 415, response = components::UnsupportedMediaType),
-        (status = 429, response = components::TooManyRequests),
-        (status = 503, response = components::Unavailable),
-    ),
+    responses(components::CreateResponses),
 )]
 /// `POST /api/enrichment/batch` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn enrich_batch(
@@ -130,17 +120,7 @@ pub(crate) async fn enrich_batch(
     description = SEARCH_PEOPLE,
     params(components::CreateHeaders),
     request_body = SearchPeopleRequest,
-    responses(
-        (status = 200, response = components::FinishedWithinWait),
-        (status = 202, response = components::Accepted),
-        (status = 400, response = components::BadRequest),
-        (status = 401, response = components::Unauthorized),
-        (status = 409, response = components::Conflict),
-        (status = 413, response = components::PayloadTooLarge),
-        (status = 415, response = components::UnsupportedMediaType),
-        (status = 429, response = components::TooManyRequests),
-        (status = 503, response = components::Unavailable),
-    ),
+    responses(components::CreateResponses),
 )]
 /// `POST /api/search/people` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn search_people(
@@ -163,17 +143,7 @@ pub(crate) async fn search_people(
     description = RESEARCH,
     params(components::CreateHeaders),
     request_body = ResearchRequest,
-    responses(
-        (status = 200, response = components::FinishedWithinWait),
-        (status = 202, response = components::Accepted),
-        (status = 400, response = components::BadRequest),
-        (status = 401, response = components::Unauthorized),
-        (status = 409, response = components::Conflict),
-        (status = 413, response = components::PayloadTooLarge),
-        (status = 415, response = components::UnsupportedMediaType),
-        (status = 429, response = components::TooManyRequests),
-        (status = 503, response = components::Unavailable),
-    ),
+    responses(components::CreateResponses),
 )]
 /// `POST /api/research` (202; 200 when it ends within a `Prefer: wait`).
 pub(crate) async fn research(
