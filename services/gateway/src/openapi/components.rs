@@ -425,6 +425,7 @@ macro_rules! shared_responses {
 }
 
 shared_responses!(
+    Problem,
     BadRequest,
     Unauthorized,
     NotFound,

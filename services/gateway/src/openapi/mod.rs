@@ -6,6 +6,7 @@
 
 pub(crate) mod components;
 pub(crate) mod results;
+pub(crate) mod webhooks;
 
 use serde_json::{Value, json};
 

@@ -173,6 +173,26 @@ fn listed<T: Serialize>(data: Vec<T>, next_cursor: Option<String>) -> Response {
     .into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks",
+    operation_id = "createWebhook",
+    summary = "Register a webhook endpoint.",
+    description = CREATE_DESCRIPTION,
+    request_body = crate::openapi::webhooks::CreateWebhook,
+    responses(
+        (status = 201, description = "Registered, with its `secret` (shown here and on rotation only). `Location` is the endpoint's URL.",
+            body = crate::openapi::webhooks::WebhookResponse,
+            headers(("X-Request-Id" = String), ("Location" = String, description = "The endpoint's URL."), ("Cache-Control" = String, description = "`no-store`: the answer holds the secret."))),
+        (status = 400, response = crate::openapi::components::BadRequest),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 409, response = crate::openapi::components::Conflict),
+        (status = 413, response = crate::openapi::components::PayloadTooLarge),
+        (status = 415, response = crate::openapi::components::UnsupportedMediaType),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+        (status = 503, response = crate::openapi::components::Unavailable),
+    ),
+)]
 /// `POST /api/webhooks`: 201 with the endpoint and its secret (shown only
 /// here and on rotation), `Location` its URL.
 pub(crate) async fn create_webhook(
@@ -208,6 +228,19 @@ pub(crate) async fn create_webhook(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/webhooks",
+    operation_id = "listWebhooks",
+    summary = "The tenant's webhook endpoints, oldest first (never their secrets).",
+    responses(
+        (status = 200, description = "Every endpoint (at most 20, so never paged).", body = crate::openapi::webhooks::WebhookList,
+            headers(("X-Request-Id" = String))),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+        (status = 503, response = crate::openapi::components::Unavailable),
+    ),
+)]
 /// `GET /api/webhooks`: the tenant's endpoints, oldest first (at most the
 /// per-tenant limit, so never paged).
 pub(crate) async fn list_webhooks(
@@ -231,6 +264,21 @@ pub(crate) async fn list_webhooks(
     Ok(listed(data, None))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/webhooks/{id}",
+    operation_id = "getWebhook",
+    summary = "One webhook endpoint (404 for another tenant's).",
+    params(("id" = String, Path, format = Uuid, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "The endpoint; `disabled` once its receiver answered 410.", body = crate::openapi::webhooks::WebhookResponse,
+            headers(("X-Request-Id" = String))),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 404, response = crate::openapi::components::Problem),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+        (status = 503, response = crate::openapi::components::Unavailable),
+    ),
+)]
 /// `GET /api/webhooks/{id}`.
 pub(crate) async fn get_webhook(
     State(state): State<AppState>,
@@ -250,6 +298,20 @@ pub(crate) async fn get_webhook(
     Ok(envelope(WebhookView::new(endpoint, &base, None)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/webhooks/{id}",
+    operation_id = "deleteWebhook",
+    summary = "Delete a webhook endpoint; deliveries not yet made to it are dropped.",
+    params(("id" = String, Path, format = Uuid, description = "The endpoint's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 404, response = crate::openapi::components::Problem),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+        (status = 503, response = crate::openapi::components::Unavailable),
+    ),
+)]
 /// `DELETE /api/webhooks/{id}`: 204; deliveries not yet made are dropped.
 pub(crate) async fn delete_webhook(
     State(state): State<AppState>,
@@ -267,6 +329,24 @@ pub(crate) async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/{id}/rotate-secret",
+    operation_id = "rotateWebhookSecret",
+    summary = "A new signing secret; the previous one keeps signing for 24 h.",
+    description = "Until `previousSecretExpiresAt` every delivery carries two signatures \
+(`v1,<new> v1,<old>`), so receivers can switch to the new secret at their pace. The answer \
+carries the new `secret`.",
+    params(("id" = String, Path, format = Uuid, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "Rotated.", body = crate::openapi::webhooks::WebhookResponse,
+            headers(("X-Request-Id" = String), ("Cache-Control" = String, description = "`no-store`: the answer holds the secret."))),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 404, response = crate::openapi::components::Problem),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+        (status = 503, response = crate::openapi::components::Unavailable),
+    ),
+)]
 /// `POST /api/webhooks/{id}/rotate-secret`: 200 with the new secret; the
 /// previous one keeps signing beside it until `previousSecretExpiresAt`.
 pub(crate) async fn rotate_secret(
@@ -295,6 +375,26 @@ pub(crate) async fn rotate_secret(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/webhooks/{id}/deliveries",
+    operation_id = "listWebhookDeliveries",
+    summary = "The endpoint's deliveries and their attempts, newest operation first.",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The endpoint's id."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Deliveries per page, 1-100 (default 20)."),
+        ("cursor" = Option<String>, Query, description = "`meta.nextCursor` of the page before."),
+    ),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = crate::openapi::webhooks::DeliveryList,
+            headers(("X-Request-Id" = String))),
+        (status = 400, response = crate::openapi::components::BadRequest),
+        (status = 401, response = crate::openapi::components::Unauthorized),
+        (status = 404, response = crate::openapi::components::Problem),
+        (status = 429, response = crate::openapi::components::TooManyRequests),
+        (status = 503, response = crate::openapi::components::Unavailable),
+    ),
+)]
 /// `GET /api/webhooks/{id}/deliveries?limit=&cursor=`: the endpoint's
 /// deliveries with their attempts, newest operation first.
 pub(crate) async fn list_deliveries(
@@ -319,3 +419,20 @@ pub(crate) async fn list_deliveries(
     let data = page.deliveries.into_iter().map(DeliveryJson::new).collect();
     Ok(listed(data, non_empty(page.next_cursor)))
 }
+
+const CREATE_DESCRIPTION: &str = "Operation events are POSTed to `url`, signed as Standard \
+Webhooks v1: `webhook-id` (the same on every retry of one event), `webhook-timestamp` (Unix \
+seconds, new on each attempt) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of \
+id.timestamp.body>` under the secret; during a rotation one signature per secret, space \
+separated). The body is a `WebhookEvent`.
+
+`url` must be `https://` and reach the public internet only: its host, and every address its \
+name resolves to, must not be loopback, private, link-local (169.254.169.254), CGNAT or another \
+non-public address — checked now and again at every delivery; a redirect is never followed. A \
+tenant has at most 20 endpoints (409 `webhook_limit_reached`).
+
+A 2xx answer is delivered. `410 Gone` disables the endpoint. Anything else, a timeout (15 s) or \
+a refused connection is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h and 24 h \
+(ten attempts over about 2.7 days), then the delivery fails.
+
+The answer carries `secret` (`whsec_…`), shown here and on rotation only.";
