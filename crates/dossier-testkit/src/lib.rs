@@ -241,7 +241,20 @@ fn test_topology_config(replicas: usize) -> TopologyConfig {
 /// (`-1`: the OS chooses), its ports file in `ports_dir`, its store in
 /// `store`; output only with `TEST_LOG`.
 fn nats_server_command(port: i32, ports_dir: &Path, store: &Path) -> Command {
+    // An explicit store limit: by default nats-server allows 75 % of the
+    // disk free at its start, and the topology's byte limits (several GiB
+    // together, reserved at stream creation) then fail tests with
+    // "insufficient storage" on a machine with less than ~9 GiB free.
+    // Tests write little; the limit only has to cover the reservations.
+    let limits = ports_dir.join("limits.conf");
+    if let Err(error) = std::fs::write(
+        &limits,
+        "jetstream { max_file_store: 1TB, max_memory_store: 1GB }\n",
+    ) {
+        panic!("cannot write {}: {error}", limits.display());
+    }
     let mut cmd = Command::new(nats_server_bin());
+    cmd.arg("-c").arg(&limits);
     cmd.args(["-js", "-a", "127.0.0.1", "-p"])
         .arg(port.to_string())
         .arg("--ports_file_dir")
