@@ -117,6 +117,23 @@ impl Readiness {
     }
 }
 
+/// The error and its sources, `a: b: c`, for log lines (a source whose text
+/// the message already ends with is not repeated: async-nats errors often
+/// repeat their source in their own message).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,18 +181,4 @@ fn with_reason(code: tonic::Code, message: &str, reason: &str) -> tonic::Status 
     tonic::Status::with_error_details(code, message, details)
 }
 
-/// The error and its sources, `a: b: c`.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // async-nats errors often repeat their source in their own message.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
+pub(crate) use dossier_service::error_chain;
