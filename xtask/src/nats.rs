@@ -45,8 +45,11 @@ pub(crate) fn server_config(
     if let Some(monitor) = monitor {
         conf.push_str(&format!("http: {monitor}\n"));
     }
+    // An explicit store limit, as in the shipped deployment: the default
+    // (75 % of the disk free at start) fails the topology's reservations
+    // (about 6.5 GiB) on a laptop with less than ~9 GiB free.
     conf.push_str(&format!(
-        "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+        "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n  max_file_store: 8GB\n}}\n",
         store_dir.display().to_string()
     ));
     if let Some(include) = include {

@@ -207,6 +207,42 @@ pub struct StorageLimits {
     pub webhook_deliveries_max_bytes: i64,
 }
 
+impl StorageLimits {
+    /// What JetStream reserves for all of them on each replica: the least
+    /// `max_file_store` a server of the topology needs. (Destructured so
+    /// that a new limit cannot be left out.)
+    pub fn reserved(&self) -> i64 {
+        let StorageLimits {
+            jobs_max_bytes,
+            events_max_bytes,
+            advisories_max_bytes,
+            operations_max_bytes,
+            idempotency_max_bytes,
+            cancellations_max_bytes,
+            leases_max_bytes,
+            checkpoints_max_bytes,
+            results_max_bytes,
+            payloads_max_bytes,
+            webhooks_max_bytes,
+            webhook_endpoints_max_bytes,
+            webhook_deliveries_max_bytes,
+        } = *self;
+        jobs_max_bytes
+            + events_max_bytes
+            + advisories_max_bytes
+            + operations_max_bytes
+            + idempotency_max_bytes
+            + cancellations_max_bytes
+            + leases_max_bytes
+            + checkpoints_max_bytes
+            + results_max_bytes
+            + payloads_max_bytes
+            + webhooks_max_bytes
+            + webhook_endpoints_max_bytes
+            + webhook_deliveries_max_bytes
+    }
+}
+
 /// Settings of each kind's job consumer.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsumerConfig {

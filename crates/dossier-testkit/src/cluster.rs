@@ -98,8 +98,12 @@ impl Node {
 
     /// Starts the node's process routing to `routes`; returns its pid.
     fn spawn(&self, routes: &[String]) -> u32 {
-        let mut cmd =
-            nats_server_command(self.client_port, self.ports_dir.path(), self.store.path());
+        let mut cmd = nats_server_command(
+            self.client_port,
+            self.ports_dir.path(),
+            self.store.path(),
+            &[],
+        );
         cmd.args(["--server_name", &self.name, "--cluster_name", CLUSTER_NAME])
             .arg("--cluster")
             .arg(format!("nats://127.0.0.1:{}", self.cluster_port))

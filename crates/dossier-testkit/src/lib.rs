@@ -148,8 +148,12 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) {
-        let mut cmd = nats_server_command(self.port, self.ports_dir.path(), self.store.path());
-        cmd.args(&self.extra_args);
+        let mut cmd = nats_server_command(
+            self.port,
+            self.ports_dir.path(),
+            self.store.path(),
+            &self.extra_args,
+        );
         let child = cmd.spawn().expect("spawn nats-server");
         let pid = child.id();
         self.child = Some(child);
@@ -239,33 +243,64 @@ fn test_topology_config(replicas: usize) -> TopologyConfig {
 
 /// A nats-server command with JetStream on loopback: client port `port`
 /// (`-1`: the OS chooses), its ports file in `ports_dir`, its store in
-/// `store`; output only with `TEST_LOG`.
-fn nats_server_command(port: i32, ports_dir: &Path, store: &Path) -> Command {
-    // An explicit store limit: by default nats-server allows 75 % of the
-    // disk free at its start, and the topology's byte limits (several GiB
-    // together, reserved at stream creation) then fail tests with
-    // "insufficient storage" on a machine with less than ~9 GiB free.
-    // Tests write little; the limit only has to cover the reservations.
-    let limits = ports_dir.join("limits.conf");
-    if let Err(error) = std::fs::write(
-        &limits,
-        "jetstream { max_file_store: 1TB, max_memory_store: 1GB }\n",
-    ) {
-        panic!("cannot write {}: {error}", limits.display());
-    }
+/// `store`, then `extra_args`; output only with `TEST_LOG`.
+///
+/// The server always runs with an explicit store limit: by default
+/// nats-server allows 75 % of the disk free at its start, and the
+/// topology's byte limits (several GiB together, reserved at stream
+/// creation) then fail tests with "insufficient storage" on a machine with
+/// less than ~9 GiB free. Tests write little; the limit only has to cover
+/// the reservations. nats-server reads one configuration file (a second
+/// `-c` replaces the first), so a caller's `-c <file>` is not passed on but
+/// included from a file written next to it that adds the limit.
+fn nats_server_command(
+    port: i32,
+    ports_dir: &Path,
+    store: &Path,
+    extra_args: &[String],
+) -> Command {
+    const LIMITS: &str = "jetstream { max_file_store: 1TB, max_memory_store: 1GB }\n";
+    let mut args = extra_args.to_vec();
+    let config = match args.iter().position(|a| a == "-c" || a == "--config") {
+        Some(at) => {
+            let caller = PathBuf::from(args.get(at + 1).expect("-c takes a file"));
+            args.drain(at..at + 2);
+            let name = caller
+                .file_name()
+                .expect("-c names a file")
+                .to_string_lossy();
+            let wrapper = caller.with_file_name(format!("{name}.with-store-limit.conf"));
+            // `include` resolves relative to the including file: both sit
+            // in the caller's directory.
+            write_file(&wrapper, &format!("include {name:?}\n{LIMITS}"));
+            wrapper
+        }
+        None => {
+            let limits = ports_dir.join("limits.conf");
+            write_file(&limits, LIMITS);
+            limits
+        }
+    };
     let mut cmd = Command::new(nats_server_bin());
-    cmd.arg("-c").arg(&limits);
+    cmd.arg("-c").arg(&config);
     cmd.args(["-js", "-a", "127.0.0.1", "-p"])
         .arg(port.to_string())
         .arg("--ports_file_dir")
         .arg(ports_dir)
         .arg("-sd")
         .arg(store)
+        .args(args)
         .stdin(Stdio::null());
     if std::env::var_os("TEST_LOG").is_none() {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }
     cmd
+}
+
+fn write_file(path: &Path, contents: &str) {
+    if let Err(error) = std::fs::write(path, contents) {
+        panic!("cannot write {}: {error}", path.display());
+    }
 }
 
 /// The ports a nats-server reported in its ports file.

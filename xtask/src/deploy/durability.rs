@@ -2,6 +2,9 @@
 //! each JetStream write before acknowledging it (`sync_interval: always`).
 //! A lazy server (the default syncs every 2 minutes) can lose writes it
 //! already acknowledged when its host crashes, and a 202 means "stored".
+//! And each has an explicit store limit (`max_file_store`) that holds what
+//! the topology's byte limits reserve: the default (75 % of the disk free
+//! at start) fails the stack's start on a host with less than ~9 GiB free.
 //!
 //! Checked: the compose stack (its command line and the configuration file
 //! it mounts), each rendered Kubernetes overlay (the StatefulSet's command
@@ -134,7 +137,7 @@ pub(super) fn check_durability(
     std::fs::remove_file(&path)?;
 
     report.check(
-        "durability: every nats-server of compose, Kubernetes and xtask (up, bench, smoke) fsyncs before acknowledging (jetstream sync_interval: always)",
+        "durability: every nats-server of compose, Kubernetes and xtask (up, bench, smoke) fsyncs before acknowledging (jetstream sync_interval: always) and has a store limit that holds the topology's reservations (max_file_store)",
         problems,
     );
     Ok(())
@@ -164,9 +167,63 @@ fn config_flag(args: &[String]) -> Option<String> {
 }
 
 fn check_config(place: &str, config: &str, problems: &mut Vec<String>) {
-    if let Err(why) = fsyncs_always(config) {
-        problems.push(format!("{place}: {why}"));
+    let reserved = dossier_broker::TopologyConfig::default().limits.reserved();
+    for check in [fsyncs_always(config), store_limit_covers(config, reserved)] {
+        if let Err(why) = check {
+            problems.push(format!("{place}: {why}"));
+        }
     }
+}
+
+/// Whether the `jetstream` block sets `max_file_store` to at least
+/// `reserved` bytes (what the topology's byte limits reserve). Without it
+/// nats-server allows 75 % of the disk free at its start, so the stack
+/// fails to create its streams ("insufficient storage") on a host with
+/// less free.
+fn store_limit_covers(config: &str, reserved: i64) -> Result<(), String> {
+    let text = strip_comments(config);
+    let needed = format!("{:.1} GiB", reserved as f64 / f64::from(1u32 << 30));
+    let limit = block_of(&text, "jetstream")
+        .and_then(|block| value_at_top(block, "max_file_store"))
+        .ok_or_else(|| {
+            format!(
+                "jetstream has no max_file_store, so the store is 75 % of the disk free at start, \
+                 and the topology reserves {needed}"
+            )
+        })?;
+    match nats_bytes(limit.trim_matches(|c| c == '"' || c == '\'')) {
+        Some(bytes) if bytes >= reserved => Ok(()),
+        Some(_) => Err(format!(
+            "jetstream max_file_store {limit} is less than the {needed} the topology reserves"
+        )),
+        None => Err(format!("jetstream max_file_store {limit} is not a size")),
+    }
+}
+
+/// A nats-server size (`8GB`, `512MiB`, `1T`, plain bytes), read low: the
+/// decimal units (`G`, `GB`) as powers of 1000, so a limit that passes
+/// passes however the server reads them.
+fn nats_bytes(value: &str) -> Option<i64> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let exponent = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" => 1,
+        "m" | "mb" => 2,
+        "g" | "gb" => 3,
+        "t" | "tb" => 4,
+        "ki" | "kib" => return number.parse::<i64>().ok()?.checked_mul(1 << 10),
+        "mi" | "mib" => return number.parse::<i64>().ok()?.checked_mul(1 << 20),
+        "gi" | "gib" => return number.parse::<i64>().ok()?.checked_mul(1 << 30),
+        "ti" | "tib" => return number.parse::<i64>().ok()?.checked_mul(1 << 40),
+        _ => return None,
+    };
+    number
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(1000_i64.pow(exponent))
 }
 
 /// Whether a nats-server configuration runs JetStream with fsync before
@@ -324,6 +381,39 @@ mod tests {
         ] {
             assert!(fsyncs_always(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_store_limit_must_hold_the_reservations() {
+        let reserved = 6 << 30;
+        for good in [
+            "jetstream {\n  max_file_store: 8GB\n}\n",
+            "jetstream { max_file_store = \"7GiB\" }",
+            "jetstream {\n  max_file_store: 1T # room\n}\n",
+            &nats::server_config("127.0.0.1:-1", None, Path::new("/tmp/s"), None),
+        ] {
+            assert_eq!(store_limit_covers(good, reserved), Ok(()), "{good}");
+        }
+        for bad in [
+            // No limit: 75 % of the free disk.
+            "jetstream {\n  store_dir: /data\n}\n",
+            "jetstream {\n  # max_file_store: 8GB\n}\n",
+            // Too small (6 GB is less than 6 GiB), or not a size.
+            "jetstream {\n  max_file_store: 6GB\n}\n",
+            "jetstream {\n  max_file_store: 1024MiB\n}\n",
+            "jetstream {\n  max_file_store: lots\n}\n",
+            // Outside the block.
+            "max_file_store: 8GB\njetstream {\n  store_dir: /data\n}\n",
+        ] {
+            assert!(store_limit_covers(bad, reserved).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_reservations_fit_the_kubernetes_volume_limit() {
+        let reserved = dossier_broker::TopologyConfig::default().limits.reserved();
+        let shipped = include_str!("../../../deploy/k8s/base/nats/nats.conf");
+        assert_eq!(store_limit_covers(shipped, reserved), Ok(()));
     }
 
     #[test]
