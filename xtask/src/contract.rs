@@ -92,9 +92,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         // One worker: hypothesis's source introspection is not thread-safe
         // (parallel workers fail the run with its own internal errors).
         .args(["--workers", "1"])
-        // The webhooks service is not part of this stack: its routes would
-        // answer 503.
-        .args(["--exclude-path-regex", "^/api/webhooks"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&report)
         // Its cache and reports stay in the target dir.

@@ -227,6 +227,11 @@ pub(crate) fn operations_listening() -> Watch {
     Watch::field("Operations service listening.", "addr")
 }
 
+/// The start-up line of the webhooks service naming its gRPC address.
+pub(crate) fn webhooks_listening() -> Watch {
+    Watch::field("Webhooks service listening.", "addr")
+}
+
 /// The start-up line of the gateway naming its HTTP address.
 pub(crate) fn gateway_listening() -> Watch {
     Watch::field("Gateway listening.", "http_addr")

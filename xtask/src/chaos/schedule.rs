@@ -5,9 +5,11 @@ use rand::SeedableRng as _;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom as _;
 
-/// The services a chaos run starts, in start order.
-pub(crate) const SERVICES: [&str; 5] = [
+/// The services a chaos run starts, in start order (the webhooks service
+/// before the gateway, which is given its address).
+pub(crate) const SERVICES: [&str; 6] = [
     "operations",
+    "webhooks",
     "gateway",
     "search-worker",
     "enrichment-worker",
@@ -111,7 +113,7 @@ mod tests {
             assert_eq!(schedule(7, mode), schedule(7, mode), "{mode:?}");
         }
         let single = schedule(7, Mode::Single);
-        assert_eq!(single.len(), 7);
+        assert_eq!(single.len(), 8);
         for service in SERVICES {
             assert_eq!(
                 single

@@ -14,7 +14,9 @@ use anyhow::{Context as _, bail};
 
 use super::schedule::{Mode, SERVICES, WORKERS};
 use crate::supervise::{Output, Supervisor, Watch};
-use crate::up::{self, admin_listening, gateway_listening, operations_listening};
+use crate::up::{
+    self, admin_listening, gateway_listening, operations_listening, webhooks_listening,
+};
 use crate::{keygen, nats};
 
 /// How long a process may take to log its address.
@@ -59,6 +61,7 @@ pub(crate) struct ChaosStack {
     files: up::StackFiles,
     nats_url: String,
     grpc_addr: SocketAddr,
+    webhooks_addr: SocketAddr,
     http_addr: SocketAddr,
     admin: BTreeMap<&'static str, SocketAddr>,
     env: BTreeMap<&'static str, Vec<(&'static str, String)>>,
@@ -158,6 +161,11 @@ impl ChaosStack {
             ],
         );
         env.insert("gateway", vec![("DOSSIER_SHUTDOWN_GRACE", "2s".to_owned())]);
+        // As in production: receivers must be public https endpoints.
+        env.insert(
+            "webhooks",
+            vec![("DOSSIER_WEBHOOKS_SHUTDOWN_GRACE", "2s".to_owned())],
+        );
         for worker in WORKERS {
             let mut vars = vec![
                 ("DOSSIER_DIRECTORY_FILES", settings.directory.clone()),
@@ -200,6 +208,7 @@ impl ChaosStack {
             files,
             nats_url,
             grpc_addr: any_port,
+            webhooks_addr: any_port,
             http_addr: any_port,
             admin: BTreeMap::new(),
             env,
@@ -283,9 +292,20 @@ impl ChaosStack {
         );
         cmd.env("DOSSIER_LOG_FORMAT", "json")
             .env("RUST_LOG", "info");
+        // The webhooks service's address: any free port at first, the same
+        // one after a restart.
+        match name {
+            "webhooks" => cmd.env("DOSSIER_WEBHOOKS_GRPC_ADDR", self.webhooks_addr.to_string()),
+            "gateway" => cmd.env(
+                "DOSSIER_WEBHOOKS_URL",
+                format!("http://{}", self.webhooks_addr),
+            ),
+            _ => &mut cmd,
+        };
         let watches: Vec<Watch> = match name {
             "gateway" => vec![gateway_listening()],
             "operations" => vec![operations_listening(), admin_listening()],
+            "webhooks" => vec![webhooks_listening(), admin_listening()],
             _ => vec![admin_listening()],
         };
         if name != "gateway" {
@@ -315,6 +335,11 @@ impl ChaosStack {
                 self.grpc_addr =
                     self.services
                         .logged_addr(name, &operations_listening(), STARTUP)?;
+            }
+            "webhooks" => {
+                self.webhooks_addr =
+                    self.services
+                        .logged_addr(name, &webhooks_listening(), STARTUP)?;
             }
             _ => {}
         }
