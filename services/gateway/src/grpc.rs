@@ -170,6 +170,11 @@ pub async fn operations_serving(channel: Channel, timeout: Duration) -> bool {
 /// NOT_FOUND with `OPERATION_EXPIRED` is 410 Gone, RESOURCE_EXHAUSTED with
 /// `STORAGE_FULL` a 503 saying storage is full.
 pub fn map_status(status: tonic::Status) -> ApiError {
+    map_status_of(OPERATIONS, status)
+}
+
+/// [`map_status`] for a call to `service` (named in the logged error).
+fn map_status_of(service: &'static str, status: tonic::Status) -> ApiError {
     let reason = status
         .get_details_error_info()
         .filter(|info| info.domain == reasons::DOMAIN)
@@ -178,7 +183,7 @@ pub fn map_status(status: tonic::Status) -> ApiError {
         (Code::NotFound, Some(reasons::OPERATION_EXPIRED)) => return ApiError::OperationExpired,
         (Code::ResourceExhausted, Some(reasons::STORAGE_FULL)) => {
             return ApiError::StorageFull {
-                source: anyhow::Error::new(GrpcError(status)),
+                source: anyhow::Error::new(GrpcError(service, status)),
             };
         }
         _ => {}
@@ -192,7 +197,7 @@ pub fn map_status(status: tonic::Status) -> ApiError {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
             ApiError::unavailable(
                 "The service is temporarily unavailable. Retry shortly.",
-                GrpcError(status),
+                GrpcError(service, status),
             )
         }
         Code::InvalidArgument => {
@@ -203,9 +208,9 @@ pub fn map_status(status: tonic::Status) -> ApiError {
         // as UNAVAILABLE.
         Code::Unknown if is_transport_error(&status) => ApiError::unavailable(
             "The service is temporarily unavailable. Retry shortly.",
-            GrpcError(status),
+            GrpcError(service, status),
         ),
-        _ => ApiError::Internal(anyhow::Error::new(GrpcError(status))),
+        _ => ApiError::Internal(anyhow::Error::new(GrpcError(service, status))),
     }
 }
 
@@ -241,7 +246,7 @@ pub fn map_webhooks_status(status: tonic::Status) -> ApiError {
                 .map(|bad| bad.field_violations)
                 .unwrap_or_default();
             if violations.is_empty() {
-                return map_status(status);
+                return map_status_of(WEBHOOKS, status);
             }
             let issues: Vec<Issue> = violations
                 .into_iter()
@@ -252,7 +257,7 @@ pub fn map_webhooks_status(status: tonic::Status) -> ApiError {
                 .collect();
             ApiError::invalid_fields(issues)
         }
-        _ => map_status(status),
+        _ => map_status_of(WEBHOOKS, status),
     }
 }
 
@@ -303,7 +308,7 @@ pub fn map_create_status(status: tonic::Status, body_limit: usize) -> ApiError {
         Code::Unavailable if !is_transport_error(&status) || never_sent(&status) => {
             ApiError::unavailable(
                 "The service is temporarily unavailable; the request was not stored. Retry shortly.",
-                GrpcError(status),
+                GrpcError(OPERATIONS, status),
             )
         }
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => outcome_unknown(status),
@@ -322,7 +327,7 @@ fn outcome_unknown(status: tonic::Status) -> ApiError {
         .and_then(|id| uuid::Uuid::parse_str(id).ok());
     ApiError::AcceptOutcomeUnknown {
         operation_id,
-        source: GrpcError(status).into(),
+        source: GrpcError(OPERATIONS, status).into(),
     }
 }
 
@@ -352,31 +357,57 @@ fn never_sent(status: &tonic::Status) -> bool {
         })
 }
 
-/// A `tonic::Status` as an error with a readable message (code and message)
-/// and its transport cause as the source.
+/// The operations service, as [`GrpcError`] names it.
+const OPERATIONS: &str = "operations";
+/// The webhooks service, as [`GrpcError`] names it.
+const WEBHOOKS: &str = "webhooks";
+
+/// A `tonic::Status` from a service (`operations`, `webhooks`) as an error
+/// with a readable message (the service, code and message) and its
+/// transport cause as the source.
 #[derive(Debug)]
-pub struct GrpcError(pub tonic::Status);
+pub struct GrpcError(pub &'static str, pub tonic::Status);
 
 impl std::fmt::Display for GrpcError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "operations service answered {:?}: {}",
-            self.0.code(),
-            self.0.message()
+            "{} service answered {:?}: {}",
+            self.0,
+            self.1.code(),
+            self.1.message()
         )
     }
 }
 
 impl std::error::Error for GrpcError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.0)
+        std::error::Error::source(&self.1)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_call_is_logged_with_the_service_that_answered() {
+        let logged = |error: ApiError| match error {
+            ApiError::Unavailable {
+                source: Some(source),
+                ..
+            } => source.to_string(),
+            other => panic!("not a 503: {other:?}"),
+        };
+        assert_eq!(
+            logged(map_webhooks_status(tonic::Status::unavailable("down"))),
+            "webhooks service answered Unavailable: down"
+        );
+        assert_eq!(
+            logged(map_status(tonic::Status::unavailable("down"))),
+            "operations service answered Unavailable: down"
+        );
+    }
 
     #[test]
     fn webhook_field_paths_become_body_pointers() {
