@@ -2,6 +2,10 @@
 //! the HTTP API until Ctrl-C or SIGTERM.
 #![forbid(unsafe_code)]
 
+/// The allocator, chosen by measurement (docs/performance.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: gateway::Config =

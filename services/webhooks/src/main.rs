@@ -3,6 +3,10 @@
 
 use webhooks::{App, Config};
 
+/// The allocator, chosen by measurement (docs/performance.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: Config =
