@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 
-use crate::chaos::schedule::{Mode, SERVICES};
+use crate::chaos::schedule::Mode;
 use crate::chaos::stack::{ChaosStack, Settings};
-use crate::{cargo, root, run_checked, target_dir};
+use crate::{root, target_dir};
 
 /// The checks every answer must pass (schemathesis's names).
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
@@ -53,14 +53,7 @@ impl Default for Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    if !args.no_build {
-        let mut build = cargo();
-        build.args(["build", "--quiet", "--bins"]);
-        for service in SERVICES {
-            build.args(["-p", service]);
-        }
-        run_checked(&mut build)?;
-    }
+    let bin_dir = crate::chaos::stack::build_services(args.no_build)?;
     let out = target_dir().join("contract");
     let python = ensure_schemathesis(&out)?;
     let work = out.join(format!("run-{}", std::process::id()));
@@ -75,7 +68,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ack_wait: Duration::from_secs(30),
     };
     eprintln!("xtask: starting the stack (logs in {})", work.display());
-    let stack = ChaosStack::start(Mode::Single, &target_dir().join("debug"), &work, &settings)?;
+    let stack = ChaosStack::start(Mode::Single, &bin_dir, &work, &settings)?;
     let report = out.join("report");
     let status = Command::new("python3")
         .args(["-m", "schemathesis.cli", "run"])

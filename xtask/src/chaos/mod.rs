@@ -40,11 +40,11 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::bench::research::Site;
-use crate::{cargo, run_checked, target_dir};
+use crate::target_dir;
 use check::Violation;
 use load::{Inputs, Load};
 use report::{FaultRecord, ModeReport};
-use schedule::{Fault, Mode, SERVICES};
+use schedule::{Fault, Mode};
 use stack::{ChaosStack, Settings};
 
 /// Seconds of load before each fault, by default.
@@ -113,15 +113,7 @@ impl Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    if !args.no_build {
-        let mut build = cargo();
-        build.args(["build", "--quiet", "--bins"]);
-        for service in SERVICES {
-            build.args(["-p", service]);
-        }
-        run_checked(&mut build)?;
-    }
-    let bin_dir = target_dir().join("debug");
+    let bin_dir = stack::build_services(args.no_build)?;
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -68,6 +68,20 @@ pub(crate) struct ChaosStack {
     starts: BTreeMap<&'static str, usize>,
 }
 
+/// Builds the services' debug binaries (unless `skip`) and returns their
+/// folder: what the chaos run and contract fuzzing start.
+pub(crate) fn build_services(skip: bool) -> anyhow::Result<PathBuf> {
+    if !skip {
+        let mut build = crate::cargo();
+        build.args(["build", "--quiet", "--bins"]);
+        for service in SERVICES {
+            build.args(["-p", service]);
+        }
+        crate::run_checked(&mut build)?;
+    }
+    Ok(crate::target_dir().join("debug"))
+}
+
 /// A loopback port free now (bound, then let go): nodes need theirs before
 /// they start, to name each other as routes and to come back on them.
 fn free_port() -> anyhow::Result<u16> {

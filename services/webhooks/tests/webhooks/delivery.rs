@@ -6,7 +6,8 @@ use dossier_stack::{KEY_A, spawn_app, spawn_app_with_webhooks};
 use serde_json::json;
 
 use crate::helpers::{
-    Receiver, completed_id, deliveries, finish_search, register, wait_for_delivery,
+    Receiver, completed_id, deliveries, finish_search, register, start_search_worker,
+    wait_for_delivery,
 };
 
 #[tokio::test]
@@ -18,14 +19,7 @@ async fn a_finished_search_is_delivered_once_signed_with_the_endpoints_secret() 
     let endpoint_id = endpoint["id"].as_str().unwrap();
 
     // A real search, through the real search worker, to its end.
-    let worker = search_worker::App::build({
-        let mut config = <search_worker::Config as clap::Parser>::parse_from(["search-worker"]);
-        config.service.broker = app.broker_config();
-        config
-    })
-    .await
-    .unwrap();
-    let _worker = dossier_stack::Running::spawn(|token| worker.run(token));
+    let _worker = start_search_worker(&app).await;
     let id = app.accept_search(KEY_A).await.id();
     let op = app.wait_for_terminal(&id, KEY_A).await;
     assert_eq!(op["status"], Status::Succeeded.as_str(), "{op}");

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use dossier_stack::{Answer, DEADLINE, TestApp};
+use dossier_stack::{Answer, DEADLINE, Running, TestApp};
 use dossier_testkit::wait_for;
 use serde_json::{Value, json};
 
@@ -112,6 +112,14 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         .unwrap()
         .push(Received { headers, body });
     StatusCode::from_u16(shared.status.load(Ordering::SeqCst)).unwrap()
+}
+
+/// The real search worker on `app`'s broker, running until dropped.
+pub(crate) async fn start_search_worker(app: &TestApp) -> Running {
+    let mut config = <search_worker::Config as clap::Parser>::parse_from(["search-worker"]);
+    config.service.broker = app.broker_config();
+    let worker = search_worker::App::build(config).await.unwrap();
+    Running::spawn(|token| worker.run(token))
 }
 
 /// Registers an endpoint for `key`'s tenant; asserts the 201 and returns

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dossier_stack::{KEY_A, KEY_G, spawn_app, spawn_app_with_webhooks};
 use serde_json::json;
 
-use crate::helpers::{Receiver, completed_id, register};
+use crate::helpers::{Receiver, completed_id, register, start_search_worker};
 
 #[tokio::test]
 async fn an_endpoint_is_created_listed_read_and_deleted_and_its_secret_shown_once() {
@@ -219,14 +219,7 @@ async fn tenants_never_see_nor_get_each_others_webhooks() {
     assert_ne!(listed.body["data"][0]["id"], id);
 
     // Each tenant's events go to its own endpoints only.
-    let worker = search_worker::App::build({
-        let mut config = <search_worker::Config as clap::Parser>::parse_from(["search-worker"]);
-        config.service.broker = app.broker_config();
-        config
-    })
-    .await
-    .unwrap();
-    let _worker = dossier_stack::Running::spawn(|token| worker.run(token));
+    let _worker = start_search_worker(&app).await;
     let of_acme = app.accept_search(KEY_A).await.id();
     let of_globex = app.accept_search(KEY_G).await.id();
     for (receiver, op, key) in [(&acme, &of_acme, KEY_A), (&globex, &of_globex, KEY_G)] {
